@@ -1,0 +1,109 @@
+"""Shared fixtures: a fresh store and app per test, real services where the machine has them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from vigil.api.app import create_app
+from vigil.api.context import AppContext
+from vigil.api.security import hash_password
+from vigil.config import Settings, load_settings
+from vigil.store import SqlStore
+
+POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(reachable: bool, what: str) -> None:
+    """Skip on a laptop without the service; on CI a missing service is a failure."""
+    if not reachable:
+        if ON_CI:
+            pytest.fail(f"{what} is not reachable on CI")
+        pytest.skip(f"{what} is not reachable")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_reachable() -> bool:
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return load_settings(db=f"sqlite:///{tmp_path / 'vigil.db'}", home=str(tmp_path / "home"))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    require_service(postgres_reachable(), "PostgreSQL at " + POSTGRES_URL)
+    schema = "vigil_test_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@dataclass
+class Ward:
+    """A small ward: two patients with a device each, a clinician caring for the first, users of every role."""
+
+    ctx: AppContext
+    client: TestClient
+    patient_id: str
+    other_patient_id: str
+    device_id: str
+    token: str
+    other_token: str
+
+    def login(self, username: str, password: str = "correct horse battery") -> dict[str, str]:
+        response = self.client.post("/api/v1/auth/token", data={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def ingest(self, readings: list, token: str | None = None):
+        return self.client.post(
+            "/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {token or self.token}"}
+        )
+
+
+@pytest.fixture
+def ward(settings) -> Iterator[Ward]:
+    ctx = AppContext.build(settings)
+    store = ctx.store
+    first = store.add_patient("Ada Lovelace", "1815-12-10", "female", ["hypertension"])
+    second = store.add_patient("Alan Turing", "1912-06-23", "male", ["diabetes"])
+    device, token = store.add_device(first.patient_id, "wearable")
+    _, other_token = store.add_device(second.patient_id, "cgm")
+    password = hash_password("correct horse battery")
+    store.add_user("dr_who", "clinician", password)
+    store.add_user("dr_no", "clinician", password)
+    store.add_user("root", "admin", password)
+    store.add_user("ada", "patient", password, first.patient_id)
+    store.assign(first.patient_id, "dr_who")
+    with TestClient(create_app(ctx)) as client:
+        yield Ward(ctx, client, first.patient_id, second.patient_id, device.device_id, token, other_token)

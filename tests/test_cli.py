@@ -1,0 +1,70 @@
+"""The command line: --json output on stdout only, clear errors naming the option."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def vigil(tmp_path):
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home"), "VIGIL_DB": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    def run(*args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "vigil", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+        assert (result.returncode == 0) == ok, result.stderr
+        return result
+
+    return run
+
+
+def test_register_patient_device_user_and_assign(vigil):
+    patient = json.loads(vigil("patients", "add", "--name", "Ada Lovelace", "--birth-date", "1815-12-10", "--sex", "female",
+                               "--condition", "hypertension", "--condition", "diabetes", "--json").stdout)
+    device = json.loads(vigil("devices", "add", "--patient", patient["patient_id"], "--kind", "wearable", "--json").stdout)
+    assert set(device) == {"device_id", "token"} and len(device["token"]) >= 32
+    user = json.loads(vigil("users", "add", "--username", "dr_who", "--role", "clinician", "--password-stdin", "--json",
+                            stdin="long enough password\n").stdout)
+    assert user == {"username": "dr_who"}
+    vigil("patients", "assign", "--patient", patient["patient_id"], "--clinician", "dr_who")
+    listed = json.loads(vigil("patients", "list", "--json").stdout)
+    assert listed == [{"patient_id": patient["patient_id"], "name": "Ada Lovelace", "birth_date": "1815-12-10",
+                       "sex": "female", "conditions": ["hypertension", "diabetes"]}]
+    devices = json.loads(vigil("devices", "list", "--json").stdout)
+    assert devices[0]["device_id"] == device["device_id"] and "token" not in devices[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("patients", "add", "--name", "X", "--birth-date", "1990-13-45"), None, "--birth-date"),
+        (("devices", "add", "--patient", "pnothere", "--kind", "wearable"), None, "--patient"),
+        (("users", "add", "--username", "u", "--role", "wizard", "--password-stdin"), "password123\n", "--role"),
+        (("users", "add", "--username", "u", "--role", "patient", "--password-stdin"), "password123\n", "--patient"),
+        (("users", "add", "--username", "u", "--role", "admin", "--password-stdin"), "short\n", "password"),
+        (("patients", "assign", "--patient", "p1", "--clinician", "nobody"), None, "--clinician"),
+    ],
+)
+def test_bad_arguments_fail_naming_the_option(vigil, args, stdin, message):
+    result = vigil(*args, stdin=stdin, ok=False)
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_duplicate_username_is_refused(vigil):
+    vigil("users", "add", "--username", "root", "--role", "admin", "--password-stdin", stdin="password123\n")
+    assert "already exists" in vigil("users", "add", "--username", "root", "--role", "admin", "--password-stdin",
+                                     stdin="password123\n", ok=False).stderr
+
+
+def test_mqtt_config_writes_broker_files(vigil, tmp_path):
+    patient = json.loads(vigil("patients", "add", "--name", "P", "--json").stdout)
+    device = json.loads(vigil("devices", "add", "--patient", patient["patient_id"], "--kind", "cgm", "--json").stdout)
+    vigil("mqtt", "config", "--out", str(tmp_path / "broker"), "--port", "18830")
+    passwd = (tmp_path / "broker" / "passwd").read_text()
+    assert f"{device['device_id']}:$7$" in passwd and device["token"] not in passwd
+    assert "pattern write vigil/v1/devices/%u/readings" in (tmp_path / "broker" / "acl").read_text()
+    assert "listener 18830" in (tmp_path / "broker" / "mosquitto.conf").read_text()

@@ -1,0 +1,1 @@
+"""API stage: the FastAPI app for devices and people."""

@@ -1,0 +1,153 @@
+"""The people-facing API: login, patients, readings, risk, alerts and recommendations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field
+
+from vigil.api.context import AppContext, context
+from vigil.api.policy import current_user, require_clinical_role, visible_patient, visible_patient_ids
+from vigil.api.security import issue_token, verify_password
+from vigil.api.views import alert_json, patient_json, reading_json, recommendation_json, score_json
+from vigil.domain import User
+from vigil.metrics import METRICS
+from vigil.timeutil import utc_now
+
+router = APIRouter(prefix="/api/v1")
+DEFAULT_WINDOW = timedelta(hours=24)
+MAX_READINGS = 50_000
+
+Ctx = Annotated[AppContext, Depends(context)]
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+
+
+class Decision(BaseModel):
+    decision: Literal["accept", "reject"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
+def login_for_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: Ctx) -> TokenResponse:
+    user = ctx.store.get_user(form.username)
+    if not verify_password(user, form.password):
+        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    return TokenResponse(access_token=issue_token(form.username, ctx.session_secret))
+
+
+def ward(user: User, ctx: AppContext) -> list[dict]:
+    """The patients this user may see with their latest status, highest NEWS2 first."""
+    patients = ctx.store.list_patients(visible_patient_ids(user, ctx))
+    ids = [p.patient_id for p in patients]
+    statuses = ctx.store.list_status(ids)
+    open_alerts: dict[str, int] = {}
+    for alert in ctx.store.list_alerts(ids, open_only=True, limit=10_000):
+        open_alerts[alert.patient_id] = open_alerts.get(alert.patient_id, 0) + 1
+    rows = [patient_json(p, statuses.get(p.patient_id), open_alerts.get(p.patient_id, 0)) for p in patients]
+    return sorted(rows, key=lambda row: (-_news2(row), row["name"]))
+
+
+def _news2(row: dict) -> float:
+    news2 = ((row.get("status") or {}).get("scores") or {}).get("news2")
+    return news2["value"] if news2 else -1.0
+
+
+@router.get("/patients", tags=["patients"])
+def list_patients(user: CurrentUser, ctx: Ctx) -> list[dict]:
+    return ward(user, ctx)
+
+
+@router.get("/patients/{patient_id}", tags=["patients"])
+def get_patient(patient_id: str, user: CurrentUser, ctx: Ctx) -> dict:
+    patient = visible_patient(patient_id, user, ctx)
+    status = ctx.store.list_status([patient_id]).get(patient_id)
+    open_alerts = len(ctx.store.list_alerts([patient_id], open_only=True))
+    devices = [{"device_id": d.device_id, "kind": d.kind, "revoked": d.revoked} for d in ctx.store.list_devices(patient_id)]
+    return {**patient_json(patient, status, open_alerts), "devices": devices}
+
+
+@router.get("/patients/{patient_id}/readings", tags=["patients"])
+def get_readings(
+    patient_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    metric: str | None = Query(default=None, description="one of the metric names, e.g. heart_rate"),
+    start: datetime | None = Query(default=None, description="ISO 8601; default 24 h before end"),
+    end: datetime | None = Query(default=None, description="ISO 8601; default now"),
+) -> list[dict]:
+    visible_patient(patient_id, user, ctx)
+    if metric is not None and metric not in METRICS:
+        raise HTTPException(422, f"metric: unknown metric {metric!r}")
+    end = _aware(end) or utc_now() + timedelta(minutes=5)
+    start = _aware(start) or end - DEFAULT_WINDOW
+    if start >= end:
+        raise HTTPException(422, "start: must be before end")
+    readings = ctx.store.query_readings(patient_id, metric, start, end, limit=MAX_READINGS)
+    return [reading_json(r) for r in readings]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+@router.get("/patients/{patient_id}/risk", tags=["patients"])
+def get_risk(patient_id: str, user: CurrentUser, ctx: Ctx, hours: float = Query(default=24, gt=0, le=24 * 30)) -> dict:
+    visible_patient(patient_id, user, ctx)
+    history = ctx.store.query_scores(patient_id, "news2", start=utc_now() - timedelta(hours=hours))
+    latest = history[-1] if history else None
+    return {
+        "patient_id": patient_id,
+        "news2": score_json(latest) if latest else None,
+        "history": [{"time": score_json(s)["time"], "value": s.value, "band": s.details.get("band")} for s in history],
+    }
+
+
+@router.get("/alerts", tags=["alerts"])
+def list_alerts(
+    user: CurrentUser, ctx: Ctx, open: bool = Query(default=False, description="only unacknowledged"),
+    patient_id: str | None = None, limit: int = Query(default=200, ge=1, le=10_000),
+) -> list[dict]:
+    visible = visible_patient_ids(user, ctx)
+    if patient_id is not None:
+        visible_patient(patient_id, user, ctx)
+        visible = {patient_id}
+    return [alert_json(a) for a in ctx.store.list_alerts(visible, open_only=open, limit=limit)]
+
+
+@router.post("/alerts/{alert_id}/ack", tags=["alerts"])
+def acknowledge_alert(alert_id: int, user: CurrentUser, ctx: Ctx) -> dict:
+    alert = ctx.store.get_alert(alert_id)
+    if alert is None:
+        raise HTTPException(404, "alert not found")
+    visible_patient(alert.patient_id, user, ctx)
+    require_clinical_role(user)
+    return alert_json(ctx.store.acknowledge_alert(alert_id, user.username))
+
+
+@router.get("/patients/{patient_id}/recommendations", tags=["recommendations"])
+def list_recommendations(patient_id: str, user: CurrentUser, ctx: Ctx) -> list[dict]:
+    visible_patient(patient_id, user, ctx)
+    return [recommendation_json(r) for r in ctx.store.list_recommendations(patient_id)]
+
+
+@router.post("/recommendations/{recommendation_id}/decision", tags=["recommendations"])
+def decide_recommendation(recommendation_id: int, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
+    rec = ctx.store.get_recommendation(recommendation_id)
+    if rec is None:
+        raise HTTPException(404, "recommendation not found")
+    visible_patient(rec.patient_id, user, ctx)
+    require_clinical_role(user)
+    decided = ctx.store.decide_recommendation(recommendation_id, user.username, decision.decision == "accept", decision.note)
+    if decided is None:
+        raise HTTPException(409, f"recommendation already {rec.status}")
+    return recommendation_json(decided)

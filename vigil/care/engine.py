@@ -1,0 +1,161 @@
+"""The care stage: scores NEWS2 on each snapshot, raises alerts without storms, recommends escalation.
+
+Recommendations are decision support only: each is a suggestion awaiting a clinician's decision.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, SpO2Scale, explain, news2_score
+from vigil.care.rules import (
+    RuleVerdict,
+    glucose_high,
+    glucose_low,
+    heart_rate_rise,
+    news2_escalation_level,
+    news2_single_red,
+    news2_urgent,
+)
+from vigil.domain import AlertDraft, RecommendationDraft, Score, VitalsSnapshot
+
+MIN_NEWS2_PARAMETERS = 3
+"""NEWS2 is scored only when at least this many of its five measured vital signs are fresh:
+fewer would make a low total meaningless. Missing ones are listed in the score's details."""
+
+ESCALATION = "escalation"
+
+SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]
+News2Rule = Callable[[News2Score | None], RuleVerdict | None]
+SNAPSHOT_RULES: tuple[SnapshotRule, ...] = (heart_rate_rise, glucose_low, glucose_high)
+NEWS2_RULES: tuple[News2Rule, ...] = (news2_urgent, news2_single_red)
+
+
+@dataclass(frozen=True)
+class News2Context:
+    """What devices cannot measure, as recorded by the care team; None means not recorded (air, Alert)."""
+
+    spo2_scale: SpO2Scale = 1
+    supplemental_oxygen: bool | None = None
+    consciousness: Consciousness | None = None
+
+
+@dataclass(frozen=True)
+class CareOutcome:
+    """What the care stage derived from one snapshot."""
+
+    scores: list[Score] = field(default_factory=list)
+    alerts: list[AlertDraft] = field(default_factory=list)
+    recommendations: list[RecommendationDraft] = field(default_factory=list)
+
+
+class EpisodeTracker:
+    """Remembers, per key, the most severe level raised while a condition persists.
+
+    A verdict is raised when its condition starts, or when it reaches a higher level than any
+    raised since it started. A clear verdict (level 0) ends the episode. Rules that cannot judge
+    (missing or stale data) are simply not passed in, so missing data neither raises nor resets.
+    """
+
+    def __init__(self) -> None:
+        self._levels: dict[tuple[str, str], int] = {}
+
+    def should_raise(self, patient_id: str, verdict: RuleVerdict) -> bool:
+        """Record the verdict; True when it starts a new episode or worsens the current one."""
+        key = (patient_id, verdict.rule)
+        if verdict.level == 0:
+            self._levels.pop(key, None)
+            return False
+        previous = self._levels.get(key, 0)
+        self._levels[key] = max(previous, verdict.level)
+        return verdict.level > previous
+
+
+def snapshot_news2(snapshot: VitalsSnapshot, context: News2Context, min_parameters: int) -> News2Score | None:
+    """NEWS2 from the snapshot's fresh vitals, or None when fewer than ``min_parameters`` are fresh."""
+    measured = {name: snapshot.values[name] for name in MEASURED_PARAMETERS if name in snapshot.values}
+    if len(measured) < min_parameters:
+        return None
+    return news2_score(
+        **measured,
+        supplemental_oxygen=context.supplemental_oxygen,
+        consciousness=context.consciousness,
+        spo2_scale=context.spo2_scale,
+    )
+
+
+def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> RecommendationDraft:
+    """The RCP response to a medium or high NEWS2, as a suggestion for the care team."""
+    response = score.response
+    return RecommendationDraft(
+        patient_id=snapshot.patient_id,
+        kind=ESCALATION,
+        time=snapshot.time,
+        action=f"{response.action} Monitoring: {response.monitoring}.",
+        reason=f"{explain(score)} {response.trigger}.",
+        data=score.details(),
+    )
+
+
+class CareEngine:
+    """Evaluates each snapshot: a NEWS2 score, alerts for new or worsening conditions, escalation advice."""
+
+    def __init__(self, min_news2_parameters: int = MIN_NEWS2_PARAMETERS) -> None:
+        self.min_news2_parameters = min_news2_parameters
+        self._contexts: dict[str, News2Context] = {}
+        self._episodes = EpisodeTracker()
+        self._lock = threading.Lock()
+
+    def set_news2_context(self, patient_id: str, context: News2Context) -> None:
+        """Record a patient's SpO2 scale, oxygen and consciousness for future NEWS2 scores."""
+        with self._lock:
+            self._contexts[patient_id] = context
+
+    def evaluate(self, snapshot: VitalsSnapshot) -> CareOutcome:
+        """Score, alert and recommend on one snapshot; remembers which conditions were already raised."""
+        with self._lock:
+            context = self._contexts.get(snapshot.patient_id, News2Context())
+            score = snapshot_news2(snapshot, context, self.min_news2_parameters)
+            verdicts = [rule(score) for rule in NEWS2_RULES] + [rule(snapshot) for rule in SNAPSHOT_RULES]
+            known = [verdict for verdict in verdicts if verdict is not None]
+            alerts = [
+                self._alert(snapshot, verdict)
+                for verdict in known
+                if self._episodes.should_raise(snapshot.patient_id, verdict)
+            ]
+            return CareOutcome(
+                scores=[] if score is None else [self._score(snapshot, score)],
+                alerts=alerts,
+                recommendations=self._recommendations(snapshot, score),
+            )
+
+    def _recommendations(self, snapshot: VitalsSnapshot, score: News2Score | None) -> list[RecommendationDraft]:
+        if score is None:
+            return []
+        escalation = RuleVerdict(ESCALATION, news2_escalation_level(score))
+        if not self._episodes.should_raise(snapshot.patient_id, escalation):
+            return []
+        return [escalation_recommendation(snapshot, score)]
+
+    @staticmethod
+    def _alert(snapshot: VitalsSnapshot, verdict: RuleVerdict) -> AlertDraft:
+        return AlertDraft(
+            patient_id=snapshot.patient_id,
+            rule=verdict.rule,
+            severity=verdict.severity,
+            time=snapshot.time,
+            message=verdict.message,
+            data=verdict.data,
+        )
+
+    @staticmethod
+    def _score(snapshot: VitalsSnapshot, score: News2Score) -> Score:
+        return Score(
+            patient_id=snapshot.patient_id,
+            kind="news2",
+            time=snapshot.time,
+            value=float(score.total),
+            details=score.details(),
+        )

@@ -1,0 +1,137 @@
+"""Alert rules: pure functions from a snapshot (and its NEWS2 score) to a verdict on one condition.
+
+A rule returns None when it cannot judge (the data it needs is missing or stale), a verdict of
+level 0 when its condition is absent, and a level of 1 or more while the condition holds; a higher
+level is a more severe stage of the same condition (e.g. NEWS2 going from medium to high).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.care.news2 import (
+    HIGH_RISK_TOTAL,
+    MEDIUM_RISK_TOTAL,
+    News2Score,
+    describe_parameter,
+    explain,
+)
+from vigil.domain import Severity, VitalsSnapshot
+
+NEWS2_URGENT = "news2_urgent"
+NEWS2_SINGLE_RED = "news2_single_3"
+HEART_RATE_RISE = "hr_rise"
+GLUCOSE_LOW = "glucose_low"
+GLUCOSE_HIGH = "glucose_high"
+
+HR_RISE_MIN_ABSOLUTE = 30.0
+"""A heart-rate rise alert needs the recent median at least this many beats/min above baseline..."""
+HR_RISE_MIN_FRACTION = 0.30
+"""...and at least this fraction of the baseline."""
+
+HYPOGLYCAEMIA_LEVEL_1 = 70.0  # mg/dL, below this: level 1 hypoglycaemia (warning)
+HYPOGLYCAEMIA_LEVEL_2 = 54.0  # mg/dL, below this: level 2 hypoglycaemia (urgent)
+HYPERGLYCAEMIA = 250.0  # mg/dL, above this: marked hyperglycaemia (warning)
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """A rule's view of its condition now; level 0 means the condition is absent."""
+
+    rule: str
+    level: int
+    severity: Severity = "info"
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def news2_escalation_level(score: News2Score) -> int:
+    """0 below the urgent response threshold, 1 for medium risk (5-6), 2 for high risk (>= 7)."""
+    if score.total >= HIGH_RISK_TOTAL:
+        return 2
+    return 1 if score.total >= MEDIUM_RISK_TOTAL else 0
+
+
+def news2_urgent(score: News2Score | None) -> RuleVerdict | None:
+    """NEWS2 of 5 or more: an urgent (5-6) or emergency (>= 7) response is needed."""
+    if score is None:
+        return None
+    level = news2_escalation_level(score)
+    if level == 0:
+        return RuleVerdict(NEWS2_URGENT, 0)
+    message = f"{explain(score)} {score.response.trigger}: {score.response.action}"
+    return RuleVerdict(NEWS2_URGENT, level, "urgent", message, score.details())
+
+
+def news2_single_red(score: News2Score | None) -> RuleVerdict | None:
+    """Any single NEWS2 parameter scoring 3: the medical team should review (urgent when NEWS2 >= 5)."""
+    if score is None:
+        return None
+    red = score.red_parameters
+    if not red:
+        return RuleVerdict(NEWS2_SINGLE_RED, 0)
+    severity: Severity = "urgent" if score.total >= MEDIUM_RISK_TOTAL else "warning"
+    described = ", ".join(describe_parameter(name, score.values[name]) for name in red)
+    message = (
+        f"{described} scores 3 on its own (NEWS2 total {score.total}): the medical team should "
+        "review the patient and decide whether to escalate care."
+    )
+    return RuleVerdict(NEWS2_SINGLE_RED, 1, severity, message, {"red_parameters": list(red), **score.details()})
+
+
+def heart_rate_rise(snapshot: VitalsSnapshot) -> RuleVerdict | None:
+    """The 15-minute median heart rate well above the patient's own 24-hour baseline."""
+    heart_rate = snapshot.features.get("heart_rate", {})
+    baseline, recent = heart_rate.get("baseline"), heart_rate.get("recent_median")
+    if baseline is None or recent is None:
+        return None
+    rise = recent - baseline
+    if rise < HR_RISE_MIN_ABSOLUTE or rise < HR_RISE_MIN_FRACTION * baseline:
+        return RuleVerdict(HEART_RATE_RISE, 0)
+    message = (
+        f"Heart rate over the last 15 minutes is {recent:.0f}/min, {rise:.0f}/min ({rise / baseline:.0%}) "
+        f"above this patient's 24-hour baseline of {baseline:.0f}/min."
+    )
+    data = {"recent_median": recent, "baseline": baseline, "rise": rise, "rise_fraction": rise / baseline}
+    return RuleVerdict(HEART_RATE_RISE, 1, "warning", message, data)
+
+
+def _glucose_data(snapshot: VitalsSnapshot, threshold: float) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "glucose": snapshot.values["glucose"],
+        "measured_at": snapshot.measured_at["glucose"].isoformat(),
+        "threshold": threshold,
+    }
+    trend = snapshot.features.get("glucose", {}).get("trend_per_min")
+    if trend is not None:
+        data["trend_per_min"] = trend
+    return data
+
+
+def glucose_low(snapshot: VitalsSnapshot) -> RuleVerdict | None:
+    """Glucose below 70 mg/dL (level 1 hypoglycaemia), urgent below 54 mg/dL (level 2)."""
+    glucose = snapshot.values.get("glucose")
+    if glucose is None:
+        return None
+    if glucose >= HYPOGLYCAEMIA_LEVEL_1:
+        return RuleVerdict(GLUCOSE_LOW, 0)
+    if glucose < HYPOGLYCAEMIA_LEVEL_2:
+        message = (
+            f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_2:.0f} mg/dL "
+            "(level 2, clinically significant hypoglycaemia): treat now."
+        )
+        return RuleVerdict(GLUCOSE_LOW, 2, "urgent", message, _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_2))
+    message = f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_1:.0f} mg/dL (level 1 hypoglycaemia)."
+    return RuleVerdict(GLUCOSE_LOW, 1, "warning", message, _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_1))
+
+
+def glucose_high(snapshot: VitalsSnapshot) -> RuleVerdict | None:
+    """Glucose above 250 mg/dL."""
+    glucose = snapshot.values.get("glucose")
+    if glucose is None:
+        return None
+    if glucose <= HYPERGLYCAEMIA:
+        return RuleVerdict(GLUCOSE_HIGH, 0)
+    message = f"Glucose is {glucose:.0f} mg/dL, above {HYPERGLYCAEMIA:.0f} mg/dL (marked hyperglycaemia)."
+    return RuleVerdict(GLUCOSE_HIGH, 1, "warning", message, _glucose_data(snapshot, HYPERGLYCAEMIA))

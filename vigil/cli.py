@@ -1,0 +1,288 @@
+"""The `vigil` command line: run the platform, manage patients, devices and users, simulate a ward."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import orjson
+import typer
+from rich.console import Console
+
+from vigil.config import Settings, load_settings
+
+app = typer.Typer(help="Vigil remote patient monitoring.", no_args_is_help=True, add_completion=False)
+patients_app = typer.Typer(help="Register and list patients; assign them to clinicians.", no_args_is_help=True)
+devices_app = typer.Typer(help="Register devices and manage their tokens.", no_args_is_help=True)
+users_app = typer.Typer(help="Create logins for people.", no_args_is_help=True)
+mqtt_app = typer.Typer(help="The Mosquitto broker's password and ACL files.", no_args_is_help=True)
+app.add_typer(patients_app, name="patients")
+app.add_typer(devices_app, name="devices")
+app.add_typer(users_app, name="users")
+app.add_typer(mqtt_app, name="mqtt")
+
+err = Console(stderr=True)
+
+DbOption = Annotated[Optional[str], typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
+MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on stdout")]
+
+
+def _emit(value: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    else:
+        Console().print(text)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _store(settings: Settings):
+    from vigil.store import open_store
+
+    try:
+        return open_store(settings.db_url)
+    except Exception as error:  # unreachable server, bad URL: say so plainly
+        _fail(f"cannot open store {settings.db_url}: {error}")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# -- patients --------------------------------------------------------------------------------
+@patients_app.command("add")
+def patients_add(
+    name: Annotated[str, typer.Option("--name", help="full name")],
+    birth_date: Annotated[Optional[str], typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
+    sex: Annotated[Optional[str], typer.Option("--sex", help="female, male, other, unknown")] = None,
+    condition: Annotated[Optional[list[str]], typer.Option("--condition", help="repeatable")] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a patient."""
+    from datetime import date
+
+    if birth_date:
+        try:
+            date.fromisoformat(birth_date)
+        except ValueError:
+            _fail(f"--birth-date: {birth_date!r} is not a date in YYYY-MM-DD form")
+    if not name.strip():
+        _fail("--name: must not be empty")
+    patient = _store(load_settings(db)).add_patient(name.strip(), birth_date, sex, condition or [])
+    _emit({"patient_id": patient.patient_id}, as_json, f"patient {patient.patient_id} added")
+
+
+@patients_app.command("list")
+def patients_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """List every patient."""
+    rows = [
+        {"patient_id": p.patient_id, "name": p.name, "birth_date": p.birth_date, "sex": p.sex, "conditions": list(p.conditions)}
+        for p in _store(load_settings(db)).list_patients()
+    ]
+    _emit(rows, as_json, "\n".join(f"{r['patient_id']}  {r['name']}  {', '.join(r['conditions'])}" for r in rows) or "no patients")
+
+
+@patients_app.command("assign")
+def patients_assign(
+    patient: Annotated[str, typer.Option("--patient", help="patient id")],
+    clinician: Annotated[str, typer.Option("--clinician", help="clinician's username")],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a clinician access to a patient."""
+    store = _store(load_settings(db))
+    user = store.get_user(clinician)
+    if user is None or user.role != "clinician":
+        _fail(f"--clinician: no clinician named {clinician!r}")
+    if store.get_patient(patient) is None:
+        _fail(f"--patient: no patient {patient!r}")
+    store.assign(patient, clinician)
+    _emit({"patient_id": patient, "clinician": clinician}, as_json, f"{clinician} now cares for {patient}")
+
+
+# -- devices ---------------------------------------------------------------------------------
+def _refresh_broker_files(settings: Settings, store) -> None:
+    """Keep Mosquitto's password and ACL files in step with the registry once they exist."""
+    from vigil.ingest.mosquitto import write_broker_files
+
+    directory = settings.home / "mosquitto"
+    if (directory / "passwd").exists():
+        write_broker_files(directory, store.mqtt_credentials(), settings.secret("mqtt-service.key"))
+
+
+@devices_app.command("add")
+def devices_add(
+    patient: Annotated[str, typer.Option("--patient", help="patient id")],
+    kind: Annotated[str, typer.Option("--kind", help="wearable, bp_cuff, cgm, pump, ...")],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a device; its token is printed once and stored only as a hash."""
+    settings = load_settings(db)
+    store = _store(settings)
+    if not kind.strip():
+        _fail("--kind: must not be empty")
+    try:
+        device, token = store.add_device(patient, kind.strip())
+    except KeyError:
+        _fail(f"--patient: no patient {patient!r}")
+    _refresh_broker_files(settings, store)
+    _emit({"device_id": device.device_id, "token": token}, as_json,
+          f"device {device.device_id}\ntoken  {token}\n(the token is shown only once)")
+
+
+@devices_app.command("revoke")
+def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Revoke a device's token: its readings are refused from now on."""
+    settings = load_settings(db)
+    store = _store(settings)
+    try:
+        store.revoke_device(device)
+    except KeyError:
+        _fail(f"--device: no device {device!r}")
+    _refresh_broker_files(settings, store)
+    _emit({"device_id": device, "revoked": True}, as_json, f"device {device} revoked")
+
+
+@devices_app.command("rotate")
+def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Issue a device a new token; the old one stops working."""
+    settings = load_settings(db)
+    store = _store(settings)
+    try:
+        token = store.rotate_device_token(device)
+    except KeyError:
+        _fail(f"--device: no device {device!r}")
+    _refresh_broker_files(settings, store)
+    _emit({"device_id": device, "token": token}, as_json, f"device {device}\ntoken  {token}")
+
+
+@devices_app.command("list")
+def devices_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """List devices (never their tokens)."""
+    rows = [
+        {"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
+        for d in _store(load_settings(db)).list_devices()
+    ]
+    _emit(rows, as_json, "\n".join(f"{r['device_id']}  {r['patient_id']}  {r['kind']}{'  revoked' if r['revoked'] else ''}" for r in rows) or "no devices")
+
+
+# -- users -----------------------------------------------------------------------------------
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Option("--username")],
+    role: Annotated[str, typer.Option("--role", help="admin, clinician or patient")],
+    patient: Annotated[Optional[str], typer.Option("--patient", help="for role patient: their patient id")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a login. Without --password-stdin you are prompted for the password."""
+    from vigil.api.security import hash_password
+
+    if role not in ("admin", "clinician", "patient"):
+        _fail(f"--role: {role!r} is not one of admin, clinician, patient")
+    if not username.strip() or len(username) > 64:
+        _fail("--username: must be 1-64 characters")
+    store = _store(load_settings(db))
+    if role == "patient" and (patient is None or store.get_patient(patient) is None):
+        _fail(f"--patient: role patient needs an existing patient id, got {patient!r}")
+    if store.get_user(username) is not None:
+        _fail(f"--username: {username!r} already exists")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        _fail("password: must be at least 8 characters")
+    store.add_user(username, role, hash_password(password), patient if role == "patient" else None)
+    _emit({"username": username}, as_json, f"user {username} ({role}) added")
+
+
+# -- broker ----------------------------------------------------------------------------------
+@mqtt_app.command("config")
+def mqtt_config(
+    out: Annotated[Optional[Path], typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
+    port: Annotated[int, typer.Option("--port")] = 1883,
+    db: DbOption = None,
+) -> None:
+    """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry."""
+    from vigil.ingest.mosquitto import SERVICE_USER, broker_config, write_broker_files
+
+    settings = load_settings(db)
+    directory = out or settings.home / "mosquitto"
+    files = write_broker_files(directory, _store(settings).mqtt_credentials(), settings.secret("mqtt-service.key"))
+    (directory / "mosquitto.conf").write_text(broker_config(files, port))
+    err.print(f"wrote {files.password_file}, {files.acl_file} and {directory / 'mosquitto.conf'}")
+    err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / 'mqtt-service.key'})")
+
+
+# -- running ---------------------------------------------------------------------------------
+def _start_mqtt(ctx, settings: Settings, client_id: str):
+    from vigil.ingest.mosquitto import SERVICE_USER
+    from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, parse_mqtt_url
+
+    endpoint = parse_mqtt_url(settings.mqtt_url)
+    if endpoint.username is None:
+        endpoint = MqttEndpoint(endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER, settings.secret("mqtt-service.key"))
+    ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id)
+    ingestor.start()
+    err.print(f"ingesting MQTT from {endpoint.host}:{endpoint.port}")
+    return ingestor
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    mqtt: MqttOption = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Serve the API and dashboard; with --mqtt also ingest from the broker."""
+    import uvicorn
+
+    from vigil.api.app import create_app
+    from vigil.api.context import AppContext
+
+    _logging()
+    settings = load_settings(db, mqtt)
+    ctx = AppContext.build(settings, _store(settings))
+    ctx.pipeline.warm_up()
+    ingestor = _start_mqtt(ctx, settings, "vigil-serve") if settings.mqtt_url else None
+    try:
+        uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
+    finally:
+        if ingestor:
+            ingestor.stop()
+
+
+@app.command()
+def worker(
+    db: DbOption = None,
+    mqtt: MqttOption = None,
+    client_id: Annotated[str, typer.Option("--client-id", help="unique per worker")] = "vigil-worker",
+) -> None:
+    """Stream processor: ingest from MQTT, clean, score, alert. Several may share the work."""
+    from vigil.api.context import AppContext
+
+    _logging()
+    settings = load_settings(db, mqtt)
+    if not settings.mqtt_url:
+        _fail("--mqtt: required (or set VIGIL_MQTT)")
+    ctx = AppContext.build(settings, _store(settings))
+    ctx.pipeline.warm_up()
+    ingestor = _start_mqtt(ctx, settings, client_id)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(30):
+        err.print(f"worker stats: {dict(ingestor.stats)}")
+    ingestor.stop()
+
+

@@ -1,0 +1,37 @@
+"""Where Vigil keeps its data and which store and broker it talks to (flags, then environment)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    mqtt_url: str | None
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def secret(self, name: str, nbytes: int = 32) -> str:
+        """A named secret kept in VIGIL_HOME/keys, created on first use (mode 0600)."""
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        path = self.keys_dir / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(nbytes))
+        return path.read_text().strip()
+
+
+def load_settings(db: str | None = None, mqtt: str | None = None, home: str | None = None) -> Settings:
+    """Settings from explicit values, else VIGIL_HOME / VIGIL_DB / VIGIL_MQTT, else defaults."""
+    home_path = Path(home or os.environ.get("VIGIL_HOME") or "vigil-data").resolve()
+    db_url = db or os.environ.get("VIGIL_DB") or f"sqlite:///{home_path / 'vigil.db'}"
+    mqtt_url = mqtt or os.environ.get("VIGIL_MQTT") or None
+    return Settings(home=home_path, db_url=db_url, mqtt_url=mqtt_url)

@@ -1,0 +1,1 @@
+"""Ingestion stage: device readings over HTTP and MQTT, validated, stored, passed on."""

@@ -1,0 +1,80 @@
+"""Mosquitto broker files from the device registry: password hashes, ACL, and a config to run it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
+READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
+SERVICE_USER = "vigil-ingest"
+_ITERATIONS = 101  # mosquitto_passwd's own default for $7$ (PBKDF2-SHA512)
+
+
+def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations: int = _ITERATIONS) -> str:
+    """The '$7$' PBKDF2-SHA512 hash that Mosquitto 2 reads from its password file."""
+    salt = salt or secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def acl_text(service_user: str = SERVICE_USER) -> str:
+    """Each device may publish only to its own readings topic; the ingest service may read them all."""
+    return (
+        "# Written by Vigil from its device registry; regenerated on every device change.\n"
+        "pattern write vigil/v1/devices/%u/readings\n\n"
+        f"user {service_user}\n"
+        "topic read vigil/v1/devices/+/readings\n"
+    )
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    password_file: Path
+    acl_file: Path
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_broker_files(
+    directory: Path, device_hashes: list[tuple[str, str]], service_password: str, service_user: str = SERVICE_USER
+) -> BrokerFiles:
+    """Write Mosquitto's password file and ACL file for these devices plus the ingest service user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"{service_user}:{mosquitto_password_hash(service_password)}"]
+    lines += [f"{device_id}:{password_hash}" for device_id, password_hash in device_hashes]
+    files = BrokerFiles(directory / "passwd", directory / "acl")
+    _write_private(files.password_file, "\n".join(lines) + "\n")
+    _write_private(files.acl_file, acl_text(service_user))
+    return files
+
+
+def broker_config(
+    files: BrokerFiles, port: int, host: str = "127.0.0.1", persistence_dir: Path | None = None, run_as: str | None = None
+) -> str:
+    """A mosquitto.conf that requires a login and applies Vigil's ACL.
+
+    Started as root, Mosquitto switches to its own user, which must be able to read the files;
+    ``run_as`` names that user (tests running as root keep root).
+    """
+    lines = [f"user {run_as}"] if run_as else []
+    lines += [
+        "per_listener_settings false",
+        f"listener {port} {host}",
+        "allow_anonymous false",
+        f"password_file {files.password_file}",
+        f"acl_file {files.acl_file}",
+    ]
+    if persistence_dir is not None:
+        lines += ["persistence true", f"persistence_location {persistence_dir}/"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,148 @@
+"""MQTT ingestion: subscribe to every device's readings topic and feed the one ingest path."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from vigil.ingest.mosquitto import READINGS_SUBSCRIPTION
+from vigil.ingest.service import BatchShapeError, IngestService
+
+log = logging.getLogger(__name__)
+SHARED_GROUP = "vigil"
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """mqtt://[user:pass@]host[:1883] or mqtts://[user:pass@]host[:8883]."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"unsupported MQTT URL {url!r}: use mqtt://host:1883 or mqtts://host:8883")
+    tls = parts.scheme == "mqtts"
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def mqtt_client(
+    endpoint: MqttEndpoint,
+    client_id: str = "",
+    clean_session: bool = True,
+    ca_file: str | None = None,
+    manual_ack: bool = False,
+) -> mqtt.Client:
+    """A paho client configured (credentials, TLS) for this endpoint, not yet connected."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=mqtt.MQTTv311,
+        manual_ack=manual_ack,
+    )
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+    return client
+
+
+def device_id_from_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[:3] == ["vigil", "v1", "devices"] and parts[4] == "readings":
+        return parts[3]
+    return None
+
+
+class MqttIngestor:
+    """Subscribes with QoS 1; a message is acknowledged only after its readings are stored."""
+
+    def __init__(
+        self,
+        service: IngestService,
+        endpoint: MqttEndpoint,
+        client_id: str = "vigil-ingest",
+        shared: bool = True,
+        ca_file: str | None = None,
+    ):
+        self.service = service
+        self.stats: Counter[str] = Counter()
+        self._subscription = f"$share/{SHARED_GROUP}/{READINGS_SUBSCRIPTION}" if shared else READINGS_SUBSCRIPTION
+        self._subscribed = threading.Event()
+        self._client = mqtt_client(endpoint, client_id, clean_session=False, ca_file=ca_file, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._endpoint = endpoint
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect and subscribe; returns once the broker has confirmed the subscription."""
+        self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout):
+            self.stop()
+            raise ConnectionError(f"no subscription confirmed by {self._endpoint.host}:{self._endpoint.port}")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connection refused: %s", reason_code)
+            return
+        client.subscribe(self._subscription, qos=1)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        """Acknowledge once stored or permanently rejected; a failed store leaves it for redelivery."""
+        self.stats["messages"] += 1
+        try:
+            self._ingest_message(message)
+        except Exception:  # keep consuming; the broker redelivers the unacknowledged message
+            self.stats["errors"] += 1
+            log.exception("MQTT message on %s could not be stored; left unacknowledged", message.topic)
+            return
+        client.ack(message.mid, message.qos)
+
+    def _ingest_message(self, message: mqtt.MQTTMessage) -> None:
+        device_id = device_id_from_topic(message.topic)
+        device = self.service.store.get_device(device_id) if device_id else None
+        if device is None or device.revoked:
+            self.stats["unknown_device"] += 1
+            log.warning("MQTT message from unknown or revoked device on %s dropped", message.topic)
+            return
+        try:
+            body = orjson.loads(message.payload)
+        except orjson.JSONDecodeError as error:
+            self.stats["invalid_json"] += 1
+            log.warning("MQTT payload from %s is not valid JSON (%s); dropped", device_id, error)
+            return
+        try:
+            result = self.service.ingest(device, body)
+        except BatchShapeError as error:
+            self.stats["malformed"] += 1
+            log.warning("MQTT payload from %s rejected: %s", device_id, error)
+            return
+        self.stats["accepted"] += result.accepted
+        self.stats["duplicates"] += result.duplicates
+        self.stats["rejected"] += len(result.rejected)
+        for rejection in result.rejected:
+            log.info("device %s reading %d rejected: %s", device_id, rejection.index, rejection.error)

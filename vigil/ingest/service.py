@@ -1,0 +1,76 @@
+"""Ingestion: authenticate a device, validate its batch, store it durably, pass new readings on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vigil.domain import Device, Reading
+from vigil.ingest.validation import Rejection, validate_batch
+from vigil.store import SqlStore
+from vigil.timeutil import utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+class BatchShapeError(ValueError):
+    """The body is not {"readings": [...]}; the message names the field."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection] = field(default_factory=list)
+    stored: list[Reading] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [{"index": r.index, "error": r.error} for r in self.rejected],
+        }
+
+
+def batch_readings(body: Any) -> list[Any]:
+    """The raw readings list of an ingest body, or BatchShapeError naming what is wrong."""
+    if not isinstance(body, dict):
+        raise BatchShapeError('body: must be a JSON object like {"readings": [...]}')
+    if "readings" not in body:
+        raise BatchShapeError("readings: required")
+    if not isinstance(body["readings"], list):
+        raise BatchShapeError("readings: must be a list")
+    return body["readings"]
+
+
+class IngestService:
+    """The one ingestion path used by HTTP, MQTT and the in-process simulator."""
+
+    def __init__(self, store: SqlStore, on_stored: Callable[[Sequence[Reading]], None] | None = None):
+        self.store = store
+        self.on_stored = on_stored
+
+    def authenticate(self, token: str | None) -> Device | None:
+        return self.store.device_for_token(token) if token else None
+
+    def ingest(self, device: Device, body: Any, now: datetime | None = None) -> IngestResult:
+        """Validate and store a batch; returns only after the accepted readings are committed."""
+        readings, rejected = validate_batch(batch_readings(body), device, now or utc_now())
+        stored_flags = self.store.insert_readings(readings) if readings else []
+        stored = [r for r, is_new in zip(readings, stored_flags) if is_new]
+        result = IngestResult(len(stored), len(readings) - len(stored), rejected, stored)
+        self._pass_on(stored)
+        return result
+
+    def _pass_on(self, stored: list[Reading]) -> None:
+        if not stored or self.on_stored is None:
+            return
+        try:
+            self.on_stored(stored)
+        except Exception:  # the readings are safely stored; processing can catch up later
+            log.exception("processing %d stored readings failed", len(stored))

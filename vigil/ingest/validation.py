@@ -1,0 +1,126 @@
+"""Per-reading validation: known metric, accepted unit, physiological limits, sane time and seq."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from vigil.domain import Device, Reading
+from vigil.metrics import METRICS
+from vigil.timeutil import parse_time
+
+MAX_FUTURE = timedelta(minutes=5)
+
+
+class ReadingError(ValueError):
+    """A reading that cannot be accepted; the message names the field and the reason."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    error: str
+
+
+def _require(raw: dict[str, Any], field: str) -> Any:
+    if field not in raw or raw[field] is None:
+        raise ReadingError(f"{field}: required")
+    return raw[field]
+
+
+def _metric(raw: dict[str, Any]) -> str:
+    metric = _require(raw, "metric")
+    if not isinstance(metric, str):
+        raise ReadingError("metric: must be a string")
+    if metric not in METRICS:
+        raise ReadingError(f"metric: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return metric
+
+
+def _number(raw: dict[str, Any]) -> float:
+    value = _require(raw, "value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReadingError("value: must be a number")
+    if not math.isfinite(value):
+        raise ReadingError("value: must be finite")
+    return float(value)
+
+
+def _canonical_value(metric_name: str, value: float, raw: dict[str, Any]) -> float:
+    metric = METRICS[metric_name]
+    unit = raw.get("unit")
+    if unit is None:
+        if metric.unit_required:
+            raise ReadingError(f"unit: required for {metric_name} (use {metric.unit!r})")
+        return value
+    if not isinstance(unit, str):
+        raise ReadingError("unit: must be a string")
+    converters = metric.accepted_units()
+    if unit not in converters:
+        raise ReadingError(f"unit: {unit!r} is not accepted for {metric_name}; use one of {sorted(converters)}")
+    return converters[unit](value)
+
+
+def _check_limits(metric_name: str, value: float) -> str:
+    metric = METRICS[metric_name]
+    low, high = metric.hard_limits
+    if not low <= value <= high:
+        raise ReadingError(
+            f"value: {value:g} {metric.unit} is outside the physiological limits of {metric_name} ({low:g}-{high:g})"
+        )
+    plausible_low, plausible_high = metric.plausible_limits
+    return "ok" if plausible_low <= value <= plausible_high else "implausible"
+
+
+def _time(raw: dict[str, Any], now: datetime) -> datetime:
+    text = _require(raw, "time")
+    if not isinstance(text, str):
+        raise ReadingError("time: must be an ISO 8601 string such as 2026-11-27T10:00:00Z")
+    try:
+        time = parse_time(text)
+    except ValueError:
+        raise ReadingError(f"time: cannot parse {text[:40]!r} as ISO 8601") from None
+    if time > now + MAX_FUTURE:
+        raise ReadingError(f"time: {text} is more than {MAX_FUTURE.seconds // 60} minutes in the future")
+    return time
+
+
+def _seq(raw: dict[str, Any]) -> int | None:
+    seq = raw.get("seq")
+    if seq is None:
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
+        raise ReadingError("seq: must be a non-negative integer")
+    return seq
+
+
+def validate_reading(raw: Any, device: Device, now: datetime) -> Reading:
+    """Turn one raw reading into a canonical Reading for this device's patient, or raise ReadingError."""
+    if not isinstance(raw, dict):
+        raise ReadingError("reading: must be a JSON object")
+    metric = _metric(raw)
+    value = _canonical_value(metric, _number(raw), raw)
+    quality = _check_limits(metric, value)
+    return Reading(
+        patient_id=device.patient_id,
+        device_id=device.device_id,
+        metric=metric,
+        time=_time(raw, now),
+        value=value,
+        unit=METRICS[metric].unit,
+        seq=_seq(raw),
+        quality=quality,  # type: ignore[arg-type]
+    )
+
+
+def validate_batch(raws: list[Any], device: Device, now: datetime) -> tuple[list[Reading], list[Rejection]]:
+    """Validate every reading of a batch independently: good ones pass, bad ones get their reason."""
+    readings, rejected = [], []
+    for index, raw in enumerate(raws):
+        try:
+            readings.append(validate_reading(raw, device, now))
+        except ReadingError as error:
+            rejected.append(Rejection(index, str(error)))
+    return readings, rejected

@@ -1,0 +1,83 @@
+"""The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts) -> store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+from vigil.care import CareEngine
+from vigil.domain import Alert, Reading, VitalsSnapshot
+from vigil.signal import SignalProcessor
+from vigil.store import SqlStore
+from vigil.timeutil import format_time, utc_now
+
+log = logging.getLogger(__name__)
+
+WARM_UP_WINDOW = timedelta(hours=24)
+
+
+def status_of(snapshot: VitalsSnapshot, scores: dict[str, dict]) -> dict:
+    """The ward-list view of a patient: latest cleaned vitals, when measured, and latest scores."""
+    return {
+        "time": format_time(snapshot.time),
+        "values": {m: round(v, 2) for m, v in snapshot.values.items()},
+        "measured_at": {m: format_time(t) for m, t in snapshot.measured_at.items()},
+        "gaps": snapshot.gaps,
+        "scores": scores,
+    }
+
+
+class Pipeline:
+    """Keeps per-patient streaming state in memory; thread-safe; writes derived events to the store."""
+
+    def __init__(self, store: SqlStore, signal: SignalProcessor | None = None, care: CareEngine | None = None):
+        self.store = store
+        self.signal = signal or SignalProcessor()
+        self.care = care or CareEngine()
+        self._lock = threading.Lock()
+        self._latest_scores: dict[str, dict[str, dict]] = {}
+
+    def warm_up(self, window: timedelta = WARM_UP_WINDOW) -> int:
+        """Rebuild streaming state from the recent stored readings, without re-raising alerts."""
+        readings = self.store.query_readings(start=utc_now() - window)
+        with self._lock:
+            for snapshot in self.signal.process(readings):
+                outcome = self.care.evaluate(snapshot)
+                self._remember_scores(snapshot.patient_id, outcome.scores)
+        log.info("warmed up from %d stored readings", len(readings))
+        return len(readings)
+
+    def process(self, readings: Sequence[Reading]) -> list[Alert]:
+        """Run newly stored readings through signal and care; returns the alerts raised."""
+        raised: list[Alert] = []
+        with self._lock:
+            for snapshot in self.signal.process(list(readings)):
+                raised += self._evaluate(snapshot)
+        return raised
+
+    def _evaluate(self, snapshot: VitalsSnapshot) -> list[Alert]:
+        outcome = self.care.evaluate(snapshot)
+        self.store.add_scores(outcome.scores)
+        self._remember_scores(snapshot.patient_id, outcome.scores)
+        self.store.save_status(snapshot.patient_id, status_of(snapshot, self._latest_scores[snapshot.patient_id]))
+        for draft in outcome.recommendations:
+            self.store.add_recommendation(draft)
+        raised = [alert for draft in outcome.alerts if (alert := self.store.raise_alert(draft))]
+        for alert in raised:
+            log.warning("alert %s for %s: %s", alert.rule, alert.patient_id, alert.message)
+        return raised
+
+    def _remember_scores(self, patient_id: str, scores) -> None:
+        latest = self._latest_scores.setdefault(patient_id, {})
+        for score in scores:
+            latest[score.kind] = {"value": score.value, "time": format_time(score.time), **_summary(score.details)}
+
+
+def _summary(details: dict) -> dict:
+    """The parts of a score's details worth showing in the ward list."""
+    return {k: details[k] for k in ("band", "components", "missing") if k in details}
+
+
+__all__ = ["Pipeline", "status_of"]

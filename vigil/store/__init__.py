@@ -1,0 +1,13 @@
+"""Storage stage: one interface over SQLite (embedded default) and PostgreSQL, chosen by URL."""
+
+from vigil.store.sql import SqlStore, hash_token
+
+Store = SqlStore
+
+
+def open_store(url: str) -> SqlStore:
+    """Open (and create if needed) the store at sqlite:///path.db or postgresql://..."""
+    return SqlStore(url)
+
+
+__all__ = ["Store", "SqlStore", "open_store", "hash_token"]

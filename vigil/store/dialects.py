@@ -1,0 +1,83 @@
+"""Connections and transactions for the SQL engines Vigil runs on: SQLite (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class SqliteDialect:
+    """SQLite in WAL mode with full fsync, one writer at a time, a connection per thread."""
+
+    placeholder = "?"
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: str):
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @contextmanager
+    def transaction(self, conn: sqlite3.Connection) -> Iterator[Any]:
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def run_script(self, conn: sqlite3.Connection, script: str) -> None:
+        conn.executescript(script)
+
+
+class PostgresDialect:
+    """PostgreSQL through psycopg 3, a connection per thread."""
+
+    placeholder = "%s"
+    id_column = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[Any]:
+        with conn.transaction():
+            yield conn
+
+    def run_script(self, conn: Any, script: str) -> None:
+        with conn.transaction():
+            # Serialise concurrent schema creation by several workers.
+            conn.execute("SELECT pg_advisory_xact_lock(4242)")
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+
+
+def dialect_for(url: str) -> SqliteDialect | PostgresDialect:
+    """Pick the engine from a store URL: sqlite:///path.db or postgresql://..."""
+    if url.startswith("sqlite:///"):
+        return SqliteDialect(url.removeprefix("sqlite:///") or ":memory:")
+    if url == "sqlite://":
+        return SqliteDialect(":memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDialect(url)
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://...")

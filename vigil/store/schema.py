@@ -1,0 +1,93 @@
+"""The relational schema shared by the SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+# {id} is the dialect's auto-increment primary key; times are fixed-width UTC ISO text.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    patient_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    birth_date TEXT,
+    sex TEXT,
+    conditions TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patients(patient_id),
+    kind TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    mqtt_hash TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    patient_id TEXT REFERENCES patients(patient_id),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assignments (
+    username TEXT NOT NULL REFERENCES users(username),
+    patient_id TEXT NOT NULL REFERENCES patients(patient_id),
+    PRIMARY KEY (username, patient_id)
+);
+CREATE TABLE IF NOT EXISTS readings (
+    id {id},
+    patient_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    time TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    unit TEXT NOT NULL,
+    seq BIGINT,
+    quality TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS readings_device_seq ON readings (device_id, seq) WHERE seq IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS readings_device_metric_time ON readings (device_id, metric, time) WHERE seq IS NULL;
+CREATE INDEX IF NOT EXISTS readings_patient_metric_time ON readings (patient_id, metric, time);
+CREATE INDEX IF NOT EXISTS readings_time ON readings (time);
+CREATE TABLE IF NOT EXISTS scores (
+    id {id},
+    patient_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scores_patient_kind_time ON scores (patient_id, kind, time);
+CREATE TABLE IF NOT EXISTS patient_status (
+    patient_id TEXT PRIMARY KEY,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id {id},
+    patient_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (patient_id, rule) WHERE acknowledged_at IS NULL;
+CREATE TABLE IF NOT EXISTS recommendations (
+    id {id},
+    patient_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    data TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_by TEXT,
+    decided_at TEXT,
+    decision_note TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS recommendations_one_pending ON recommendations (patient_id, kind) WHERE status = 'pending';
+"""

@@ -1,0 +1,1 @@
+"""Web stage: the clinician dashboard served by the API process."""
