@@ -1,6 +1,5 @@
-"""End-to-end tests of signal -> care: artefacts do not alert, real deterioration does, and it stays cheap."""
+"""End-to-end tests of signal -> care: artefacts do not alert, real deterioration does."""
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -58,17 +57,3 @@ def test_a_sustained_heart_rate_rise_alerts_once():
     ]
     raised = [rules for rules in run(resting_day("p1", 4 * 60) + rising) if rules]
     assert raised == [["hr_rise"]]
-
-
-def test_fifty_patients_stream_cheaply():
-    signal, care = SignalProcessor(), CareEngine()
-    for patient in range(50):
-        for snapshot in signal.process(resting_day(f"p{patient}", 3 * 60, seed=patient)):
-            care.evaluate(snapshot)
-    started = time.perf_counter()
-    for minute in range(3 * 60, 3 * 60 + 5):
-        for patient in range(50):
-            for snapshot in signal.process(minute_readings(f"p{patient}", minute, RESTING)):
-                care.evaluate(snapshot)
-    per_batch = (time.perf_counter() - started) / (5 * 50)
-    assert per_batch < 0.05  # measured about 2 ms per patient batch; generous for slow CI machines

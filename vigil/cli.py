@@ -286,3 +286,119 @@ def worker(
     ingestor.stop()
 
 
+
+
+# -- simulation ------------------------------------------------------------------------------
+def _progress_reporter(progress, task, start, hours: float | None):
+    def report(state) -> None:
+        done = (state.sim_time - start).total_seconds() / 3600
+        progress.update(
+            task, completed=done if hours else 0,
+            description=f"sim {state.sim_time:%Y-%m-%d %H:%M} UTC · {state.totals.readings_sent} sent · "
+                        f"{state.totals.duplicates} dup · {state.pending} pending",
+        )
+
+    return report
+
+
+@app.command()
+def simulate(
+    patients: Annotated[int, typer.Option("--patients", min=1, max=500, help="number of simulated patients")],
+    url: Annotated[Optional[str], typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
+    mqtt: Annotated[Optional[str], typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
+    speed: Annotated[float, typer.Option("--speed", min=0.01, help="simulated seconds per wall-clock second")] = 1.0,
+    hours: Annotated[Optional[float], typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    db: DbOption = None,
+) -> None:
+    """Run N simulated patients' devices as real clients over HTTP or MQTT.
+
+    Patients and devices are registered in the store (--db / VIGIL_DB) on the first run and reused after.
+    """
+    from datetime import timedelta
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vigil.demo import register_ward, simulation_start
+    from vigil.devices import SimClock, WardSimulator, build_clients, mixed_ward, run_simulation, transport_for_url
+    from vigil.timeutil import utc_now
+
+    if (url is None) == (mqtt is None):
+        _fail("give exactly one of --url or --mqtt")
+    settings = load_settings(db)
+    store = _store(settings)
+    start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
+    profiles = mixed_ward(patients, seed)
+    credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
+    _refresh_broker_files(settings, store)
+    simulator = WardSimulator(profiles, start, seed)
+    try:
+        transport = transport_for_url(url or mqtt)
+    except ValueError as error:
+        _fail(str(error))
+    clients = build_clients(credentials, transport, seed)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    err.print(f"simulating {patients} patients from {start:%Y-%m-%d %H:%M} UTC at {speed:g}x to {url or mqtt}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("starting", total=hours)
+        final = run_simulation(simulator, clients, SimClock(start, speed), stop, hours,
+                               _progress_reporter(progress, task, start, hours))
+    transport.close()
+    totals = final.totals
+    err.print(f"sent {totals.readings_sent} readings in {totals.batches_sent} batches "
+              f"({totals.batches_resent} resent, {totals.duplicates} duplicates, {final.pending} undelivered)")
+
+
+@app.command()
+def demo(
+    patients: Annotated[int, typer.Option("--patients", min=1, max=200)] = 12,
+    speed: Annotated[float, typer.Option("--speed", min=1, help="simulated seconds per second until live")] = 60.0,
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+) -> None:
+    """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
+    import uvicorn
+
+    from vigil.api.app import create_app
+    from vigil.api.context import AppContext
+    from vigil.demo import (
+        DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, register_ward, simulation_start, ward_started_at,
+    )
+    from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
+
+    _logging()
+    logging.getLogger("vigil.devices").setLevel(logging.WARNING)
+    settings = load_settings()
+    ctx = AppContext.build(settings, _store(settings))
+    login = ensure_demo_login(ctx.store, settings)
+    manifest = settings.home / "simulator" / f"demo-seed{seed}.json"
+    start = simulation_start(ctx.store)
+    onset = ward_started_at(manifest, start) + DEMO_ONSET - start  # negative once a resumed course is under way
+    profiles = mixed_ward(patients, seed, onset=onset)
+    credentials = register_ward(ctx.store, profiles, manifest, start)
+    for patient_id in patient_ids(manifest):
+        ctx.store.assign(patient_id, login.username)
+    ctx.pipeline.warm_up()
+    simulator = WardSimulator(profiles, start, seed)
+    clients = build_clients(credentials, InProcessTransport(in_process_delivery(ctx)), seed)
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=run_simulation, args=(simulator, clients, SimClock(start, speed), stop), kwargs={"flush_seconds": 5},
+        name="simulator", daemon=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning"))
+    Console().print(
+        f"[bold]Vigil demo[/bold]: {patients} simulated patients from {start:%H:%M} UTC at {speed:g}x "
+        f"(store {settings.db_url})\n"
+        f"  dashboard  http://{host}:{port}/\n  login      {login.username} / {login.password}\n"
+        "  Ctrl-C stops; running again resumes."
+    )
+    runner.start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        runner.join(15)
+        err.print("demo stopped; data kept in " + str(settings.home))

@@ -1,0 +1,117 @@
+"""A simulated ward wired to a store: register its patients and devices once, reuse them on every run."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from vigil.api.context import AppContext
+from vigil.api.security import hash_password
+from vigil.config import Settings
+from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
+from vigil.ingest.service import BatchShapeError
+from vigil.store import SqlStore
+from vigil.timeutil import utc_now
+
+DEMO_CLINICIAN = "clinician"
+DEFAULT_BACKFILL = timedelta(hours=6)
+DEMO_ONSET = timedelta(minutes=10)  # the deteriorating patient declines ten simulated minutes into a run
+CONDITION_LABELS = {
+    "healthy": [],
+    "hypertensive": ["hypertension"],
+    "diabetic": ["type 1 diabetes"],
+    "post_operative": ["post-operative"],
+    "deteriorating": ["post-operative", "infection risk"],
+}
+
+Credentials = dict[DeviceKey, tuple[str, str]]
+
+
+def _write_private_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(value, handle, indent=1)
+
+
+def _read_manifest(manifest: Path) -> dict:
+    return json.loads(manifest.read_text()) if manifest.exists() else {"started_at": None, "patients": {}}
+
+
+def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Path, start: datetime) -> Credentials:
+    """Patients and devices for these profiles, created on the first run and reused after.
+
+    The manifest (mode 0600) keeps each simulated device's id and token, as a real device keeps its own,
+    and when the ward first started.
+    """
+    known = _read_manifest(manifest)
+    known["started_at"] = known["started_at"] or start.isoformat()
+    credentials: Credentials = {}
+    for profile in profiles:
+        entry = known["patients"].get(profile.key)
+        if entry is None or store.get_patient(entry["patient_id"]) is None:
+            patient = store.add_patient(
+                profile.name, profile.birth_date.isoformat() if profile.birth_date else None, profile.sex,
+                CONDITION_LABELS[profile.condition],
+            )
+            entry = known["patients"][profile.key] = {"patient_id": patient.patient_id, "devices": {}}
+        for kind in profile.devices:
+            if kind not in entry["devices"]:
+                device, token = store.add_device(entry["patient_id"], kind)
+                entry["devices"][kind] = [device.device_id, token]
+            credentials[DeviceKey(profile.key, kind)] = tuple(entry["devices"][kind])
+    _write_private_json(manifest, known)
+    return credentials
+
+
+def patient_ids(manifest: Path) -> list[str]:
+    return [entry["patient_id"] for entry in _read_manifest(manifest)["patients"].values()]
+
+
+def ward_started_at(manifest: Path, default: datetime) -> datetime:
+    """When this ward's simulation first started, so a resumed run continues each patient's course."""
+    started = _read_manifest(manifest)["started_at"]
+    return datetime.fromisoformat(started) if started else default
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+
+
+def ensure_demo_login(store: SqlStore, settings: Settings) -> Login:
+    """The demo clinician, with a password generated once and kept in VIGIL_HOME/keys."""
+    password = settings.secret("demo-clinician-password", nbytes=9)
+    user = store.get_user(DEMO_CLINICIAN)
+    if user is None:
+        store.add_user(DEMO_CLINICIAN, "clinician", hash_password(password))
+    return Login(DEMO_CLINICIAN, password)
+
+
+def simulation_start(store: SqlStore, backfill: timedelta = DEFAULT_BACKFILL) -> datetime:
+    """Resume where the stored data ends, but replay at most `backfill` of history."""
+    last = store.last_reading_time()
+    earliest = utc_now() - backfill
+    return max(last, earliest) if last else earliest
+
+
+def in_process_delivery(ctx: AppContext):
+    """Deliver simulated batches straight into the ingest path, with the device's own token."""
+
+    def deliver(device_id: str, token: str, payload: dict) -> dict:
+        device = ctx.ingest.authenticate(token)
+        if device is None or device.device_id != device_id:
+            raise DeliveryRejected(f"device {device_id}: token refused")
+        try:
+            return ctx.ingest.ingest(device, payload).as_json()
+        except BatchShapeError as error:
+            raise DeliveryRejected(str(error)) from error
+        except Exception as error:  # store unavailable: the client keeps the batch and retries
+            raise DeliveryFailed(str(error)) from error
+
+    return deliver
