@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,6 +22,7 @@ from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.api.security import hash_password
 from vigil.config import Settings, load_settings
+from vigil.ingest.mosquitto import broker_config, write_broker_files
 from vigil.store import SqlStore
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -34,6 +41,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def running_broker(directory: Path, device_hashes: list[tuple[str, str]], service_password: str) -> Iterator[int]:
+    """A private Mosquitto on a free port, configured only from the files Vigil generates."""
+    require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
+    files = write_broker_files(directory / "mosquitto", device_hashes, service_password)
+    port = free_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(broker_config(files, port, run_as=getpass.getuser()))
+    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def postgres_reachable() -> bool:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -14,24 +10,14 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.conftest import free_port, require_service
-from vigil.ingest.mosquitto import SERVICE_USER, broker_config, write_broker_files
+from tests.conftest import running_broker
+from vigil.ingest.mosquitto import SERVICE_USER, write_broker_files
 from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, device_id_from_topic, mqtt_client, parse_mqtt_url
 from vigil.ingest.service import IngestService
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 
 SERVICE_PASSWORD = "service-secret-for-tests"
-
-
-def _wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"mosquitto did not listen on {port}")
 
 
 @pytest.fixture
@@ -46,20 +32,8 @@ def registry(tmp_path):
 
 @pytest.fixture
 def broker(tmp_path, registry):
-    """A private Mosquitto on a free port, configured only from Vigil's generated files."""
-    require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
-    store = registry[0]
-    files = write_broker_files(tmp_path / "mosquitto", store.mqtt_credentials(), SERVICE_PASSWORD)
-    port = free_port()
-    config = tmp_path / "mosquitto.conf"
-    config.write_text(broker_config(files, port, run_as=getpass.getuser()))
-    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port)
+    with running_broker(tmp_path, registry[0].mqtt_credentials(), SERVICE_PASSWORD) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
