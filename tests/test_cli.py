@@ -68,3 +68,11 @@ def test_mqtt_config_writes_broker_files(vigil, tmp_path):
     assert f"{device['device_id']}:$7$" in passwd and device["token"] not in passwd
     assert "pattern write vigil/v1/devices/%u/readings" in (tmp_path / "broker" / "acl").read_text()
     assert "listener 18830" in (tmp_path / "broker" / "mosquitto.conf").read_text()
+
+
+def test_bench_ingest_reports_all_three_phases(vigil):
+    result = json.loads(vigil("bench", "ingest", "--readings", "400", "--batch-size", "50", "--json").stdout)
+    assert result["all_stored"] is True
+    for phase in ("store_only", "pipeline_only", "http_end_to_end"):
+        assert result[phase]["readings"] == 400 and result[phase]["readings_per_second"] > 0
+    assert result["http_vs_store_only"] > 0

@@ -402,3 +402,29 @@ def demo(
         stop.set()
         runner.join(15)
         err.print("demo stopped; data kept in " + str(settings.home))
+
+
+# -- benchmarks ------------------------------------------------------------------------------
+bench_app = typer.Typer(help="Benchmarks; ratios are against a baseline measured in the same run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ingest")
+def bench_ingest_command(
+    readings: Annotated[int, typer.Option("--readings", min=100)] = 20_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000)] = 100,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Readings per second: store only (baseline), signal+care pipeline, and HTTP ingestion end to end."""
+    from rich.progress import Progress
+
+    from vigil.bench import bench_ingest
+
+    with Progress(console=err) as progress:
+        task = progress.add_task("benchmarking ingestion", total=3 * -(-readings // batch_size))
+        result = bench_ingest(readings, batch_size, lambda: progress.advance(task), db)
+    lines = [f"{phase:16s} {result[phase]['readings_per_second']:>10,.0f} readings/s   batch p50 "
+             f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms"
+             for phase in ("store_only", "pipeline_only", "http_end_to_end")]
+    _emit(result, as_json, "\n".join(lines) + f"\nHTTP / store-only throughput: {result['http_vs_store_only']:.2f}")
