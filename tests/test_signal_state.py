@@ -177,3 +177,15 @@ def test_processor_returns_one_snapshot_per_patient_in_the_batch():
     later = processor.process([reading("heart_rate", 1, 72.0, "b")])
     assert len(later) == 1 and later[0].values["heart_rate"] == 81.0  # median of the last 5 min
     assert processor.process([]) == []
+
+
+@pytest.mark.parametrize(("steps_per_5_min", "active"), [(0.0, 0.0), (40.0, 0.0), (60.0, 1.0), (400.0, 1.0)])
+def test_activity_from_the_last_fifteen_minutes_of_steps(steps_per_5_min, active):
+    readings = [reading("steps", m, 500.0) for m in (0, 5, 10)]  # an earlier walk, out of the window
+    readings += [reading("steps", m, steps_per_5_min) for m in (45, 50, 55, 60)]
+    activity = snapshot_of(readings).features["activity"]
+    assert activity == {"steps_15min": 3 * steps_per_5_min, "active": active}
+
+
+def test_no_activity_context_without_steps():
+    assert "activity" not in snapshot_of(heart_rate_series(10)).features

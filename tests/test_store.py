@@ -58,8 +58,8 @@ def test_scores_status_and_alerts(any_store_url):
     scores = store.query_scores(patient.patient_id, "news2")
     assert [s.value for s in scores] == [3.0, 2.0, 1.0]
     assert [s.value for s in store.query_scores(patient.patient_id, "news2", limit=2)] == [2.0, 1.0]
-    store.save_status(patient.patient_id, {"values": {"heart_rate": 70}})
-    store.save_status(patient.patient_id, {"values": {"heart_rate": 75}})
+    store.save_statuses({patient.patient_id: {"values": {"heart_rate": 70}}})
+    store.save_statuses({patient.patient_id: {"values": {"heart_rate": 75}}})
     assert store.list_status()[patient.patient_id]["values"]["heart_rate"] == 75
     first = store.raise_alert(AlertDraft(patient.patient_id, "hr_rise", "warning", now, "HR up"))
     assert store.raise_alert(AlertDraft(patient.patient_id, "hr_rise", "warning", now, "HR up")) is None

@@ -76,7 +76,7 @@ def _device(ctx: AppContext, name: str) -> tuple[Device, str]:
     return ctx.store.add_device(patient.patient_id, "wearable")
 
 
-def bench_ingest(readings: int = 20_000, batch_size: int = 100, tick: Callable[[], None] = lambda: None,
+def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[], None] = lambda: None,
                  db_url: str | None = None) -> dict:
     """Three phases over the same synthetic stream; each on its own device so none sees duplicates."""
     with tempfile.TemporaryDirectory() as home:

@@ -237,6 +237,24 @@ def _start_mqtt(ctx, settings: Settings, client_id: str):
     return ingestor
 
 
+def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn in a thread until Ctrl-C or SIGTERM, then shut it down gracefully (exit status 0)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_level=log_level))
+    thread = threading.Thread(target=server.run, name="http", daemon=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    thread.start()
+    while thread.is_alive() and not stop.wait(0.5):
+        pass
+    server.should_exit = True
+    thread.join(30)
+    if not server.started:
+        _fail(f"could not serve on {host}:{port} (see the log above)")
+
+
 @app.command()
 def serve(
     db: DbOption = None,
@@ -245,8 +263,6 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 8000,
 ) -> None:
     """Serve the API and dashboard; with --mqtt also ingest from the broker."""
-    import uvicorn
-
     from vigil.api.app import create_app
     from vigil.api.context import AppContext
 
@@ -256,7 +272,7 @@ def serve(
     ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, "vigil-serve") if settings.mqtt_url else None
     try:
-        uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
+        _serve_until_stopped(create_app(ctx), host, port, "info")
     finally:
         if ingestor:
             ingestor.stop()
@@ -359,8 +375,6 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 1,
 ) -> None:
     """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
-    import uvicorn
-
     from vigil.api.app import create_app
     from vigil.api.context import AppContext
     from vigil.demo import (
@@ -388,7 +402,6 @@ def demo(
         target=run_simulation, args=(simulator, clients, SimClock(start, speed), stop), kwargs={"flush_seconds": 5},
         name="simulator", daemon=True,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port, log_level="warning"))
     Console().print(
         f"[bold]Vigil demo[/bold]: {patients} simulated patients from {start:%H:%M} UTC at {speed:g}x "
         f"(store {settings.db_url})\n"
@@ -397,7 +410,7 @@ def demo(
     )
     runner.start()
     try:
-        server.run()
+        _serve_until_stopped(create_app(ctx), host, port, "warning")
     finally:
         stop.set()
         runner.join(15)
@@ -412,7 +425,7 @@ app.add_typer(bench_app, name="bench")
 @bench_app.command("ingest")
 def bench_ingest_command(
     readings: Annotated[int, typer.Option("--readings", min=100)] = 20_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000)] = 100,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000, help="20 = five minutes of a wearable")] = 20,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from vigil.care import CareEngine
+from vigil.care import CareEngine, CareOutcome
 from vigil.domain import Alert, Reading, VitalsSnapshot
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
@@ -16,6 +16,20 @@ from vigil.timeutil import format_time, utc_now
 log = logging.getLogger(__name__)
 
 WARM_UP_WINDOW = timedelta(hours=24)
+SNAPSHOT_STEP = timedelta(minutes=5)
+"""A batch spanning longer than this (a device catching up after being offline) is evaluated in steps
+of this length, so alerts do not depend on how a device happens to batch its readings."""
+
+
+def time_slices(readings: Sequence[Reading], step: timedelta = SNAPSHOT_STEP) -> list[list[Reading]]:
+    """Readings in time order, cut into consecutive slices each spanning less than ``step``."""
+    ordered = sorted(readings, key=lambda r: r.time)
+    slices: list[list[Reading]] = []
+    for reading in ordered:
+        if not slices or reading.time - slices[-1][0].time >= step:
+            slices.append([])
+        slices[-1].append(reading)
+    return slices
 
 
 def status_of(snapshot: VitalsSnapshot, scores: dict[str, dict]) -> dict:
@@ -51,20 +65,27 @@ class Pipeline:
 
     def process(self, readings: Sequence[Reading]) -> list[Alert]:
         """Run newly stored readings through signal and care; returns the alerts raised."""
-        raised: list[Alert] = []
         with self._lock:
-            for snapshot in self.signal.process(list(readings)):
-                raised += self._evaluate(snapshot)
-        return raised
+            evaluated = [
+                (snapshot, self.care.evaluate(snapshot))
+                for chunk in time_slices(readings)
+                for snapshot in self.signal.process(chunk)
+            ]
+            return self._record(evaluated)
 
-    def _evaluate(self, snapshot: VitalsSnapshot) -> list[Alert]:
-        outcome = self.care.evaluate(snapshot)
-        self.store.add_scores(outcome.scores)
-        self._remember_scores(snapshot.patient_id, outcome.scores)
-        self.store.save_status(snapshot.patient_id, status_of(snapshot, self._latest_scores[snapshot.patient_id]))
-        for draft in outcome.recommendations:
-            self.store.add_recommendation(draft)
-        raised = [alert for draft in outcome.alerts if (alert := self.store.raise_alert(draft))]
+    def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
+        """Write the batch's derived events: scores and statuses in one go, then alerts and advice."""
+        latest: dict[str, VitalsSnapshot] = {}
+        for snapshot, outcome in evaluated:
+            self._remember_scores(snapshot.patient_id, outcome.scores)
+            latest[snapshot.patient_id] = snapshot
+        self.store.add_scores([score for _, outcome in evaluated for score in outcome.scores])
+        self.store.save_statuses({pid: status_of(s, self._latest_scores.get(pid, {})) for pid, s in latest.items()})
+        raised: list[Alert] = []
+        for _, outcome in evaluated:
+            for draft in outcome.recommendations:
+                self.store.add_recommendation(draft)
+            raised += [alert for draft in outcome.alerts if (alert := self.store.raise_alert(draft))]
         for alert in raised:
             log.warning("alert %s for %s: %s", alert.rule, alert.patient_id, alert.message)
         return raised

@@ -8,9 +8,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, SpO2Scale, explain, news2_score
 from vigil.care.rules import (
+    HEART_RATE_RISE,
+    NEWS2_SINGLE_RED,
+    NEWS2_URGENT,
     RuleVerdict,
     glucose_high,
     glucose_low,
@@ -26,6 +30,12 @@ MIN_NEWS2_PARAMETERS = 3
 fewer would make a low total meaningless. Missing ones are listed in the score's details."""
 
 ESCALATION = "escalation"
+
+CONFIRMATION = timedelta(minutes=10)
+"""A vital-sign condition must persist this long (in snapshot time) before it raises an alert or an
+escalation: continuous wearables see transient spikes that a nurse's spot check would not."""
+RESTING_RULES = frozenset({NEWS2_URGENT, NEWS2_SINGLE_RED, HEART_RATE_RISE, ESCALATION})
+"""Rules about vital signs at rest: not judged while the patient is active, and confirmed over time."""
 
 SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]
 News2Rule = Callable[[News2Score | None], RuleVerdict | None]
@@ -49,6 +59,37 @@ class CareOutcome:
     scores: list[Score] = field(default_factory=list)
     alerts: list[AlertDraft] = field(default_factory=list)
     recommendations: list[RecommendationDraft] = field(default_factory=list)
+
+
+class PersistenceGate:
+    """Holds back a resting-vitals verdict until its condition has lasted ``CONFIRMATION``.
+
+    While the patient is active the verdict cannot be judged: it is dropped and the clock restarts,
+    so only a condition that persists at rest is raised. Other rules pass straight through.
+    """
+
+    def __init__(self, confirmation: timedelta = CONFIRMATION) -> None:
+        self.confirmation = confirmation
+        self._since: dict[tuple[str, str], datetime] = {}
+
+    def judge(self, snapshot: VitalsSnapshot, verdict: RuleVerdict | None) -> RuleVerdict | None:
+        """The verdict to act on now: as given, None (cannot judge yet), or held back while unconfirmed."""
+        if verdict is None or verdict.rule not in RESTING_RULES:
+            return verdict
+        key = (snapshot.patient_id, verdict.rule)
+        if is_active(snapshot):
+            self._since.pop(key, None)
+            return None
+        if verdict.level == 0:
+            self._since.pop(key, None)
+            return verdict
+        since = self._since.setdefault(key, snapshot.time)
+        return verdict if snapshot.time - since >= self.confirmation else None
+
+
+def is_active(snapshot: VitalsSnapshot) -> bool:
+    """Whether the patient has been walking or exercising in the last minutes (from the step count)."""
+    return snapshot.features.get("activity", {}).get("active", 0.0) > 0
 
 
 class EpisodeTracker:
@@ -102,10 +143,11 @@ def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> Re
 class CareEngine:
     """Evaluates each snapshot: a NEWS2 score, alerts for new or worsening conditions, escalation advice."""
 
-    def __init__(self, min_news2_parameters: int = MIN_NEWS2_PARAMETERS) -> None:
+    def __init__(self, min_news2_parameters: int = MIN_NEWS2_PARAMETERS, confirmation: timedelta = CONFIRMATION) -> None:
         self.min_news2_parameters = min_news2_parameters
         self._contexts: dict[str, News2Context] = {}
         self._episodes = EpisodeTracker()
+        self._gate = PersistenceGate(confirmation)
         self._lock = threading.Lock()
 
     def set_news2_context(self, patient_id: str, context: News2Context) -> None:
@@ -119,7 +161,8 @@ class CareEngine:
             context = self._contexts.get(snapshot.patient_id, News2Context())
             score = snapshot_news2(snapshot, context, self.min_news2_parameters)
             verdicts = [rule(score) for rule in NEWS2_RULES] + [rule(snapshot) for rule in SNAPSHOT_RULES]
-            known = [verdict for verdict in verdicts if verdict is not None]
+            judged = [self._gate.judge(snapshot, verdict) for verdict in verdicts]
+            known = [verdict for verdict in judged if verdict is not None]
             alerts = [
                 self._alert(snapshot, verdict)
                 for verdict in known
@@ -134,8 +177,8 @@ class CareEngine:
     def _recommendations(self, snapshot: VitalsSnapshot, score: News2Score | None) -> list[RecommendationDraft]:
         if score is None:
             return []
-        escalation = RuleVerdict(ESCALATION, news2_escalation_level(score))
-        if not self._episodes.should_raise(snapshot.patient_id, escalation):
+        escalation = self._gate.judge(snapshot, RuleVerdict(ESCALATION, news2_escalation_level(score)))
+        if escalation is None or not self._episodes.should_raise(snapshot.patient_id, escalation):
             return []
         return [escalation_recommendation(snapshot, score)]
 

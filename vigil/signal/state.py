@@ -16,6 +16,10 @@ from vigil.signal.profiles import METRIC_PROFILES, MetricProfile
 from vigil.signal.summary import LatestValue, MetricSummary, context_start, summarise_metric
 
 DEFAULT_RETENTION = timedelta(seconds=BASELINE_WINDOW_SECONDS)
+ACTIVITY_WINDOW_SECONDS = 15 * 60
+ACTIVE_STEPS = 150
+"""Steps in the last 15 minutes from which the patient counts as active (a stroll is ~60-100 a minute):
+vital signs measured then are exercise responses, not observations at rest."""
 
 
 def epoch_seconds(time: datetime) -> float:
@@ -100,6 +104,9 @@ class PatientSignalState:
         heart_rate_context = self._heart_rate_context(fresh, now_seconds)
         if heart_rate_context:
             features.setdefault("heart_rate", {}).update(heart_rate_context)
+        activity = self._activity(now_seconds)
+        if activity:
+            features["activity"] = activity
         return VitalsSnapshot(
             patient_id=self.patient_id,
             time=utc_datetime(now_seconds),
@@ -123,6 +130,16 @@ class PatientSignalState:
         if "hrv_rmssd" in fresh:
             context["hrv_rmssd"] = fresh["hrv_rmssd"].value
         return context
+
+    def _activity(self, now: float) -> dict[str, float]:
+        """Steps over the last 15 minutes and whether that makes the patient active; empty without steps data."""
+        buffer = self._buffers.get("steps")
+        if buffer is None:
+            return {}
+        # A step count reported at t covers the minutes before t, so the window is (now - 15 min, now].
+        _, steps = buffer.between(now - ACTIVITY_WINDOW_SECONDS + 1e-3, now)
+        recent = float(steps.sum())
+        return {"steps_15min": recent, "active": float(recent >= ACTIVE_STEPS)}
 
     def _heart_rate_baseline(self, now: float) -> float | None:
         buffer, max_spacing = self._buffers.get("heart_rate"), self._profiles["heart_rate"].max_imputable_gap_seconds

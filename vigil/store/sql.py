@@ -262,13 +262,18 @@ class SqlStore:
             sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) AS newest ORDER BY time"
         return [Score(r[0], r[1], parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
 
-    def save_status(self, patient_id: str, status: dict[str, Any]) -> None:
-        """Keep the patient's latest cleaned vitals and scores, as the ward list shows them."""
-        self._write(
+    def save_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        """Keep each patient's latest cleaned vitals and scores, as the ward list shows them."""
+        if not statuses:
+            return
+        sql = self._sql(
             "INSERT INTO patient_status (patient_id, updated_at, status) VALUES (?,?,?)"
-            " ON CONFLICT (patient_id) DO UPDATE SET updated_at = excluded.updated_at, status = excluded.status",
-            (patient_id, format_time(utc_now()), _json(status)),
+            " ON CONFLICT (patient_id) DO UPDATE SET updated_at = excluded.updated_at, status = excluded.status"
         )
+        conn, now = self._conn(), format_time(utc_now())
+        with self._dialect.transaction(conn):
+            for patient_id, status in statuses.items():
+                conn.execute(sql, (patient_id, now, _json(status)))
 
     def list_status(self, patient_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         rows = self._rows("SELECT patient_id, status FROM patient_status")
