@@ -76,3 +76,13 @@ def test_bench_ingest_reports_all_three_phases(vigil):
     for phase in ("store_only", "pipeline_only", "http_end_to_end"):
         assert result[phase]["readings"] == 400 and result[phase]["readings_per_second"] > 0
     assert result["http_vs_store_only"] > 0
+
+
+def test_bench_alerts_compares_vigil_with_the_instant_baseline(vigil):
+    result = json.loads(vigil("bench", "alerts", "--seeds", "2", "--patients", "4", "--hours", "6", "--json").stdout)
+    run = result["seeds"]["2"]
+    assert set(run) == {"vigil", "baseline_instant"}
+    totals = result["false_alarms_total"]
+    assert totals["vigil"] <= totals["baseline_instant"]
+    assert run["vigil"]["deteriorating_first_news2_alert_minutes_after_onset"]["p04"] is not None
+    assert "--seeds" in vigil("bench", "alerts", "--seeds", "one,two", ok=False).stderr

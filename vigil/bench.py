@@ -1,4 +1,4 @@
-"""Ingestion benchmark: store-only baseline, signal+care pipeline, and HTTP end to end, in one run."""
+"""Benchmarks: ingestion throughput against a store-only baseline; alert burden against an instant-alert baseline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,8 +17,11 @@ import uvicorn
 from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.config import load_settings
-from vigil.domain import Device, Reading
+from vigil.care import CareEngine
+from vigil.devices import WardSimulator, mixed_ward
+from vigil.domain import AlertDraft, Device, Reading
 from vigil.ingest.validation import validate_batch
+from vigil.signal import SignalProcessor
 from vigil.timeutil import format_time, utc_now
 
 VITALS = {"heart_rate": 72.0, "spo2": 97.0, "resp_rate": 15.0, "body_temp": 36.8}
@@ -108,4 +111,67 @@ def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[]
         "http_end_to_end": http,
         "http_vs_store_only": round(http["readings_per_second"] / store_only["readings_per_second"], 3),
         "all_stored": stored == 2 * readings,
+    }
+
+
+# -- alert burden ------------------------------------------------------------------------------
+VITAL_SIGN_RULES = ("news2_urgent", "news2_single_3", "hr_rise")
+
+
+def _care_engines() -> dict[str, CareEngine]:
+    """Vigil's engine and the baseline that alerts on every snapshot, active or not."""
+    return {
+        "vigil": CareEngine(),
+        "baseline_instant": CareEngine(confirmation=timedelta(0), activity_aware=False),
+    }
+
+
+def _first_alert_minutes(alerts: list[AlertDraft], patient: str, rule: str, onset: datetime) -> float | None:
+    times = [a.time for a in alerts if a.patient_id == patient and a.rule == rule]
+    return round((min(times) - onset).total_seconds() / 60, 1) if times else None
+
+
+def alert_burden_for_seed(seed: int, patients: int, hours: float, tick: Callable[[], None]) -> dict:
+    """Replay one simulated ward through signal and both care engines; count who was alerted for what."""
+    profiles = mixed_ward(patients, seed)
+    start = utc_now() - timedelta(hours=hours)
+    simulator, signal = WardSimulator(profiles, start, seed), SignalProcessor()
+    engines = _care_engines()
+    raised: dict[str, list[AlertDraft]] = {name: [] for name in engines}
+    for step in range(int(hours * 12)):
+        batches = simulator.advance(start + timedelta(minutes=5 * (step + 1)))
+        readings = [r for b in batches for r in validate_batch(b.readings, Device(str(b.key), b.key.patient, b.key.kind), utc_now())[0]]
+        for snapshot in signal.process(readings):
+            for name, engine in engines.items():
+                raised[name] += engine.evaluate(snapshot).alerts
+        tick()
+    unwell = {p.key: simulator.start + p.deterioration.onset for p in profiles if p.deterioration}
+    return {name: _summarise_alerts(alerts, profiles, unwell, hours) for name, alerts in raised.items()}
+
+
+def _summarise_alerts(alerts: list[AlertDraft], profiles, unwell: dict[str, datetime], hours: float) -> dict:
+    well = [p.key for p in profiles if p.key not in unwell]
+    false_alarms = [a for a in alerts if a.patient_id in well and a.rule in VITAL_SIGN_RULES]
+    return {
+        "vital_sign_alerts_on_well_patients": len(false_alarms),
+        "per_well_patient_day": round(len(false_alarms) / max(len(well), 1) / (hours / 24), 3),
+        "by_rule": {rule: sum(a.rule == rule for a in false_alarms) for rule in VITAL_SIGN_RULES},
+        "glucose_alerts": sum(a.rule.startswith("glucose") for a in alerts),
+        "deteriorating_first_news2_alert_minutes_after_onset": {
+            key: _first_alert_minutes(alerts, key, "news2_urgent", onset) for key, onset in unwell.items()
+        },
+    }
+
+
+def bench_alerts(seeds: list[int], patients: int = 12, hours: float = 24, tick: Callable[[], None] = lambda: None) -> dict:
+    """Alert burden of Vigil's care rules against the instant baseline, over simulated wards."""
+    runs = {str(seed): alert_burden_for_seed(seed, patients, hours, tick) for seed in seeds}
+    totals = {name: sum(run[name]["vital_sign_alerts_on_well_patients"] for run in runs.values()) for name in _care_engines()}
+    return {
+        "patients": patients,
+        "hours": hours,
+        "seeds": runs,
+        "false_alarms_total": totals,
+        "false_alarm_ratio_vigil_vs_baseline": round(totals["vigil"] / totals["baseline_instant"], 3)
+        if totals["baseline_instant"] else None,
     }

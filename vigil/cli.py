@@ -441,3 +441,30 @@ def bench_ingest_command(
              f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms"
              for phase in ("store_only", "pipeline_only", "http_end_to_end")]
     _emit(result, as_json, "\n".join(lines) + f"\nHTTP / store-only throughput: {result['http_vs_store_only']:.2f}")
+
+
+@bench_app.command("alerts")
+def bench_alerts_command(
+    seeds: Annotated[str, typer.Option("--seeds", help="comma-separated ward seeds")] = "1,2,3",
+    patients: Annotated[int, typer.Option("--patients", min=4, max=100)] = 12,
+    hours: Annotated[float, typer.Option("--hours", min=1, max=24 * 14)] = 24.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Alerts on well patients and time to alert for the deteriorating one: Vigil vs alerting on every snapshot."""
+    from rich.progress import Progress
+
+    from vigil.bench import bench_alerts
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"--seeds: {seeds!r} is not a comma-separated list of integers")
+    with Progress(console=err) as progress:
+        task = progress.add_task("simulating wards", total=len(seed_list) * int(hours * 12))
+        result = bench_alerts(seed_list, patients, hours, lambda: progress.advance(task))
+    lines = [f"seed {seed}: " + "; ".join(
+        f"{name} {run[name]['vital_sign_alerts_on_well_patients']} false alarms, first NEWS2 alert "
+        f"{run[name]['deteriorating_first_news2_alert_minutes_after_onset']} min after onset" for name in run)
+        for seed, run in result["seeds"].items()]
+    lines.append(f"false alarms, Vigil / baseline: {result['false_alarm_ratio_vigil_vs_baseline']}")
+    _emit(result, as_json, "\n".join(lines))

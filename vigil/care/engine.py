@@ -68,8 +68,9 @@ class PersistenceGate:
     so only a condition that persists at rest is raised. Other rules pass straight through.
     """
 
-    def __init__(self, confirmation: timedelta = CONFIRMATION) -> None:
+    def __init__(self, confirmation: timedelta = CONFIRMATION, activity_aware: bool = True) -> None:
         self.confirmation = confirmation
+        self.activity_aware = activity_aware
         self._since: dict[tuple[str, str], datetime] = {}
 
     def judge(self, snapshot: VitalsSnapshot, verdict: RuleVerdict | None) -> RuleVerdict | None:
@@ -77,7 +78,7 @@ class PersistenceGate:
         if verdict is None or verdict.rule not in RESTING_RULES:
             return verdict
         key = (snapshot.patient_id, verdict.rule)
-        if is_active(snapshot):
+        if self.activity_aware and is_active(snapshot):
             self._since.pop(key, None)
             return None
         if verdict.level == 0:
@@ -143,11 +144,16 @@ def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> Re
 class CareEngine:
     """Evaluates each snapshot: a NEWS2 score, alerts for new or worsening conditions, escalation advice."""
 
-    def __init__(self, min_news2_parameters: int = MIN_NEWS2_PARAMETERS, confirmation: timedelta = CONFIRMATION) -> None:
+    def __init__(
+        self,
+        min_news2_parameters: int = MIN_NEWS2_PARAMETERS,
+        confirmation: timedelta = CONFIRMATION,
+        activity_aware: bool = True,
+    ) -> None:
         self.min_news2_parameters = min_news2_parameters
         self._contexts: dict[str, News2Context] = {}
         self._episodes = EpisodeTracker()
-        self._gate = PersistenceGate(confirmation)
+        self._gate = PersistenceGate(confirmation, activity_aware)
         self._lock = threading.Lock()
 
     def set_news2_context(self, patient_id: str, context: News2Context) -> None:
