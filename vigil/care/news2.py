@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
 """ACVPU; "confusion" means new confusion (or new delirium / worsening confusion)."""
 
@@ -180,10 +182,8 @@ def describe_parameter(name: str, value: float | bool | str) -> str:
     return f"{label} {shown}{unit}"
 
 
-def score_measured(
-    measurements: dict[str, float | None], spo2_scale: SpO2Scale, on_oxygen: bool
-) -> dict[str, tuple[float, int]]:
-    """(rounded value, score) of every measured parameter that is present."""
+def parameter_bands(parameter: str, spo2_scale: SpO2Scale = 1, on_oxygen: bool = False) -> Bands:
+    """The chart bands of one measured parameter (SpO2 by scale and oxygen)."""
     bands = {
         "resp_rate": RESP_RATE_BANDS,
         "spo2": spo2_bands(spo2_scale, on_oxygen),
@@ -191,12 +191,37 @@ def score_measured(
         "heart_rate": PULSE_BANDS,
         "body_temp": TEMPERATURE_BANDS,
     }
+    return bands[parameter]
+
+
+def score_measured(
+    measurements: dict[str, float | None], spo2_scale: SpO2Scale, on_oxygen: bool
+) -> dict[str, tuple[float, int]]:
+    """(rounded value, score) of every measured parameter that is present."""
     scored = {}
     for name, raw in measurements.items():
         if raw is not None:
             rounded = round_half_up(raw, SCORING_RESOLUTION[name])
-            scored[name] = (rounded, band_score(rounded, bands[name]))
+            scored[name] = (rounded, band_score(rounded, parameter_bands(name, spo2_scale, on_oxygen)))
     return scored
+
+
+def news2_component_points(
+    parameter: str, values: np.ndarray, spo2_scale: SpO2Scale = 1, on_oxygen: bool = False
+) -> np.ndarray:
+    """Vectorised ``score_measured`` for one parameter: each value's points (int8), 0 where it is NaN.
+
+    Values are rounded half up to the chart's resolution like ``round_half_up``; rounding to 9 decimal
+    places first absorbs binary representation error (38.05 * 10 = 380.49999999999994 counts as 380.5).
+    """
+    scale = 10.0 ** SCORING_RESOLUTION[parameter]
+    values = np.asarray(values, dtype=np.float64)
+    rounded = np.floor(np.round(values * scale, 9) + 0.5) / scale
+    bands = parameter_bands(parameter, spo2_scale, on_oxygen)
+    limits = np.array([upper for upper, _ in bands])
+    points = np.array([score for _, score in bands], dtype=np.int8)
+    band_index = np.searchsorted(limits, np.nan_to_num(rounded, nan=-INF), side="left")
+    return np.where(np.isnan(rounded), 0, points[band_index]).astype(np.int8)
 
 
 def news2_score(

@@ -1,0 +1,1 @@
+"""Models stage: risk prediction on hourly vitals and labs."""
