@@ -36,7 +36,7 @@ def _emit(value: Any, as_json: bool, text: str) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(value).decode() + "\n")
     else:
-        Console().print(text)
+        typer.echo(text)
 
 
 def _fail(message: str) -> None:
@@ -468,3 +468,130 @@ def bench_alerts_command(
         for seed, run in result["seeds"].items()]
     lines.append(f"false alarms, Vigil / baseline: {result['false_alarm_ratio_vigil_vs_baseline']}")
     _emit(result, as_json, "\n".join(lines))
+
+
+# -- risk models -----------------------------------------------------------------------------
+risk_app = typer.Typer(help="Sepsis risk from hourly vitals and labs (PhysioNet 2019 Challenge format).",
+                       no_args_is_help=True)
+report_app = typer.Typer(help="Figures of the measured results.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
+app.add_typer(report_app, name="report")
+EVALUATION_FILE = "reports/risk-evaluation.json"
+
+
+def _load_stays_with_progress(data: Path):
+    from rich.progress import Progress
+
+    from vigil.models.physionet import PsvFormatError, load_stays
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(f"reading {data.name}", total=None)
+        try:
+            return load_stays(data, progress=lambda n: progress.advance(task, n))
+        except (PsvFormatError, ValueError) as error:
+            _fail(str(error))
+
+
+@risk_app.command("evaluate")
+def risk_evaluate(
+    data: Annotated[Path, typer.Argument(help="a directory of .psv files or the .tar.gz")],
+    models: Annotated[Optional[str], typer.Option("--models", help="comma-separated; default all available")] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, max=10)] = 5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=10, help="patient-bootstrap replicates")] = 200,
+    save: Annotated[Optional[Path], typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Patient-level cross-validation of every model against the NEWS2 and qSOFA rules."""
+    from rich.progress import Progress
+
+    from vigil.models.evaluation import Dataset, evaluate
+    from vigil.models.reporting import markdown_table
+    from vigil.models.zoo import available_models
+
+    names = [m.strip() for m in models.split(",")] if models else available_models()
+    unknown = sorted(set(names) - set(available_models()))
+    if unknown:
+        _fail(f"--models: unknown or unavailable {', '.join(unknown)}; available: {', '.join(available_models())}")
+    dataset = Dataset.from_frame(_load_stays_with_progress(data))
+    with Progress(console=err) as progress:
+        task = progress.add_task("cross-validating", total=len(names) * folds)
+        result = evaluate(dataset, names, folds, seed, bootstrap,
+                          lambda message: progress.update(task, advance=1, description=message))
+    result["data"] = str(data)
+    target = save or load_settings().home / EVALUATION_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(orjson.dumps(result).decode())
+    err.print(f"saved to {target}")
+    _emit({k: v for k, v in result.items()}, as_json, markdown_table(result))
+
+
+@risk_app.command("train")
+def risk_train(
+    data: Annotated[Path, typer.Argument(help="a directory of .psv files or the .tar.gz")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the model (JSON)")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train the calibrated LightGBM sepsis model on all of DATA."""
+    from datetime import date
+
+    from vigil.models.evaluation import Dataset, fit_calibrated
+    from vigil.models.risk import export_lightgbm
+
+    dataset = Dataset.from_frame(_load_stays_with_progress(data))
+    with err.status("training LightGBM on every stay"):
+        fitted = fit_calibrated("lightgbm", dataset, seed)
+    metadata = {"trained_on": str(data), "stays": int(len(set(dataset.stays))), "hours": int(len(dataset.y)),
+                "seed": seed, "date": date.today().isoformat(), "vigil": __import__("vigil").__version__}
+    model = export_lightgbm(fitted, metadata)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    err.print(f"model written to {out} ({out.stat().st_size / 1e6:.1f} MB, threshold {model.threshold:.3f})")
+
+
+@risk_app.command("score")
+def risk_score(
+    in_dir: Annotated[Path, typer.Argument(help="directory of Challenge .psv files")],
+    out_dir: Annotated[Path, typer.Argument(help="where to write one output file per input file")],
+    model: Annotated[Optional[Path], typer.Option("--model", help="default: the model shipped with Vigil")] = None,
+) -> None:
+    """Hourly sepsis probability and label for every row of every file, each from rows up to that hour."""
+    from rich.progress import Progress
+
+    from vigil.models.physionet import PsvFormatError
+    from vigil.models.risk import SepsisRiskModel, default_model
+    from vigil.models.scoring import score_directory
+
+    if not in_dir.is_dir():
+        _fail(f"IN_DIR: {in_dir} is not a directory")
+    try:
+        risk_model = SepsisRiskModel.load(model) if model else default_model()
+    except (OSError, ValueError) as error:
+        _fail(f"--model: {error}")
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("reading", total=None)
+        try:
+            count = score_directory(in_dir, out_dir, risk_model, lambda n: progress.advance(task, n))
+        except (PsvFormatError, ValueError) as error:
+            _fail(str(error))
+    err.print(f"scored {count} files into {out_dir}")
+
+
+@report_app.command("figures")
+def report_figures(
+    out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
+    evaluation: Annotated[Optional[Path], typer.Option("--evaluation", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+) -> None:
+    """Model-comparison and loss-curve figures from a saved `vigil risk evaluate` run."""
+    from vigil.models.reporting import comparison_figure, loss_figure
+
+    source = evaluation or load_settings().home / EVALUATION_FILE
+    if not source.exists():
+        _fail(f"--evaluation: {source} not found; run `vigil risk evaluate DATA` first")
+    result = orjson.loads(source.read_bytes())
+    out.mkdir(parents=True, exist_ok=True)
+    comparison_figure(result, out / "risk-model-comparison.png")
+    written = ["risk-model-comparison.png"]
+    if loss_figure(result, out / "risk-loss-curves.png"):
+        written.append("risk-loss-curves.png")
+    err.print(f"wrote {', '.join(written)} to {out}")

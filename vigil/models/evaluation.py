@@ -235,6 +235,22 @@ def comparison_table(data: Dataset, results: list[Predictions], folds: NDArray, 
             "metrics": metrics_with_intervals(data.y, p, data.stays, replicates, seed),
             "folds": fold_spread(data, p, folds),
             "thresholds": [round(t, 4) for t in p.thresholds],
+            "loss_curves": p.loss_curves,
         }
         for p in results
     ]
+
+
+def evaluate(data: Dataset, model_names: list[str], k: int = 5, seed: int = 0, replicates: int = BOOTSTRAP_REPLICATES,
+             progress: Callable[[str], None] = lambda message: None) -> dict:
+    """The whole comparison as one JSON-ready value."""
+    results, folds = cross_validate(data, model_names, k, seed, progress)
+    return {
+        "stays": int(len(np.unique(data.stays))),
+        "hours": int(len(data.y)),
+        "septic_stays": int(pd.Series(data.y).groupby(data.stays).max().sum()),
+        "folds": k,
+        "seed": seed,
+        "bootstrap_replicates": replicates,
+        "table": comparison_table(data, results, folds, replicates, seed),
+    }
