@@ -1,4 +1,4 @@
-"""The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts) -> store."""
+"""The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts) and hourly risk -> store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from vigil.care import CareEngine, CareOutcome
-from vigil.domain import Alert, Reading, VitalsSnapshot
+from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
+from vigil.models.live import LiveRiskScorer, patient_demographics
+from vigil.models.risk import default_model
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -46,10 +48,17 @@ def status_of(snapshot: VitalsSnapshot, scores: dict[str, dict]) -> dict:
 class Pipeline:
     """Keeps per-patient streaming state in memory; thread-safe; writes derived events to the store."""
 
-    def __init__(self, store: SqlStore, signal: SignalProcessor | None = None, care: CareEngine | None = None):
+    def __init__(
+        self,
+        store: SqlStore,
+        signal: SignalProcessor | None = None,
+        care: CareEngine | None = None,
+        risk: LiveRiskScorer | None = None,
+    ):
         self.store = store
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
+        self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
         self._lock = threading.Lock()
         self._latest_scores: dict[str, dict[str, dict]] = {}
 
@@ -60,6 +69,8 @@ class Pipeline:
             for snapshot in self.signal.process(readings):
                 outcome = self.care.evaluate(snapshot)
                 self._remember_scores(snapshot.patient_id, outcome.scores)
+            for score in self.risk.update(readings).scores:
+                self._remember_scores(score.patient_id, [score])
         log.info("warmed up from %d stored readings", len(readings))
         return len(readings)
 
@@ -71,7 +82,11 @@ class Pipeline:
                 for chunk in time_slices(readings)
                 for snapshot in self.signal.process(chunk)
             ]
-            return self._record(evaluated)
+            risk = self.risk.update(readings)
+            for score in risk.scores:
+                self._remember_scores(score.patient_id, [score])
+            self.store.add_scores(risk.scores)
+            return self._record(evaluated) + self._raise(risk.alerts)
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
         """Write the batch's derived events: scores and statuses in one go, then alerts and advice."""
@@ -81,14 +96,19 @@ class Pipeline:
             latest[snapshot.patient_id] = snapshot
         self.store.add_scores([score for _, outcome in evaluated for score in outcome.scores])
         self.store.save_statuses({pid: status_of(s, self._latest_scores.get(pid, {})) for pid, s in latest.items()})
-        raised: list[Alert] = []
         for _, outcome in evaluated:
             for draft in outcome.recommendations:
                 self.store.add_recommendation(draft)
-            raised += [alert for draft in outcome.alerts if (alert := self.store.raise_alert(draft))]
+        return self._raise([draft for _, outcome in evaluated for draft in outcome.alerts])
+
+    def _raise(self, drafts: list[AlertDraft]) -> list[Alert]:
+        raised = [alert for draft in drafts if (alert := self.store.raise_alert(draft))]
         for alert in raised:
             log.warning("alert %s for %s: %s", alert.rule, alert.patient_id, alert.message)
         return raised
+
+    def _demographics(self, patient_id: str) -> tuple[float | None, float | None]:
+        return patient_demographics(self.store.get_patient(patient_id), utc_now().date())
 
     def _remember_scores(self, patient_id: str, scores) -> None:
         latest = self._latest_scores.setdefault(patient_id, {})
@@ -98,7 +118,7 @@ class Pipeline:
 
 def _summary(details: dict) -> dict:
     """The parts of a score's details worth showing in the ward list."""
-    return {k: details[k] for k in ("band", "components", "missing") if k in details}
+    return {k: details[k] for k in ("band", "components", "missing", "alarm", "threshold", "explanation") if k in details}
 
 
 __all__ = ["Pipeline", "status_of"]

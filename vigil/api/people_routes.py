@@ -15,6 +15,7 @@ from vigil.api.security import issue_token, verify_password
 from vigil.api.views import alert_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
 from vigil.metrics import METRICS
+from vigil.models.live import SEPSIS_RISK
 from vigil.timeutil import utc_now
 
 router = APIRouter(prefix="/api/v1")
@@ -103,12 +104,18 @@ def _aware(value: datetime | None) -> datetime | None:
 @router.get("/patients/{patient_id}/risk", tags=["patients"])
 def get_risk(patient_id: str, user: CurrentUser, ctx: Ctx, hours: float = Query(default=24, gt=0, le=24 * 30)) -> dict:
     visible_patient(patient_id, user, ctx)
-    history = ctx.store.query_scores(patient_id, "news2", start=utc_now() - timedelta(hours=hours))
-    latest = history[-1] if history else None
+    since = utc_now() - timedelta(hours=hours)
+    news2 = ctx.store.query_scores(patient_id, "news2", start=since)
+    sepsis = ctx.store.query_scores(patient_id, SEPSIS_RISK, start=since)
     return {
         "patient_id": patient_id,
-        "news2": score_json(latest) if latest else None,
-        "history": [{"time": score_json(s)["time"], "value": s.value, "band": s.details.get("band")} for s in history],
+        "news2": score_json(news2[-1]) if news2 else None,
+        "history": [{"time": score_json(s)["time"], "value": s.value, "band": s.details.get("band")} for s in news2],
+        "sepsis": {
+            "latest": score_json(sepsis[-1]) if sepsis else None,
+            "model": "LightGBM on PhysioNet 2019 (see the model card); decision support only",
+            "history": [{"time": score_json(s)["time"], "value": s.value, "alarm": s.details.get("alarm")} for s in sepsis],
+        },
     }
 
 

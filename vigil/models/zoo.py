@@ -8,6 +8,7 @@ Tree models take missing values as they are; the others impute with the training
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Protocol
 
@@ -76,14 +77,18 @@ class LightGbmRisk:
         )
 
     def fit(self, X: Matrix, y, stays) -> "LightGbmRisk":
-        validation = _stay_holdout(stays, fraction=0.1, seed=self.model.random_state)
         import lightgbm
 
-        self.model.fit(
-            X[~validation], y[~validation], eval_set=[(X[~validation], y[~validation]), (X[validation], y[validation])],
-            eval_names=["train", "validation"], eval_metric="binary_logloss",
-            callbacks=[lightgbm.early_stopping(50, verbose=False)],
-        )
+        validation = _stay_holdout(stays, fraction=0.1, seed=self.model.random_state)
+        with warnings.catch_warnings():  # LightGBM 4.7 renames eval_set; older versions only know eval_set
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            self.model.fit(
+                X[~validation], y[~validation],
+                eval_set=[(X[~validation], y[~validation]), (X[validation], y[validation])],
+                eval_names=["train", "validation"], eval_metric="binary_logloss",
+                callbacks=[lightgbm.early_stopping(50, verbose=False)],
+            )
         return self
 
     def score(self, X: Matrix, stays) -> NDArray[np.float64]:

@@ -1,0 +1,61 @@
+"""Live sepsis risk: hourly aggregation of the stream, scoring closed hours once, explained, confirmed alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from vigil.domain import Patient, Reading
+from vigil.models.features import causal_features
+from vigil.models.live import CONFIRMING_HOURS, SEPSIS_RISK, LiveRiskScorer, patient_demographics
+from vigil.models.risk import default_model
+
+START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
+WELL = {"heart_rate": 72, "resp_rate": 14, "body_temp": 36.8, "systolic_bp": 125, "spo2": 97}
+UNITS = {"heart_rate": "/min", "resp_rate": "/min", "body_temp": "Cel", "systolic_bp": "mm[Hg]", "spo2": "%"}
+
+
+def readings(hours: float, vitals=WELL, start=START, patient="p1") -> list[Reading]:
+    return [
+        Reading(patient, "watch", metric, start + timedelta(minutes=m), float(value), UNITS[metric])
+        for m in range(0, int(hours * 60), 5) for metric, value in vitals.items()
+    ]
+
+
+def test_each_closed_hour_is_scored_once_with_an_explanation():
+    scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
+    first = scorer.update(readings(3.5))
+    assert [s.time for s in first.scores] == [START + timedelta(hours=h) for h in (1, 2, 3)]
+    assert all(s.kind == SEPSIS_RISK and 0 <= s.value <= 1 for s in first.scores)
+    assert len(first.scores[0].details["explanation"]) == 5
+    later = scorer.update(readings(1, start=START + timedelta(hours=3.5)))
+    assert [s.time for s in later.scores] == [START + timedelta(hours=4)]
+
+
+def test_live_hours_match_the_challenge_features_of_the_same_hourly_medians():
+    scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
+    scores = scorer.update(readings(4)).scores
+    hours = scorer._patients["p1"]
+    frame = hours.frame(START + timedelta(hours=2))
+    expected = default_model().probability_from_features(causal_features(frame).to_numpy(np.float32))
+    assert [s.value for s in scores] == pytest.approx(list(expected))
+    assert frame.loc[0, "HR"] == 72 and frame.loc[0, "Age"] == 60 and frame.loc[1, "ICULOS"] == 2
+
+
+def test_alert_needs_consecutive_hours_above_the_threshold():
+    model = default_model()
+    scorer = LiveRiskScorer(model, lambda patient: (None, None))
+    scorer.model = type(model)(model.booster_text, model.calibration_x, model.calibration_y, threshold=0.0,
+                               metadata=model.metadata)  # every hour alarms
+    outcome = scorer.update(readings(CONFIRMING_HOURS + 2.5))
+    assert len(outcome.alerts) == 1
+    assert outcome.alerts[0].time == START + timedelta(hours=CONFIRMING_HOURS)
+    assert "strongest contributions" in outcome.alerts[0].message and outcome.alerts[0].data["explanation"]
+
+
+def test_demographics_from_the_registry():
+    patient = Patient("p1", "X", birth_date="1950-12-01", sex="female")
+    assert patient_demographics(patient, datetime(2026, 11, 28).date()) == (75.0, 0.0)
+    assert patient_demographics(None, datetime(2026, 11, 28).date()) == (None, None)

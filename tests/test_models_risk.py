@@ -1,0 +1,104 @@
+"""The shipped sepsis model: scoring in the Challenge format, causality, explanations, save/load, bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vigil.models.evaluation import Dataset, fit_calibrated
+from vigil.models.features import causal_features
+from vigil.models.physionet import load_stays
+from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
+from vigil.models.scoring import OUTPUT_HEADER, score_directory
+
+FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
+
+
+def _cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True, timeout=300)
+    assert (result.returncode == 0) == ok, result.stderr
+    return result
+
+
+def test_score_writes_one_challenge_file_per_input(tmp_path):
+    _cli("risk", "score", str(FIXTURE), str(tmp_path / "out"))
+    inputs = sorted(FIXTURE.glob("*.psv"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in inputs]
+    for psv in inputs:
+        lines = (tmp_path / "out" / psv.name).read_text().splitlines()
+        assert lines[0] == OUTPUT_HEADER
+        assert len(lines) - 1 == len(psv.read_text().splitlines()) - 1
+        probabilities, labels = zip(*(line.split("|") for line in lines[1:]))
+        assert all(0.0 <= float(p) <= 1.0 for p in probabilities) and set(labels) <= {"0", "1"}
+
+
+def test_an_hour_is_scored_from_rows_up_to_that_hour_only(tmp_path):
+    stay = load_stays(FIXTURE, limit=1)
+    cut = len(stay) // 2
+    full = default_model().score(stay)
+    prefix = default_model().score(stay.iloc[:cut])
+    changed = stay.copy()
+    changed.loc[cut:, ["HR", "Temp", "Resp", "SBP"]] = [180.0, 41.0, 40.0, 60.0]
+    assert np.array_equal(prefix["PredictedProbability"], full["PredictedProbability"].iloc[:cut])
+    assert np.array_equal(default_model().score(changed)["PredictedProbability"].iloc[:cut],
+                          full["PredictedProbability"].iloc[:cut])
+
+
+def test_explanations_are_signed_feature_contributions():
+    frame = load_stays(FIXTURE, limit=3)
+    X = causal_features(frame).to_numpy(np.float32)
+    model = default_model()
+    explained = model.explain(X[:4], top=5)
+    assert len(explained) == 4 and all(len(row) == 5 for row in explained)
+    contributions = model._booster.predict(X[:4], pred_contrib=True)
+    for row, full in zip(explained, contributions):
+        assert abs(row[0].contribution) == pytest.approx(np.max(np.abs(full[:-1])), abs=1e-4)
+        assert [abs(c.contribution) for c in row] == sorted((abs(c.contribution) for c in row), reverse=True)
+
+
+def test_model_save_load_round_trip(tmp_path):
+    data = Dataset.from_frame(load_stays(FIXTURE))
+    fitted = fit_calibrated("lightgbm", data, seed=1)
+    model = export_lightgbm(fitted, {"trained_on": "fixture"})
+    model.save(tmp_path / "model.json")
+    loaded = SepsisRiskModel.load(tmp_path / "model.json")
+    assert loaded.threshold == model.threshold and loaded.metadata == {"trained_on": "fixture"}
+    assert np.array_equal(loaded.probability_from_features(data.X), model.probability_from_features(data.X))
+    assert np.allclose(model.probability_from_features(data.X), fitted.probability(data.X, data.stays))
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path):
+    (tmp_path / "model.json").write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a Vigil sepsis-risk model"):
+        SepsisRiskModel.load(tmp_path / "model.json")
+    assert "--model" in _cli("risk", "score", str(FIXTURE), str(tmp_path / "o"), "--model", str(tmp_path / "model.json"), ok=False).stderr
+
+
+def test_malformed_psv_is_reported_with_file_and_line(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    good = sorted(FIXTURE.glob("*.psv"))[0]
+    shutil.copy(good, source / good.name)
+    lines = good.read_text().splitlines()
+    cells = lines[3].split("|")
+    cells[0] = "fast"
+    (source / "p999999.psv").write_text("\n".join([lines[0], lines[1], lines[2], "|".join(cells)]) + "\n")
+    error = _cli("risk", "score", str(source), str(tmp_path / "out"), ok=False).stderr
+    assert "p999999.psv line 4" in error and "'fast'" in error
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / "p1.psv").write_text("HR|O2Sat\n80|97\n")
+    assert "missing required columns" in _cli("risk", "score", str(missing), str(tmp_path / "o2"), ok=False).stderr
+
+
+def test_shipped_model_matches_this_versions_features():
+    model = default_model()
+    assert model.metadata["stays"] == 6181 and 0 < model.threshold < 1
+    assert os.path.getsize(Path(__import__("vigil").__file__).parent / "models" / "default" / "sepsis_lightgbm.json") < 5e6

@@ -1,0 +1,152 @@
+"""Live sepsis risk: the monitored stream aggregated by the hour into the Challenge's shape, scored by the same features."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+from vigil.care.engine import EpisodeTracker
+from vigil.care.rules import RuleVerdict
+from vigil.domain import AlertDraft, Patient, Reading, Score
+from vigil.models.features import causal_features
+from vigil.models.physionet import HOUR, STAY_ID, VITAL_METRICS
+from vigil.models.risk import SepsisRiskModel
+
+SEPSIS_RISK = "sepsis_risk"
+CONFIRMING_HOURS = 2
+"""Consecutive closed hours above the threshold before the risk alerts: one hour of an ICU-trained model on
+ward data is noisy (see the model card)."""
+MAX_HOURS = 24 * 7
+"""Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
+COLUMN_OF_METRIC = {metric: column for column, metric in VITAL_METRICS.items()}
+
+
+def hour_of(time: datetime) -> datetime:
+    return time.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class PatientHours:
+    """One patient's readings binned by clock hour: per Challenge column, the values seen in each hour."""
+
+    age: float | None
+    gender: float | None
+    bins: dict[datetime, dict[str, list[float]]] = field(default_factory=dict)
+    scored_through: datetime | None = None
+
+    def add(self, reading: Reading) -> None:
+        column = COLUMN_OF_METRIC.get(reading.metric)
+        if column is not None and reading.quality == "ok":
+            self.bins.setdefault(hour_of(reading.time), {}).setdefault(column, []).append(reading.value)
+        cutoff = max(self.bins) - timedelta(hours=MAX_HOURS)
+        for old in [h for h in self.bins if h < cutoff]:
+            del self.bins[old]
+
+    def frame(self, through: datetime) -> pd.DataFrame:
+        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing), Challenge columns."""
+        first = min(self.bins)
+        hours = pd.date_range(first, through, freq="h")
+        rows = [{column: float(np.median(values)) for column, values in self.bins.get(h, {}).items()} for h in hours]
+        frame = pd.DataFrame(rows, index=range(len(hours)))
+        if {"SBP", "DBP"} <= set(frame.columns):
+            frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
+        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
+        frame["Age"], frame["Gender"] = self.age, self.gender
+        frame["HospAdmTime"] = 0.0  # monitoring starts at admission to the programme
+        frame["ICULOS"] = np.arange(1, len(hours) + 1, dtype=float)
+        return frame
+
+
+def patient_demographics(patient: Patient | None, today: date) -> tuple[float | None, float | None]:
+    """Age in years and the Challenge's Gender code (1 male, 0 female) from the registry, when known."""
+    if patient is None:
+        return None, None
+    age = None
+    if patient.birth_date:
+        born = date.fromisoformat(patient.birth_date)
+        age = float(today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
+    gender = {"male": 1.0, "female": 0.0}.get((patient.sex or "").lower())
+    return age, gender
+
+
+@dataclass(frozen=True)
+class RiskOutcome:
+    scores: list[Score]
+    alerts: list[AlertDraft]
+
+
+class LiveRiskScorer:
+    """Scores each patient's hour once it has closed (a reading from a later hour has arrived)."""
+
+    def __init__(self, model: SepsisRiskModel, demographics=lambda patient_id: (None, None), explain_top: int = 5):
+        self.model = model
+        self.demographics = demographics
+        self.explain_top = explain_top
+        self._patients: dict[str, PatientHours] = {}
+        self._episodes = EpisodeTracker()
+        self._streaks: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def update(self, readings: Sequence[Reading]) -> RiskOutcome:
+        scores: list[Score] = []
+        alerts: list[AlertDraft] = []
+        with self._lock:
+            for patient_id, batch in _by_patient(readings).items():
+                hours = self._hours(patient_id)
+                for reading in batch:
+                    hours.add(reading)
+                for score in self._score_closed_hours(patient_id, hours):
+                    scores.append(score)
+                    alerts += self._alert(score)
+        return RiskOutcome(scores, alerts)
+
+    def _hours(self, patient_id: str) -> PatientHours:
+        if patient_id not in self._patients:
+            self._patients[patient_id] = PatientHours(*self.demographics(patient_id))
+        return self._patients[patient_id]
+
+    def _score_closed_hours(self, patient_id: str, hours: PatientHours) -> list[Score]:
+        """Scores for every hour that closed since the last call (the latest bin's hour is still open)."""
+        closed_through = max(hours.bins) - timedelta(hours=1)
+        start = hours.scored_through + timedelta(hours=1) if hours.scored_through else min(hours.bins)
+        if closed_through < start:
+            return []
+        frame = hours.frame(closed_through)
+        features = causal_features(frame).to_numpy(np.float32)
+        new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1):]
+        probability = self.model.probability_from_features(features[new])
+        explanations = self.model.explain(features[new], self.explain_top)
+        hours.scored_through = closed_through
+        first_hour = min(hours.bins)
+        return [
+            Score(patient_id, SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
+                "threshold": self.model.threshold,
+                "alarm": bool(p >= self.model.threshold),
+                "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
+                "explanation": [vars(c) for c in explanation],
+            })
+            for i, p, explanation in zip(new, probability, explanations)
+        ]
+
+    def _alert(self, score: Score) -> list[AlertDraft]:
+        streak = self._streaks.get(score.patient_id, 0) + 1 if score.details["alarm"] else 0
+        self._streaks[score.patient_id] = streak
+        verdict = RuleVerdict(SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
+        if not self._episodes.should_raise(score.patient_id, verdict):
+            return []
+        top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
+        message = (f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
+                   f"{self.model.threshold:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}.")
+        return [AlertDraft(score.patient_id, SEPSIS_RISK, "warning", score.time, message, dict(score.details))]
+
+
+def _by_patient(readings: Iterable[Reading]) -> dict[str, list[Reading]]:
+    grouped: dict[str, list[Reading]] = {}
+    for reading in sorted(readings, key=lambda r: r.time):
+        grouped.setdefault(reading.patient_id, []).append(reading)
+    return grouped
