@@ -137,3 +137,19 @@ def test_dashboard_login_shows_only_visible_patients(ward):
     assert "Ada Lovelace" in ward.client.get(f"/patients/{ward.patient_id}").text
     bad = ward.client.post("/login", data={"username": "dr_who", "password": "nope"}, follow_redirects=False)
     assert "error" in bad.headers["location"]
+
+
+def test_ward_sorts_by_news2_or_by_sepsis_risk(ward):
+    ward.ctx.store.save_statuses({
+        ward.patient_id: {"scores": {"news2": {"value": 6}, "sepsis_risk": {"value": 0.01, "alarm": False}}},
+        ward.other_patient_id: {"scores": {"news2": {"value": 1}, "sepsis_risk": {"value": 0.2, "alarm": True}}},
+    })
+    headers = ward.login("root")
+    by_news2 = [p["patient_id"] for p in ward.client.get("/api/v1/patients", headers=headers).json()]
+    by_risk = [p["patient_id"] for p in ward.client.get("/api/v1/patients", params={"sort": "risk"}, headers=headers).json()]
+    assert by_news2 == [ward.patient_id, ward.other_patient_id]
+    assert by_risk == [ward.other_patient_id, ward.patient_id]
+    assert ward.client.get("/api/v1/patients", params={"sort": "age"}, headers=headers).status_code == 422
+    ward.client.post("/login", data={"username": "root", "password": "correct horse battery"})
+    rows = ward.client.get("/fragments/ward", params={"sort": "risk"}).text
+    assert rows.index("Alan Turing") < rows.index("Ada Lovelace") and "20.0%" in rows

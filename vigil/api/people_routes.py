@@ -44,8 +44,8 @@ def login_for_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: 
     return TokenResponse(access_token=issue_token(form.username, ctx.session_secret))
 
 
-def ward(user: User, ctx: AppContext) -> list[dict]:
-    """The patients this user may see with their latest status, highest NEWS2 first."""
+def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[dict]:
+    """The patients this user may see with their latest status, highest NEWS2 (or sepsis risk) first."""
     patients = ctx.store.list_patients(visible_patient_ids(user, ctx))
     ids = [p.patient_id for p in patients]
     statuses = ctx.store.list_status(ids)
@@ -53,17 +53,21 @@ def ward(user: User, ctx: AppContext) -> list[dict]:
     for alert in ctx.store.list_alerts(ids, open_only=True, limit=10_000):
         open_alerts[alert.patient_id] = open_alerts.get(alert.patient_id, 0) + 1
     rows = [patient_json(p, statuses.get(p.patient_id), open_alerts.get(p.patient_id, 0)) for p in patients]
-    return sorted(rows, key=lambda row: (-_news2(row), row["name"]))
+    first, second = ("sepsis_risk", "news2") if sort == "risk" else ("news2", "sepsis_risk")
+    return sorted(rows, key=lambda row: (-_score(row, first), -_score(row, second), row["name"]))
 
 
-def _news2(row: dict) -> float:
-    news2 = ((row.get("status") or {}).get("scores") or {}).get("news2")
-    return news2["value"] if news2 else -1.0
+def _score(row: dict, kind: str) -> float:
+    score = ((row.get("status") or {}).get("scores") or {}).get(kind)
+    return score["value"] if score else -1.0
 
 
 @router.get("/patients", tags=["patients"])
-def list_patients(user: CurrentUser, ctx: Ctx) -> list[dict]:
-    return ward(user, ctx)
+def list_patients(
+    user: CurrentUser, ctx: Ctx,
+    sort: Literal["news2", "risk"] = Query(default="news2", description="highest NEWS2 or highest sepsis risk first"),
+) -> list[dict]:
+    return ward(user, ctx, sort)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])

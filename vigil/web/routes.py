@@ -69,13 +69,14 @@ def logout() -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def ward_page(request: Request, user: PageUser) -> HTMLResponse:
-    return templates.TemplateResponse(request, "ward.html", {"user": user})
+def ward_page(request: Request, user: PageUser, sort: str = "news2") -> HTMLResponse:
+    return templates.TemplateResponse(request, "ward.html", {"user": user, "sort": "risk" if sort == "risk" else "news2"})
 
 
 @router.get("/fragments/ward", response_class=HTMLResponse)
-def ward_fragment(request: Request, user: PageUser, ctx: Ctx) -> HTMLResponse:
-    return templates.TemplateResponse(request, "ward_rows.html", {"rows": ward(user, ctx), "metrics": METRICS})
+def ward_fragment(request: Request, user: PageUser, ctx: Ctx, sort: str = "news2") -> HTMLResponse:
+    rows = ward(user, ctx, "risk" if sort == "risk" else "news2")
+    return templates.TemplateResponse(request, "ward_rows.html", {"rows": rows, "metrics": METRICS})
 
 
 @router.get("/fragments/alerts", response_class=HTMLResponse)

@@ -52,6 +52,10 @@ function toSeries(readings, metrics) {
 async function chartData(element, patientId, start) {
   if (element.dataset.risk) {
     const risk = await (await fetch(`/api/v1/patients/${patientId}/risk?hours=24`)).json();
+    if (element.dataset.risk === "sepsis") {
+      const history = risk.sepsis.history;
+      return {labels: ["sepsis risk %"], data: [history.map(h => Date.parse(h.time) / 1000), history.map(h => 100 * h.value)]};
+    }
     return {labels: ["NEWS2"], data: [risk.history.map(h => Date.parse(h.time) / 1000), risk.history.map(h => h.value)]};
   }
   const metrics = element.dataset.metrics.split(",");
