@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
 PASSWORD = "end-to-end password"
+FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 
 
 def _cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 180) -> str:
@@ -35,7 +37,9 @@ def _cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 180) 
     return result.stdout
 
 
-def test_http_simulation_raises_a_news2_alert_for_the_deteriorating_patient_only(tmp_path):
+@pytest.fixture
+def served(tmp_path):
+    """`vigil serve` on a free port with an admin login; yields (base URL, environment, auth headers)."""
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home"), "VIGIL_DB": f"sqlite:///{tmp_path / 'e2e.db'}"}
     _cli(env, "users", "add", "--username", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
     port = free_port()
@@ -44,14 +48,18 @@ def test_http_simulation_raises_a_news2_alert_for_the_deteriorating_patient_only
     try:
         wait_for_port(port, timeout=30)
         base = f"http://127.0.0.1:{port}"
-        _cli(env, "simulate", "--patients", "4", "--url", base, "--hours", "6", "--speed", "50000", "--seed", "3")
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "root", "password": PASSWORD}).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        alerts = httpx.get(f"{base}/api/v1/alerts", headers=headers).json()
-        ward = httpx.get(f"{base}/api/v1/patients", headers=headers).json()
+        yield base, env, {"Authorization": f"Bearer {token}"}
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_http_simulation_raises_a_news2_alert_for_the_deteriorating_patient_only(tmp_path, served):
+    base, env, headers = served
+    _cli(env, "simulate", "--patients", "4", "--url", base, "--hours", "6", "--speed", "50000", "--seed", "3")
+    alerts = httpx.get(f"{base}/api/v1/alerts", headers=headers).json()
+    ward = httpx.get(f"{base}/api/v1/patients", headers=headers).json()
     manifest = json.loads((tmp_path / "home" / "simulator" / "ward-seed3.json").read_text())["patients"]
     deteriorating = manifest["p04"]["patient_id"]
     news2_alerts = {a["patient_id"] for a in alerts if a["rule"] == "news2_urgent"}
@@ -96,3 +104,15 @@ def _wait(predicate, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             pytest.fail("the broker did not deliver every reading in time")
         time.sleep(0.1)
+
+
+def test_replayed_icu_stays_are_scored_hourly_with_explanations(served):
+    base, env, headers = served
+    _cli(env, "simulate", "--replay", str(FIXTURE), "--patients", "3", "--url", base, "--speed", "1000000")
+    ward = httpx.get(f"{base}/api/v1/patients", params={"sort": "risk"}, headers=headers).json()
+    assert len(ward) == 3 and all(row["conditions"] == ["PhysioNet 2019 replay"] for row in ward)
+    risk = httpx.get(f"{base}/api/v1/patients/{ward[0]['patient_id']}/risk", params={"hours": 24 * 30}, headers=headers).json()
+    history = risk["sepsis"]["history"]
+    assert len(history) >= 5 and all(0 <= h["value"] <= 1 for h in history)
+    explanation = risk["sepsis"]["latest"]["explanation"]
+    assert len(explanation) == 5 and {"feature", "value", "contribution"} <= set(explanation[0])

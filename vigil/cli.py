@@ -325,9 +325,11 @@ def simulate(
     speed: Annotated[float, typer.Option("--speed", min=0.01, help="simulated seconds per wall-clock second")] = 1.0,
     hours: Annotated[Optional[float], typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 1,
+    replay: Annotated[Optional[Path], typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
+                                                   "(a directory or .tar.gz) instead of simulating")] = None,
     db: DbOption = None,
 ) -> None:
-    """Run N simulated patients' devices as real clients over HTTP or MQTT.
+    """Run N simulated patients' devices (or N replayed ICU stays) as real clients over HTTP or MQTT.
 
     Patients and devices are registered in the store (--db / VIGIL_DB) on the first run and reused after.
     """
@@ -343,11 +345,20 @@ def simulate(
         _fail("give exactly one of --url or --mqtt")
     settings = load_settings(db)
     store = _store(settings)
-    start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
-    profiles = mixed_ward(patients, seed)
-    credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
+    if replay is not None:
+        from vigil.devices.replay import StayReplay, register_replay, replay_hours
+
+        stays = _load_stays_with_progress(replay, limit=patients)
+        hours = hours or replay_hours(stays)
+        start = utc_now() - timedelta(hours=hours)
+        credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{replay.stem}.json")
+        simulator = StayReplay(stays, start)
+    else:
+        start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
+        profiles = mixed_ward(patients, seed)
+        credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
+        simulator = WardSimulator(profiles, start, seed)
     _refresh_broker_files(settings, store)
-    simulator = WardSimulator(profiles, start, seed)
     try:
         transport = transport_for_url(url or mqtt)
     except ValueError as error:
@@ -355,11 +366,12 @@ def simulate(
     clients = build_clients(credentials, transport, seed)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    err.print(f"simulating {patients} patients from {start:%Y-%m-%d %H:%M} UTC at {speed:g}x to {url or mqtt}")
+    err.print(f"{'replaying' if replay else 'simulating'} {patients} patients from {start:%Y-%m-%d %H:%M} UTC "
+              f"at {speed:g}x to {url or mqtt}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("starting", total=hours)
-        final = run_simulation(simulator, clients, SimClock(start, speed), stop, hours,
-                               _progress_reporter(progress, task, start, hours))
+        final = run_simulation(simulator, clients, SimClock(simulator.start, speed), stop, hours,
+                               _progress_reporter(progress, task, simulator.start, hours))
     transport.close()
     totals = final.totals
     err.print(f"sent {totals.readings_sent} readings in {totals.batches_sent} batches "
@@ -479,15 +491,15 @@ app.add_typer(report_app, name="report")
 EVALUATION_FILE = "reports/risk-evaluation.json"
 
 
-def _load_stays_with_progress(data: Path):
+def _load_stays_with_progress(data: Path, limit: int | None = None):
     from rich.progress import Progress
 
     from vigil.models.physionet import PsvFormatError, load_stays
 
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"reading {data.name}", total=None)
+        task = progress.add_task(f"reading {data.name}", total=limit)
         try:
-            return load_stays(data, progress=lambda n: progress.advance(task, n))
+            return load_stays(data, limit=limit, progress=lambda n: progress.advance(task, n))
         except (PsvFormatError, ValueError) as error:
             _fail(str(error))
 
