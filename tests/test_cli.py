@@ -86,3 +86,9 @@ def test_bench_alerts_compares_vigil_with_the_instant_baseline(vigil):
     assert totals["vigil"] <= totals["baseline_instant"]
     assert run["vigil"]["deteriorating_first_news2_alert_minutes_after_onset"]["p04"] is not None
     assert "--seeds" in vigil("bench", "alerts", "--seeds", "one,two", ok=False).stderr
+
+
+def test_bench_score_times_the_shipped_model_against_plain_io(vigil):
+    fixture = str(__import__("pathlib").Path(__file__).parent / "fixtures" / "physionet2019")
+    result = json.loads(vigil("bench", "score", fixture, "--stays", "5", "--json").stdout)
+    assert result["stays"] == 5 and result["hours"] > 0 and result["score_seconds"] > 0

@@ -607,3 +607,22 @@ def report_figures(
     if loss_figure(result, out / "risk-loss-curves.png"):
         written.append("risk-loss-curves.png")
     err.print(f"wrote {', '.join(written)} to {out}")
+
+
+@bench_app.command("score")
+def bench_score_command(
+    data: Annotated[Path, typer.Argument(help="PhysioNet 2019 files: a directory or the .tar.gz")],
+    stays: Annotated[int, typer.Option("--stays", min=1)] = 3000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Time `vigil risk score` (shipped model) on N stays, against only reading and writing the same files."""
+    from rich.progress import Progress
+
+    from vigil.bench import bench_score
+
+    with Progress(console=err) as progress:
+        task = progress.add_task("benchmarking risk scoring", total=3)
+        result = bench_score(data, stays, lambda: progress.advance(task))
+    _emit(result, as_json, f"{result['stays']} stays, {result['hours']} hours scored in {result['score_seconds']} s "
+                           f"({result['hours_per_second']} hours/s); reading and writing alone: "
+                           f"{result['read_write_only_seconds']} s")
