@@ -23,7 +23,6 @@ from vigil.api.context import AppContext
 from vigil.api.security import hash_password
 from vigil.config import Settings, load_settings
 from vigil.ingest.mosquitto import broker_config, write_broker_files
-from vigil.store import SqlStore
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from vigil.models.evaluation import Dataset, fit_calibrated
 from vigil.models.features import causal_features
 from vigil.models.physionet import load_stays
 from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
-from vigil.models.scoring import OUTPUT_HEADER, score_directory
+from vigil.models.scoring import OUTPUT_HEADER
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 

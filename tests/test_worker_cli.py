@@ -37,7 +37,7 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
         simulator = _vigil(env, "simulate", "--patients", "4", "--mqtt", f"mqtt://127.0.0.1:{port}", "--hours", "6",
                            "--speed", "20000", "--seed", "4", stdout=subprocess.DEVNULL, stderr=logs)
         manifest = home / "simulator" / "ward-seed4.json"
-        _until(manifest.exists, "the simulator registered its devices")
+        _until(lambda: _registered(manifest, home / "mosquitto" / "passwd"), "the simulator's devices in the password file")
         broker.send_signal(signal.SIGHUP)  # reload the password file the simulator's registration rewrote
         assert simulator.wait(180) == 0
         store = SqlStore(db)
@@ -51,6 +51,14 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
                 process.terminate()
                 process.wait(15)
     assert worker.returncode == 0, "the worker stops cleanly on SIGTERM"
+
+
+def _registered(manifest, passwd) -> bool:
+    """Whether every device of the simulator's manifest is in the broker's password file yet."""
+    if not manifest.exists():
+        return False
+    devices = [d[0] for entry in json.loads(manifest.read_text())["patients"].values() for d in entry["devices"].values()]
+    return all(f"{device}:" in passwd.read_text() for device in devices)
 
 
 def _until(predicate, what: str, timeout: float = 30) -> None:

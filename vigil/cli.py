@@ -352,13 +352,14 @@ def simulate(
         hours = hours or replay_hours(stays)
         start = utc_now() - timedelta(hours=hours)
         credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{replay.stem}.json")
+        _refresh_broker_files(settings, store)
         simulator = StayReplay(stays, start)
     else:
         start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
         profiles = mixed_ward(patients, seed)
         credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
+        _refresh_broker_files(settings, store)
         simulator = WardSimulator(profiles, start, seed)
-    _refresh_broker_files(settings, store)
     try:
         transport = transport_for_url(url or mqtt)
     except ValueError as error:

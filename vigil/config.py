@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -35,3 +36,13 @@ def load_settings(db: str | None = None, mqtt: str | None = None, home: str | No
     db_url = db or os.environ.get("VIGIL_DB") or f"sqlite:///{home_path / 'vigil.db'}"
     mqtt_url = mqtt or os.environ.get("VIGIL_MQTT") or None
     return Settings(home=home_path, db_url=db_url, mqtt_url=mqtt_url)
+
+
+def write_private_json(path: Path, value: dict) -> None:
+    """Write atomically (a reader never sees half a file), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(value, handle, indent=1)
+    os.replace(tmp, path)

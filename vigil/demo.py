@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from vigil.api.context import AppContext
 from vigil.api.security import hash_password
-from vigil.config import Settings
+from vigil.config import Settings, write_private_json
 from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
 from vigil.ingest.service import BatchShapeError
 from vigil.store import SqlStore
@@ -29,13 +27,6 @@ CONDITION_LABELS = {
 }
 
 Credentials = dict[DeviceKey, tuple[str, str]]
-
-
-def _write_private_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(value, handle, indent=1)
 
 
 def _read_manifest(manifest: Path) -> dict:
@@ -64,7 +55,7 @@ def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Pat
                 device, token = store.add_device(entry["patient_id"], kind)
                 entry["devices"][kind] = [device.device_id, token]
             credentials[DeviceKey(profile.key, kind)] = tuple(entry["devices"][kind])
-    _write_private_json(manifest, known)
+    write_private_json(manifest, known)
     return credentials
 
 

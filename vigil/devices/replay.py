@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vigil.config import write_private_json
 from vigil.devices.readings import DeviceBatch, DeviceKey
 from vigil.models.physionet import STAY_ID, stay_readings
 from vigil.store import SqlStore
@@ -60,9 +61,7 @@ def register_replay(store: SqlStore, stays: pd.DataFrame, manifest: Path) -> dic
             device, token = store.add_device(patient.patient_id, REPLAY_DEVICE)
             entry = known[stay_id] = {"patient_id": patient.patient_id, "device": [device.device_id, token]}
         credentials[DeviceKey(stay_id, REPLAY_DEVICE)] = tuple(entry["device"])
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(known, indent=1))
-    manifest.chmod(0o600)
+    write_private_json(manifest, known)
     return credentials
 
 
