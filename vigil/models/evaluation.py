@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from vigil.models.features import causal_features, news2_total, qsofa_total
 from vigil.models.physionet import HOUR, LABEL, STAY_ID
 from vigil.models.utility import utility_parts
-from vigil.models.zoo import RiskEstimator, make_model
+from vigil.models.zoo import RiskEstimator, make_model, stays_held_out
 
 MAX_FIT_ROWS = 80_000
 CALIBRATION_FRACTION = 0.2
@@ -64,13 +64,6 @@ class FittedRisk:
         return self.calibrator.predict(self.estimator.score(X, stays))
 
 
-def stay_split(stays: NDArray, fraction: float, seed: int) -> NDArray[np.bool_]:
-    """Row mask of a random ``fraction`` of the stays."""
-    unique = np.unique(stays)
-    chosen = np.random.default_rng(seed).choice(unique, size=max(1, round(fraction * len(unique))), replace=False)
-    return np.isin(stays, chosen)
-
-
 def subsample_negatives(data: Dataset, max_rows: int, seed: int) -> NDArray[np.bool_]:
     """Keep every septic hour and a random share of the others, at most ``max_rows`` rows in all."""
     positive = data.y == 1
@@ -87,7 +80,7 @@ def choose_threshold(probability: NDArray, data: Dataset) -> float:
 
 def fit_calibrated(name: str, train: Dataset, seed: int) -> FittedRisk:
     """Fit on most training stays, calibrate and choose the threshold on the rest."""
-    calibration = stay_split(train.stays, CALIBRATION_FRACTION, seed)
+    calibration = stays_held_out(train.stays, round(CALIBRATION_FRACTION * len(np.unique(train.stays))), seed)
     fit = train.rows(~calibration)
     if name != "gru":  # the recurrent net needs whole stays
         fit = fit.rows(subsample_negatives(fit, MAX_FIT_ROWS, seed))

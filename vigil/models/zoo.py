@@ -98,11 +98,15 @@ class LightGbmRisk:
         return {f"{name}_log_loss": list(map(float, result["binary_logloss"])) for name, result in self.model.evals_result_.items()}
 
 
-def _stay_holdout(stays: NDArray, fraction: float, seed: int) -> NDArray[np.bool_]:
-    """A row mask selecting ``fraction`` of the stays (patient-level hold-out)."""
-    unique = np.unique(stays)
-    chosen = np.random.default_rng(seed).choice(unique, size=max(1, int(fraction * len(unique))), replace=False)
+def stays_held_out(stays: NDArray, count: int, seed: int) -> NDArray[np.bool_]:
+    """Row mask of ``count`` (at least one) stays drawn at random: a patient-level hold-out."""
+    chosen = np.random.default_rng(seed).choice(np.unique(stays), size=max(1, count), replace=False)
     return np.isin(stays, chosen)
+
+
+def _stay_holdout(stays: NDArray, fraction: float, seed: int) -> NDArray[np.bool_]:
+    """The models' own early-stopping hold-out: ``fraction`` of the stays, rounded down."""
+    return stays_held_out(stays, int(fraction * len(np.unique(stays))), seed)
 
 
 def _scaled(model) -> Pipeline:
