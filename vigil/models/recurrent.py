@@ -1,0 +1,217 @@
+"""The recurrent sepsis-risk model: a GRU reads each ICU stay hour by hour, so an hour's score uses only its past.
+
+``GruRisk`` follows the interface of ``vigil.models.zoo``. Its rows are the causal hourly features; the rows of a
+stay must be contiguous and in hour order (contiguity is checked, hour order is trusted). Missing values are
+imputed with the training median and every feature is standardised (statistics fitted on the training rows
+and kept in ``preprocessing``); missingness itself is already among the features. The network is
+input -> linear -> ReLU -> one-layer unidirectional GRU -> linear, one logit per hour, trained with
+class-weighted binary cross-entropy on mini-batches of stays and stopped early on a patient-level
+validation split. Needs PyTorch (the ``[deep]`` extra).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
+
+from vigil.models.zoo import Matrix, _stay_holdout
+
+
+@dataclass(frozen=True)
+class StaySegments:
+    """Where each stay's rows start and end in a matrix whose stays are contiguous blocks of rows."""
+
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, stays: NDArray) -> StaySegments:
+        """Raises ValueError when a stay's rows are split into more than one block."""
+        stays = np.asarray(stays)
+        if stays.ndim != 1 or len(stays) == 0:
+            raise ValueError("stays must be a non-empty 1-d array with one stay id per row")
+        starts = np.flatnonzero(np.r_[True, stays[1:] != stays[:-1]])
+        ids, runs = np.unique(stays[starts], return_counts=True)
+        if (runs > 1).any():
+            split = ", ".join(map(str, ids[runs > 1][:5]))
+            raise ValueError(
+                f"the rows of each stay must be contiguous and in hour order; {int((runs > 1).sum())} stays are "
+                f"split into several blocks of rows (e.g. {split}): sort the rows by stay, then hour"
+            )
+        return cls(starts.astype(np.int64), np.r_[starts[1:], len(stays)].astype(np.int64))
+
+    def subset(self, chosen: NDArray[np.bool_]) -> StaySegments:
+        return StaySegments(self.starts[chosen], self.ends[chosen])
+
+    def batches(self, stays_per_batch: int, order: NDArray[np.int64]) -> list[StaySegments]:
+        """The stays in ``order``, ``stays_per_batch`` at a time."""
+        return [self.subset(chunk) for chunk in np.array_split(order, max(1, -(-len(order) // stays_per_batch)))]
+
+    def packed(self, rows: torch.Tensor) -> PackedSequence:
+        """The stays' rows as one packed sequence (no padding): hour 0 of every stay, then hour 1, ..."""
+        return pack_sequence([rows[start:end] for start, end in zip(self.starts, self.ends)], enforce_sorted=False)
+
+
+class GruNetwork(nn.Module):
+    """Features per hour -> one risk logit per hour; unidirectional, so hour t sees only hours <= t."""
+
+    def __init__(self, features: int, hidden_size: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, hidden_size)
+        self.gru = nn.GRU(hidden_size, hidden_size, num_layers=1, batch_first=True)
+        self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, hours: PackedSequence) -> torch.Tensor:
+        """Packed stays of features -> one logit per hour, in the packed order of ``hours.data``."""
+        states, _ = self.gru(hours._replace(data=torch.relu(self.embed(hours.data))))
+        return self.head(states.data).squeeze(-1)
+
+
+class GruRisk:
+    """A GRU over each stay's hourly features; ``score`` gives P(sepsis) per row (class-weighted, so uncalibrated)."""
+
+    name = "gru"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        hidden_size: int = 64,
+        max_epochs: int = 8,
+        patience: int = 2,
+        stays_per_batch: int = 32,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.1,
+        threads: int = 2,
+    ) -> None:
+        self.seed = seed
+        self.hidden_size = hidden_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.stays_per_batch = stays_per_batch
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.threads = threads
+        self.preprocessing: Pipeline | None = None
+        self.network: GruNetwork | None = None
+        self.positive_weight: float | None = None
+        self._curve: dict[str, list[float]] = {"train_bce": [], "validation_bce": []}
+
+    def fit(self, X: Matrix, y: NDArray[np.int8], stays: NDArray) -> GruRisk:
+        segments = StaySegments.of(stays)
+        if not len(X) == len(y) == len(stays):
+            raise ValueError(f"X, y and stays need one entry per row; got {len(X)}, {len(y)} and {len(stays)}")
+        if len(segments.starts) < 2:
+            raise ValueError("fit needs at least 2 stays (a share of them is held out for early stopping)")
+        validation_rows = _stay_holdout(np.asarray(stays), fraction=self.validation_fraction, seed=self.seed)
+        validation = validation_rows[segments.starts]
+        training_labels = np.asarray(y)[~validation_rows]
+        positives = int(training_labels.sum())
+        self.positive_weight = (len(training_labels) - positives) / positives if positives else 1.0
+        self.preprocessing = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+        self.preprocessing.fit(X[~validation_rows])
+        features = self._features(X)
+        with _torch_settings(self.threads, self.seed):
+            self.network = GruNetwork(features.shape[1], self.hidden_size)
+            labels = torch.from_numpy(np.asarray(y, dtype=np.float32))
+            self._curve = self._train(features, labels, segments.subset(~validation), segments.subset(validation))
+        return self
+
+    def score(self, X: Matrix, stays: NDArray) -> NDArray[np.float64]:
+        if self.network is None:
+            raise RuntimeError("GruRisk is not fitted: call fit first")
+        segments = StaySegments.of(stays)
+        if len(X) != len(stays):
+            raise ValueError(f"X and stays need one entry per row; got {len(X)} and {len(stays)}")
+        features = self._features(X)
+        scores = np.empty(len(X), dtype=np.float64)
+        self.network.eval()
+        with _torch_settings(self.threads, self.seed), torch.no_grad():
+            for batch in segments.batches(8 * self.stays_per_batch, np.arange(len(segments.starts))):
+                rows = batch.packed(torch.arange(len(X))).data
+                scores[rows.numpy()] = torch.sigmoid(self.network(batch.packed(features))).numpy()
+        return scores
+
+    def loss_curve(self) -> dict[str, list[float]]:
+        """Per epoch: the mean class-weighted BCE per hour on the training stays and on the held-out stays."""
+        return {name: list(values) for name, values in self._curve.items()}
+
+    def _features(self, X: Matrix) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.preprocessing.transform(X), dtype=np.float32))
+
+    def _train(
+        self, features: torch.Tensor, labels: torch.Tensor, training: StaySegments, validation: StaySegments
+    ) -> dict[str, list[float]]:
+        """Adam on shuffled batches of stays; keeps the weights of the epoch with the lowest validation loss."""
+        assert self.network is not None
+        optimiser = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+        shuffle = np.random.default_rng(self.seed)
+        curve: dict[str, list[float]] = {"train_bce": [], "validation_bce": []}
+        best_loss, best_state, epochs_without_gain = np.inf, copy.deepcopy(self.network.state_dict()), 0
+        for _ in range(self.max_epochs):
+            self.network.train()
+            batches = training.batches(self.stays_per_batch, shuffle.permutation(len(training.starts)))
+            loss_sum, hours = 0.0, 0
+            for index in shuffle.permutation(len(batches)):
+                loss, batch_hours = self._batch_loss(features, labels, batches[index])
+                optimiser.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.network.parameters(), max_norm=1.0)
+                optimiser.step()
+                loss_sum, hours = loss_sum + loss.item() * batch_hours, hours + batch_hours
+            curve["train_bce"].append(loss_sum / hours)
+            curve["validation_bce"].append(self._mean_loss(features, labels, validation))
+            if curve["validation_bce"][-1] < best_loss:
+                best_loss, epochs_without_gain = curve["validation_bce"][-1], 0
+                best_state = copy.deepcopy(self.network.state_dict())
+            else:
+                epochs_without_gain += 1
+                if epochs_without_gain >= self.patience:
+                    break
+        self.network.load_state_dict(best_state)
+        return curve
+
+    def _mean_loss(self, features: torch.Tensor, labels: torch.Tensor, segments: StaySegments) -> float:
+        assert self.network is not None
+        self.network.eval()
+        loss_sum, hours = 0.0, 0
+        with torch.no_grad():
+            for batch in segments.batches(8 * self.stays_per_batch, np.arange(len(segments.starts))):
+                loss, batch_hours = self._batch_loss(features, labels, batch)
+                loss_sum, hours = loss_sum + loss.item() * batch_hours, hours + batch_hours
+        return loss_sum / hours
+
+    def _batch_loss(self, features: torch.Tensor, labels: torch.Tensor, batch: StaySegments) -> tuple[torch.Tensor, int]:
+        """The mean class-weighted BCE over the batch's hours, and how many hours that is."""
+        assert self.network is not None
+        targets = batch.packed(labels).data
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            self.network(batch.packed(features)), targets, pos_weight=torch.tensor(self.positive_weight)
+        )
+        return loss, len(targets)
+
+
+@contextmanager
+def _torch_settings(threads: int, seed: int) -> Iterator[None]:
+    """Seeded, deterministic torch on ``threads`` CPU threads; the caller's settings and RNG are restored after."""
+    previous_threads, previous_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_deterministic)
