@@ -57,3 +57,20 @@ def test_a_sustained_heart_rate_rise_alerts_once():
     ]
     raised = [rules for rules in run(resting_day("p1", 4 * 60) + rising) if rules]
     assert raised == [["hr_rise"]]
+
+
+def test_a_late_batch_from_another_device_is_judged_as_of_its_own_time(tmp_path):
+    """Blood pressure for the last hours arrives first; the wearable's backlog must still alert."""
+    from vigil.pipeline import Pipeline
+    from vigil.store import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'late.db'}")
+    patient = store.add_patient("Late Batch").patient_id
+    unwell = {"heart_rate": 125.0, "resp_rate": 26.0, "spo2": 91.0}
+    wearable = [r for minute in range(120) for r in minute_readings(patient, minute, unwell if minute >= 60 else RESTING)]
+    blood_pressure = [Reading(patient, "cuff", "systolic_bp", START + timedelta(minutes=m), 95.0, "mm[Hg]") for m in (60, 90, 119)]
+    pipeline = Pipeline(store)
+    pipeline.process(blood_pressure)
+    raised = pipeline.process(wearable)
+    assert "news2_urgent" in {alert.rule for alert in raised}
+    assert store.list_status()[patient]["scores"]["news2"]["time"].startswith("2026-11-27T01:59")

@@ -317,6 +317,10 @@ def _progress_reporter(progress, task, start, hours: float | None):
     return report
 
 
+FINITE_RUN_FLUSH_SECONDS = 900.0
+"""A run of --hours H delivers everything it generated (retrying for up to 15 min), however fast it was generated."""
+
+
 @app.command()
 def simulate(
     patients: Annotated[int, typer.Option("--patients", min=1, max=500, help="number of simulated patients")],
@@ -372,7 +376,8 @@ def simulate(
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("starting", total=hours)
         final = run_simulation(simulator, clients, SimClock(simulator.start, speed), stop, hours,
-                               _progress_reporter(progress, task, simulator.start, hours))
+                               _progress_reporter(progress, task, simulator.start, hours),
+                               flush_seconds=FINITE_RUN_FLUSH_SECONDS if hours else 30.0)
     transport.close()
     totals = final.totals
     err.print(f"sent {totals.readings_sent} readings in {totals.batches_sent} batches "

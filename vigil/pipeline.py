@@ -80,7 +80,7 @@ class Pipeline:
             evaluated = [
                 (snapshot, self.care.evaluate(snapshot))
                 for chunk in time_slices(readings)
-                for snapshot in self.signal.process(chunk)
+                for snapshot in self.signal.process(chunk, as_of_batch=True)
             ]
             risk = self.risk.update(readings)
             for score in risk.scores:
@@ -93,7 +93,8 @@ class Pipeline:
         latest: dict[str, VitalsSnapshot] = {}
         for snapshot, outcome in evaluated:
             self._remember_scores(snapshot.patient_id, outcome.scores)
-            latest[snapshot.patient_id] = snapshot
+            if snapshot.patient_id not in latest or snapshot.time >= latest[snapshot.patient_id].time:
+                latest[snapshot.patient_id] = snapshot
         self.store.add_scores([score for _, outcome in evaluated for score in outcome.scores])
         self.store.save_statuses({pid: status_of(s, self._latest_scores.get(pid, {})) for pid, s in latest.items()})
         for _, outcome in evaluated:
@@ -111,9 +112,12 @@ class Pipeline:
         return patient_demographics(self.store.get_patient(patient_id), utc_now().date())
 
     def _remember_scores(self, patient_id: str, scores) -> None:
+        """Keep each kind's newest score (a late device batch may bring older ones)."""
         latest = self._latest_scores.setdefault(patient_id, {})
         for score in scores:
-            latest[score.kind] = {"value": score.value, "time": format_time(score.time), **_summary(score.details)}
+            time = format_time(score.time)
+            if score.kind not in latest or time >= latest[score.kind]["time"]:
+                latest[score.kind] = {"value": score.value, "time": time, **_summary(score.details)}
 
 
 def _summary(details: dict) -> dict:

@@ -188,13 +188,20 @@ class SignalProcessor:
         self._states: dict[str, PatientSignalState] = {}
         self._lock = threading.Lock()
 
-    def process(self, readings: Iterable[Reading]) -> list[VitalsSnapshot]:
-        """Fold a batch into each patient's state; one snapshot per patient in the batch, in first-seen order."""
+    def process(self, readings: Iterable[Reading], as_of_batch: bool = False) -> list[VitalsSnapshot]:
+        """Fold a batch into each patient's state; one snapshot per patient in the batch, in first-seen order.
+
+        With ``as_of_batch`` each snapshot is taken at the batch's latest reading time rather than the latest
+        time ever seen, so a device's late batch is judged as of its own time, not as stale data.
+        """
         by_patient: dict[str, list[Reading]] = {}
         for reading in readings:
             by_patient.setdefault(reading.patient_id, []).append(reading)
         with self._lock:
-            return [self.state_for(patient_id).update(batch) for patient_id, batch in by_patient.items()]
+            return [
+                self.state_for(patient_id).update(batch, max(r.time for r in batch) if as_of_batch else None)
+                for patient_id, batch in by_patient.items()
+            ]
 
     def state_for(self, patient_id: str) -> PatientSignalState:
         """The patient's state, created empty on first use."""
