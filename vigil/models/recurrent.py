@@ -23,7 +23,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_sequence
+from torch.nn.utils.rnn import pad_sequence
 
 from vigil.models.zoo import Matrix, _stay_holdout
 
@@ -51,16 +51,29 @@ class StaySegments:
             )
         return cls(starts.astype(np.int64), np.r_[starts[1:], len(stays)].astype(np.int64))
 
-    def subset(self, chosen: NDArray[np.bool_]) -> StaySegments:
+    @property
+    def lengths(self) -> NDArray[np.int64]:
+        return self.ends - self.starts
+
+    def subset(self, chosen: NDArray) -> StaySegments:
         return StaySegments(self.starts[chosen], self.ends[chosen])
 
     def batches(self, stays_per_batch: int, order: NDArray[np.int64]) -> list[StaySegments]:
         """The stays in ``order``, ``stays_per_batch`` at a time."""
         return [self.subset(chunk) for chunk in np.array_split(order, max(1, -(-len(order) // stays_per_batch)))]
 
-    def packed(self, rows: torch.Tensor) -> PackedSequence:
-        """The stays' rows as one packed sequence (no padding): hour 0 of every stay, then hour 1, ..."""
-        return pack_sequence([rows[start:end] for start, end in zip(self.starts, self.ends)], enforce_sorted=False)
+    def rows(self) -> NDArray[np.int64]:
+        """The stays' row numbers, stay after stay: the order of ``padded(...)[hours()]``."""
+        return np.concatenate([np.arange(start, end) for start, end in zip(self.starts, self.ends)])
+
+    def padded(self, rows: torch.Tensor) -> torch.Tensor:
+        """The stays' rows as (stays, longest stay, ...), zeros after each stay's end."""
+        return pad_sequence([rows[start:end] for start, end in zip(self.starts, self.ends)], batch_first=True)
+
+    def hours(self) -> torch.Tensor:
+        """The (stays, longest stay) mask of the real hours in ``padded``."""
+        lengths = torch.from_numpy(self.lengths)
+        return torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
 
 
 class GruNetwork(nn.Module):
@@ -72,10 +85,10 @@ class GruNetwork(nn.Module):
         self.gru = nn.GRU(hidden_size, hidden_size, num_layers=1, batch_first=True)
         self.head = nn.Linear(hidden_size, 1)
 
-    def forward(self, hours: PackedSequence) -> torch.Tensor:
-        """Packed stays of features -> one logit per hour, in the packed order of ``hours.data``."""
-        states, _ = self.gru(hours._replace(data=torch.relu(self.embed(hours.data))))
-        return self.head(states.data).squeeze(-1)
+    def forward(self, hours: torch.Tensor) -> torch.Tensor:
+        """(stays, hours, features) -> (stays, hours) logits; the padding after a stay's end never reaches it."""
+        states, _ = self.gru(torch.relu(self.embed(hours)))
+        return self.head(states).squeeze(-1)
 
 
 class GruRisk:
@@ -109,6 +122,7 @@ class GruRisk:
         self._curve: dict[str, list[float]] = {"train_bce": [], "validation_bce": []}
 
     def fit(self, X: Matrix, y: NDArray[np.int8], stays: NDArray) -> GruRisk:
+        """Train on all stays but a seeded 10 % held out for early stopping; the best epoch's weights are kept."""
         segments = StaySegments.of(stays)
         if not len(X) == len(y) == len(stays):
             raise ValueError(f"X, y and stays need one entry per row; got {len(X)}, {len(y)} and {len(stays)}")
@@ -122,13 +136,14 @@ class GruRisk:
         self.preprocessing = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
         self.preprocessing.fit(X[~validation_rows])
         features = self._features(X)
+        labels = torch.from_numpy(np.asarray(y, dtype=np.float32))
         with _torch_settings(self.threads, self.seed):
             self.network = GruNetwork(features.shape[1], self.hidden_size)
-            labels = torch.from_numpy(np.asarray(y, dtype=np.float32))
             self._curve = self._train(features, labels, segments.subset(~validation), segments.subset(validation))
         return self
 
     def score(self, X: Matrix, stays: NDArray) -> NDArray[np.float64]:
+        """P(sepsis) per row, in the input's order; a row's score depends only on its stay's rows up to it."""
         if self.network is None:
             raise RuntimeError("GruRisk is not fitted: call fit first")
         segments = StaySegments.of(stays)
@@ -138,9 +153,8 @@ class GruRisk:
         scores = np.empty(len(X), dtype=np.float64)
         self.network.eval()
         with _torch_settings(self.threads, self.seed), torch.no_grad():
-            for batch in segments.batches(8 * self.stays_per_batch, np.arange(len(segments.starts))):
-                rows = batch.packed(torch.arange(len(X))).data
-                scores[rows.numpy()] = torch.sigmoid(self.network(batch.packed(features))).numpy()
+            for batch in self._evaluation_batches(segments):
+                scores[batch.rows()] = torch.sigmoid(self.network(batch.padded(features))[batch.hours()]).numpy()
         return scores
 
     def loss_curve(self) -> dict[str, list[float]]:
@@ -150,10 +164,18 @@ class GruRisk:
     def _features(self, X: Matrix) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.preprocessing.transform(X), dtype=np.float32))
 
+    def _evaluation_batches(self, segments: StaySegments) -> list[StaySegments]:
+        """Larger batches of stays of similar length (little padding) when no gradient is kept."""
+        return segments.batches(8 * self.stays_per_batch, np.argsort(segments.lengths, kind="stable"))
+
     def _train(
         self, features: torch.Tensor, labels: torch.Tensor, training: StaySegments, validation: StaySegments
     ) -> dict[str, list[float]]:
-        """Adam on shuffled batches of stays; keeps the weights of the epoch with the lowest validation loss."""
+        """Adam on batches of randomly drawn stays; keeps the weights of the epoch with the lowest validation loss.
+
+        Training batches are not grouped by length (which would pad less): septic hours come late in long stays,
+        so length-sorted batches put nearly all positives in a few batches and training swings between them.
+        """
         assert self.network is not None
         optimiser = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
         shuffle = np.random.default_rng(self.seed)
@@ -161,10 +183,9 @@ class GruRisk:
         best_loss, best_state, epochs_without_gain = np.inf, copy.deepcopy(self.network.state_dict()), 0
         for _ in range(self.max_epochs):
             self.network.train()
-            batches = training.batches(self.stays_per_batch, shuffle.permutation(len(training.starts)))
             loss_sum, hours = 0.0, 0
-            for index in shuffle.permutation(len(batches)):
-                loss, batch_hours = self._batch_loss(features, labels, batches[index])
+            for batch in training.batches(self.stays_per_batch, shuffle.permutation(len(training.starts))):
+                loss, batch_hours = self._batch_loss(features, labels, batch)
                 optimiser.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.network.parameters(), max_norm=1.0)
@@ -187,17 +208,20 @@ class GruRisk:
         self.network.eval()
         loss_sum, hours = 0.0, 0
         with torch.no_grad():
-            for batch in segments.batches(8 * self.stays_per_batch, np.arange(len(segments.starts))):
+            for batch in self._evaluation_batches(segments):
                 loss, batch_hours = self._batch_loss(features, labels, batch)
                 loss_sum, hours = loss_sum + loss.item() * batch_hours, hours + batch_hours
         return loss_sum / hours
 
-    def _batch_loss(self, features: torch.Tensor, labels: torch.Tensor, batch: StaySegments) -> tuple[torch.Tensor, int]:
-        """The mean class-weighted BCE over the batch's hours, and how many hours that is."""
+    def _batch_loss(
+        self, features: torch.Tensor, labels: torch.Tensor, batch: StaySegments
+    ) -> tuple[torch.Tensor, int]:
+        """The mean class-weighted BCE over the batch's real (unpadded) hours, and how many hours that is."""
         assert self.network is not None
-        targets = batch.packed(labels).data
+        targets = labels[torch.from_numpy(batch.rows())]
+        logits = self.network(batch.padded(features))[batch.hours()]
         loss = nn.functional.binary_cross_entropy_with_logits(
-            self.network(batch.packed(features)), targets, pos_weight=torch.tensor(self.positive_weight)
+            logits, targets, pos_weight=torch.tensor(self.positive_weight)
         )
         return loss, len(targets)
 
