@@ -77,6 +77,13 @@ def postgres_reachable() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> None:
+    """Each test's keys live in its own VIGIL_HOME (the one `settings` uses), never in ./vigil-data."""
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VIGIL_KEY", raising=False)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return load_settings(db=f"sqlite:///{tmp_path / 'vigil.db'}", home=str(tmp_path / "home"))

@@ -14,6 +14,7 @@ class Settings:
     home: Path
     db_url: str
     mqtt_url: str | None
+    field_key: str | None = None  # VIGIL_KEY: base64 encryption key(s) instead of the key file
 
     @property
     def keys_dir(self) -> Path:
@@ -35,7 +36,7 @@ def load_settings(db: str | None = None, mqtt: str | None = None, home: str | No
     home_path = Path(home or os.environ.get("VIGIL_HOME") or "vigil-data").resolve()
     db_url = db or os.environ.get("VIGIL_DB") or f"sqlite:///{home_path / 'vigil.db'}"
     mqtt_url = mqtt or os.environ.get("VIGIL_MQTT") or None
-    return Settings(home=home_path, db_url=db_url, mqtt_url=mqtt_url)
+    return Settings(home=home_path, db_url=db_url, mqtt_url=mqtt_url, field_key=os.environ.get("VIGIL_KEY") or None)
 
 
 def write_private_json(path: Path, value: dict) -> None:
