@@ -125,6 +125,12 @@ class Ward:
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
+    def web_login(self, username: str, password: str = "correct horse battery", **form: str):
+        """Log in through the dashboard's form, with the CSRF token its login page set."""
+        self.client.get("/login")
+        data = {"username": username, "password": password, "csrf_token": self.client.cookies["vigil_csrf"], **form}
+        return self.client.post("/login", data=data, follow_redirects=False)
+
     def ingest(self, readings: list, token: str | None = None):
         return self.client.post(
             "/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {token or self.token}"}

@@ -190,6 +190,9 @@ class SqlStore:
             sql += f" WHERE patient_id IN ({','.join('?' * len(params))})"
         return [self._patient(r) for r in self._rows(sql + " ORDER BY created_at, patient_id", params)]
 
+    def all_patient_ids(self) -> set[str]:
+        return {r[0] for r in self._rows("SELECT patient_id FROM patients")}
+
     def _patient(self, row: tuple) -> Patient:
         patient_id, sex, conditions, created_at, *sealed = row
         identifiers = {c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)}
