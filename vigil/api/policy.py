@@ -9,6 +9,8 @@ allowed or denied, is appended to the audit log with who asked, from where, and 
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
@@ -21,6 +23,17 @@ from vigil.store import SqlStore
 
 SESSION_COOKIE = "vigil_session"
 CLINICAL_ROLES = ("clinician", "admin")
+
+
+class HasStore(Protocol):
+    """What the gates need from their caller: the store. An AppContext has one; commands use StoreOnly."""
+
+    store: SqlStore
+
+
+@dataclass(frozen=True)
+class StoreOnly:
+    store: SqlStore
 
 
 # -- who is asking -------------------------------------------------------------------------------
@@ -70,7 +83,7 @@ def patient_ids_visible_to(user: User, store: SqlStore) -> set[str]:
 
 
 # -- the gates: check, then record ---------------------------------------------------------------
-def record(ctx: AppContext, user: User, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
+def record(ctx: HasStore, user: User, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
     """Append one access or change by this user to the audit log."""
     origin = current_origin.get()
     resource = f"{origin.method} {origin.path}" if origin else "cli"
@@ -78,7 +91,7 @@ def record(ctx: AppContext, user: User, action: str, patient_id: str | None = No
     ctx.store.append_audit([event])
 
 
-def _patient_if_visible(patient_id: str, user: User, ctx: AppContext) -> Patient | None:
+def _patient_if_visible(patient_id: str, user: User, ctx: HasStore) -> Patient | None:
     return ctx.store.get_patient(patient_id) if patient_id in patient_ids_visible_to(user, ctx.store) else None
 
 
@@ -86,7 +99,7 @@ def _not_found(message: str = "patient not found") -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, message)
 
 
-def visible_patient(patient_id: str, user: User, ctx: AppContext, action: str = "read") -> Patient:
+def visible_patient(patient_id: str, user: User, ctx: HasStore, action: str = "read") -> Patient:
     """The patient if this user may see it (the access is audited); otherwise 404, existence not revealed."""
     patient = _patient_if_visible(patient_id, user, ctx)
     record(ctx, user, action, patient_id, "ok" if patient else "denied")
@@ -95,14 +108,14 @@ def visible_patient(patient_id: str, user: User, ctx: AppContext, action: str = 
     return patient
 
 
-def visible_patient_ids(user: User, ctx: AppContext, action: str = "read") -> set[str]:
+def visible_patient_ids(user: User, ctx: HasStore, action: str = "read") -> set[str]:
     """The patients this user may see, for a response listing several; audited with their ids."""
     ids = patient_ids_visible_to(user, ctx.store)
     record(ctx, user, action, patients=sorted(ids))
     return ids
 
 
-def clinical_action(patient_id: str, user: User, ctx: AppContext, action: str, missing: str, **details) -> Patient:
+def clinical_action(patient_id: str, user: User, ctx: HasStore, action: str, missing: str, **details) -> Patient:
     """Acknowledging alerts and deciding recommendations: the patient must be visible (else 404 `missing`,
     as if the thing acted on did not exist) and the user a clinician or admin (else 403); audited either way."""
     patient = _patient_if_visible(patient_id, user, ctx)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -28,6 +28,10 @@ class CryptoError(Exception):
 
 class DecryptionError(CryptoError):
     """A ciphertext that is malformed, under an unknown key, or was moved to another row or field."""
+
+
+class UnknownKeyError(DecryptionError):
+    """A ciphertext under a key this ring does not hold (e.g. one made by a rotation since the ring was loaded)."""
 
 
 class KeyConfigError(CryptoError):
@@ -85,7 +89,7 @@ class KeyRing:
     def decrypt(self, token: str, context: str) -> str:
         kid, nonce, sealed = _parts(token)
         if kid not in self.keys:
-            raise DecryptionError(f"{context}: encrypted under key {kid}, which is not in the key ring")
+            raise UnknownKeyError(f"{context}: encrypted under key {kid}, which is not in the key ring")
         try:
             return AESGCM(self.keys[kid]).decrypt(nonce, sealed, context.encode()).decode()
         except InvalidTag:
@@ -145,7 +149,7 @@ def load_keyring(settings: Settings) -> KeyRing:
 
 def _create_key_file(settings: Settings) -> None:
     """Create the first key without overwriting one another process created meanwhile."""
-    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    settings.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = settings.keys_dir / KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,14 +161,16 @@ def _create_key_file(settings: Settings) -> None:
 
 @dataclass(frozen=True)
 class StoreKeys:
-    """What the store needs: the field key ring, and the HMAC key of the audit chain."""
+    """What the store needs: the field key ring, the HMAC key of the audit chain, and how to load them again
+    (a running server meets a key that `vigil keys rotate` created after it started)."""
 
     field: KeyRing
     audit: bytes
+    reload: Callable[[], "StoreKeys"] | None = None
 
 
 def load_store_keys(settings: Settings) -> StoreKeys:
-    return StoreKeys(load_keyring(settings), settings.secret(AUDIT_KEY_FILE).encode())
+    return StoreKeys(load_keyring(settings), settings.secret(AUDIT_KEY_FILE).encode(), lambda: load_store_keys(settings))
 
 
 def save_keyring(settings: Settings, ring: KeyRing) -> None:

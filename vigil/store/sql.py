@@ -24,7 +24,7 @@ from vigil.domain import (
     User,
 )
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
-from vigil.security.crypto import StoreKeys, ciphertext_key_id, is_ciphertext, load_store_keys
+from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.store.dialects import dialect_for
 from vigil.store.schema import ADDED_COLUMNS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
@@ -126,7 +126,15 @@ class SqlStore:
         return None if value is None else self.keys.field.encrypt(value, f"{table}.{column}:{row_key}")
 
     def _unseal(self, table: str, column: str, row_key: str, value: str | None) -> str | None:
-        return None if value is None else self.keys.field.decrypt(value, f"{table}.{column}:{row_key}")
+        if value is None:
+            return None
+        try:
+            return self.keys.field.decrypt(value, f"{table}.{column}:{row_key}")
+        except UnknownKeyError:
+            if self.keys.reload is None:
+                raise
+            self._keys = self.keys.reload()  # a rotation since we loaded the keys: pick up the new one
+            return self.keys.field.decrypt(value, f"{table}.{column}:{row_key}")
 
     def reencrypt_identifiers(self) -> int:
         """Re-encrypt every identifier not yet under the current key (plaintext too); returns how many.
