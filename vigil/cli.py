@@ -63,11 +63,16 @@ def _store(settings: Settings):
     except CryptoError as error:
         _fail(str(error))
     try:
-        return open_store(settings.db_url, keys)
+        store = open_store(settings.db_url, keys)
     except CryptoError as error:
         _fail(f"cannot decrypt the store's identifiers with these keys: {error}")
     except Exception as error:  # unreachable server, bad URL: say so plainly
         _fail(f"cannot open store {settings.db_url}: {error}")
+    missing = store.key_ids_in_use() - set(keys.field.keys)
+    if missing:
+        _fail(f"cannot decrypt the store's identifiers with these keys: they need key(s) {', '.join(sorted(missing))}, "
+              "which VIGIL_KEY or VIGIL_HOME/keys does not hold")
+    return store
 
 
 def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
