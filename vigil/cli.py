@@ -333,9 +333,10 @@ def keys_rotate(db: DbOption = None, as_json: JsonFlag = False) -> None:
         save_keyring(settings, ring)  # before re-encrypting: an interrupted run leaves every value readable
         store.keys = replace(store.keys, field=ring)
     changed = store.reencrypt_identifiers()
-    retired = sorted(set(ring.keys) - store.key_ids_in_use())
+    in_use = store.key_ids_in_use()
+    retired = sorted(set(ring.keys) - in_use - {ring.current})
     if not settings.field_key:
-        save_keyring(settings, ring.only_current())
+        save_keyring(settings, ring.retaining(in_use))  # a key still needed (written meanwhile) stays
     _audit(store, "keys.rotate", key_id=ring.current, reencrypted=changed)
     _emit({"key_id": ring.current, "reencrypted": changed, "no_longer_needed": retired}, as_json,
           f"{changed} values now under key {ring.current}; no longer needed: {', '.join(retired) or 'none'}")

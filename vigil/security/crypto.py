@@ -77,8 +77,9 @@ class KeyRing:
         """This ring plus a fresh key that encrypts from now on; the old keys still decrypt."""
         return KeyRing.of([secrets.token_bytes(KEY_BYTES), *self.keys.values()])
 
-    def only_current(self) -> "KeyRing":
-        return KeyRing({self.current: self.keys[self.current]}, self.current)
+    def retaining(self, key_ids: set[str]) -> "KeyRing":
+        """This ring with only the current key and those in `key_ids`."""
+        return KeyRing({kid: key for kid, key in self.keys.items() if kid in key_ids or kid == self.current}, self.current)
 
     def encrypt(self, plaintext: str, context: str) -> str:
         """`v1:<key id>:<nonce>:<ciphertext>`; `context` (table.column:row id) is authenticated, not stored."""

@@ -43,6 +43,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _field_context(table: str, column: str, row_key: str) -> str:
+    """What an identifier's ciphertext is bound to (AES-GCM associated data): its table, column and row."""
+    return f"{table}.{column}:{row_key}"
+
+
 def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(6)
 
@@ -123,18 +128,19 @@ class SqlStore:
 
     # -- encrypted identifiers ---------------------------------------------------------------
     def _seal(self, table: str, column: str, row_key: str, value: str | None) -> str | None:
-        return None if value is None else self.keys.field.encrypt(value, f"{table}.{column}:{row_key}")
+        return None if value is None else self.keys.field.encrypt(value, _field_context(table, column, row_key))
 
     def _unseal(self, table: str, column: str, row_key: str, value: str | None) -> str | None:
         if value is None:
             return None
+        context = _field_context(table, column, row_key)
         try:
-            return self.keys.field.decrypt(value, f"{table}.{column}:{row_key}")
+            return self.keys.field.decrypt(value, context)
         except UnknownKeyError:
             if self.keys.reload is None:
                 raise
             self._keys = self.keys.reload()  # a rotation since we loaded the keys: pick up the new one
-            return self.keys.field.decrypt(value, f"{table}.{column}:{row_key}")
+            return self.keys.field.decrypt(value, context)
 
     def reencrypt_identifiers(self) -> int:
         """Re-encrypt every identifier not yet under the current key (plaintext too); returns how many.
@@ -158,8 +164,9 @@ class SqlStore:
                     if value is None or (is_ciphertext(value) and ciphertext_key_id(value) == ring.current):
                         continue
                     plaintext = self._unseal(table, column, row_key, value) if is_ciphertext(value) else value
-                    conn.execute(self._sql(f"UPDATE {table} SET {column} = ? WHERE {key_column} = ?"),
-                                 (self._seal(table, column, row_key, plaintext), row_key))
+                    # only if unchanged since it was read: a value written meanwhile is left to the next run
+                    conn.execute(self._sql(f"UPDATE {table} SET {column} = ? WHERE {key_column} = ? AND {column} = ?"),
+                                 (self._seal(table, column, row_key, plaintext), row_key, value))
                     changed += 1
         return changed
 
