@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.security.audit import AuditEvent, next_entry, verify_chain, GENESIS_HASH
+from vigil.security.audit import GENESIS_HASH, AuditEvent, next_entry, verify_chain
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 

@@ -13,6 +13,7 @@ import orjson
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from vigil.api.policy import SESSION_COOKIE, bearer_token
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.audit import RequestOrigin, current_origin
 from vigil.security.ratelimit import RateLimiter, RateLimits
@@ -110,12 +111,8 @@ def _decoded(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 def _credential(headers: dict[str, str]) -> str | None:
     """A short hash of the bearer token or session cookie, so buckets never hold a credential itself."""
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        secret = token.strip()
-    else:
-        cookie = next((c for c in headers.get("cookie", "").split("; ") if c.startswith("vigil_session=")), None)
-        secret = cookie
+    secret = bearer_token(headers.get("authorization", "")) or next(
+        (c for c in headers.get("cookie", "").split("; ") if c.startswith(SESSION_COOKIE + "=")), None)
     return hashlib.sha256(secret.encode()).hexdigest()[:24] if secret else None
 
 

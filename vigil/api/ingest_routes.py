@@ -40,7 +40,7 @@ def _error(status: int, detail: str, **headers: str) -> JSONResponse:
 )
 async def ingest(request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
     """Readings are validated one by one; the answer lists accepted, duplicate and rejected ones."""
-    token = bearer_token(request)
+    token = bearer_token(request.headers.get("authorization", ""))
     device = await run_in_threadpool(ctx.ingest.authenticate, token) if token else None
     if device is None:
         return _error(401, "invalid or revoked device token", **{"WWW-Authenticate": "Bearer"})

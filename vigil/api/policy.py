@@ -37,14 +37,15 @@ class StoreOnly:
 
 
 # -- who is asking -------------------------------------------------------------------------------
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, else None."""
+    scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User | None:
     """The caller from a bearer token (API, 15 min) or the session cookie (dashboard, CSRF-checked on writes)."""
-    if token := bearer_token(request):
+    if token := bearer_token(request.headers.get("authorization", "")):
         username = token_subject(token, ctx.session_secret, "api")
     elif cookie := request.cookies.get(SESSION_COOKIE):
         username = token_subject(cookie, ctx.session_secret, "web")
