@@ -77,6 +77,13 @@ def postgres_reachable() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> None:
+    """Each test's keys live in its own VIGIL_HOME (the one `settings` uses), never in ./vigil-data."""
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VIGIL_KEY", raising=False)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return load_settings(db=f"sqlite:///{tmp_path / 'vigil.db'}", home=str(tmp_path / "home"))
@@ -117,6 +124,12 @@ class Ward:
         response = self.client.post("/api/v1/auth/token", data={"username": username, "password": password})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def web_login(self, username: str, password: str = "correct horse battery", **form: str):
+        """Log in through the dashboard's form, with the CSRF token its login page set."""
+        self.client.get("/login")
+        data = {"username": username, "password": password, "csrf_token": self.client.cookies["vigil_csrf"], **form}
+        return self.client.post("/login", data=data, follow_redirects=False)
 
     def ingest(self, readings: list, token: str | None = None):
         return self.client.post(

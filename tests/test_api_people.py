@@ -129,13 +129,13 @@ def test_dashboard_pages_require_login(ward):
 
 
 def test_dashboard_login_shows_only_visible_patients(ward):
-    response = ward.client.post("/login", data={"username": "dr_who", "password": "correct horse battery"}, follow_redirects=False)
-    assert response.status_code == 303
+    response = ward.web_login("dr_who")
+    assert response.status_code == 303 and response.headers["location"] == "/"
     rows = ward.client.get("/fragments/ward").text
     assert "Ada Lovelace" in rows and "Alan Turing" not in rows
     assert ward.client.get(f"/patients/{ward.other_patient_id}").status_code == 404
     assert "Ada Lovelace" in ward.client.get(f"/patients/{ward.patient_id}").text
-    bad = ward.client.post("/login", data={"username": "dr_who", "password": "nope"}, follow_redirects=False)
+    bad = ward.web_login("dr_who", "nope")
     assert "error" in bad.headers["location"]
 
 
@@ -150,6 +150,6 @@ def test_ward_sorts_by_news2_or_by_sepsis_risk(ward):
     assert by_news2 == [ward.patient_id, ward.other_patient_id]
     assert by_risk == [ward.other_patient_id, ward.patient_id]
     assert ward.client.get("/api/v1/patients", params={"sort": "age"}, headers=headers).status_code == 422
-    ward.client.post("/login", data={"username": "root", "password": "correct horse battery"})
+    ward.web_login("root")
     rows = ward.client.get("/fragments/ward", params={"sort": "risk"}).text
     assert rows.index("Alan Turing") < rows.index("Ada Lovelace") and "20.0%" in rows

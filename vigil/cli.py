@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
@@ -20,16 +21,25 @@ patients_app = typer.Typer(help="Register and list patients; assign them to clin
 devices_app = typer.Typer(help="Register devices and manage their tokens.", no_args_is_help=True)
 users_app = typer.Typer(help="Create logins for people.", no_args_is_help=True)
 mqtt_app = typer.Typer(help="The Mosquitto broker's password and ACL files.", no_args_is_help=True)
+keys_app = typer.Typer(help="The keys that encrypt identifiers at rest.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log: who read or changed what, and when.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports of patient data.", no_args_is_help=True)
 app.add_typer(patients_app, name="patients")
 app.add_typer(devices_app, name="devices")
 app.add_typer(users_app, name="users")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(export_app, name="export")
 
 err = Console(stderr=True)
 
 DbOption = Annotated[Optional[str], typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
 MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on stdout")]
+CaFileOption = Annotated[Optional[str], typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
+                                                     "(VIGIL_CA_FILE; default: the system's CAs)")]
+USERNAME_PATTERN = r"[A-Za-z0-9_.@-]{1,64}"
 
 
 def _emit(value: Any, as_json: bool, text: str) -> None:
@@ -45,12 +55,31 @@ def _fail(message: str) -> None:
 
 
 def _store(settings: Settings):
+    from vigil.security.crypto import CryptoError, load_store_keys
     from vigil.store import open_store
 
     try:
-        return open_store(settings.db_url)
+        keys = load_store_keys(settings)
+    except CryptoError as error:
+        _fail(str(error))
+    try:
+        store = open_store(settings.db_url, keys)
+    except CryptoError as error:
+        _fail(f"cannot decrypt the store's identifiers with these keys: {error}")
     except Exception as error:  # unreachable server, bad URL: say so plainly
         _fail(f"cannot open store {settings.db_url}: {error}")
+    missing = store.key_ids_in_use() - set(keys.field.keys)
+    if missing:
+        _fail(f"cannot decrypt the store's identifiers with these keys: they need key(s) {', '.join(sorted(missing))}, "
+              "which VIGIL_KEY or VIGIL_HOME/keys does not hold")
+    return store
+
+
+def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
+    """Record what a command did, as the operator who ran it."""
+    from vigil.api.policy import StoreOnly, operator, record
+
+    record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
 
 
 def _logging() -> None:
@@ -64,10 +93,14 @@ def patients_add(
     birth_date: Annotated[Optional[str], typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
     sex: Annotated[Optional[str], typer.Option("--sex", help="female, male, other, unknown")] = None,
     condition: Annotated[Optional[list[str]], typer.Option("--condition", help="repeatable")] = None,
+    phone: Annotated[Optional[str], typer.Option("--phone")] = None,
+    email: Annotated[Optional[str], typer.Option("--email")] = None,
+    address: Annotated[Optional[str], typer.Option("--address")] = None,
+    notes: Annotated[Optional[str], typer.Option("--notes", help="free-text notes")] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Register a patient."""
+    """Register a patient; name, birth date, contact details and notes are stored encrypted."""
     from datetime import date
 
     if birth_date:
@@ -77,16 +110,21 @@ def patients_add(
             _fail(f"--birth-date: {birth_date!r} is not a date in YYYY-MM-DD form")
     if not name.strip():
         _fail("--name: must not be empty")
-    patient = _store(load_settings(db)).add_patient(name.strip(), birth_date, sex, condition or [])
+    store = _store(load_settings(db))
+    patient = store.add_patient(name.strip(), birth_date, sex, condition or [], phone, email, address, notes)
+    _audit(store, "patient.add", patient.patient_id)
     _emit({"patient_id": patient.patient_id}, as_json, f"patient {patient.patient_id} added")
 
 
 @patients_app.command("list")
 def patients_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
-    """List every patient."""
+    """List every patient (an audited read)."""
+    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
+
+    store = _store(load_settings(db))
     rows = [
         {"patient_id": p.patient_id, "name": p.name, "birth_date": p.birth_date, "sex": p.sex, "conditions": list(p.conditions)}
-        for p in _store(load_settings(db)).list_patients()
+        for p in store.list_patients(visible_patient_ids(operator(), StoreOnly(store), "patients.list"))
     ]
     _emit(rows, as_json, "\n".join(f"{r['patient_id']}  {r['name']}  {', '.join(r['conditions'])}" for r in rows) or "no patients")
 
@@ -106,6 +144,7 @@ def patients_assign(
     if store.get_patient(patient) is None:
         _fail(f"--patient: no patient {patient!r}")
     store.assign(patient, clinician)
+    _audit(store, "permission.assign", patient, clinician=clinician)
     _emit({"patient_id": patient, "clinician": clinician}, as_json, f"{clinician} now cares for {patient}")
 
 
@@ -135,6 +174,7 @@ def devices_add(
         device, token = store.add_device(patient, kind.strip())
     except KeyError:
         _fail(f"--patient: no patient {patient!r}")
+    _audit(store, "device.add", patient, device_id=device.device_id)
     _refresh_broker_files(settings, store)
     _emit({"device_id": device.device_id, "token": token}, as_json,
           f"device {device.device_id}\ntoken  {token}\n(the token is shown only once)")
@@ -149,6 +189,7 @@ def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOptio
         store.revoke_device(device)
     except KeyError:
         _fail(f"--device: no device {device!r}")
+    _audit(store, "device.revoke", store.get_device(device).patient_id, device_id=device)
     _refresh_broker_files(settings, store)
     _emit({"device_id": device, "revoked": True}, as_json, f"device {device} revoked")
 
@@ -162,6 +203,7 @@ def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOptio
         token = store.rotate_device_token(device)
     except KeyError:
         _fail(f"--device: no device {device!r}")
+    _audit(store, "device.rotate", store.get_device(device).patient_id, device_id=device)
     _refresh_broker_files(settings, store)
     _emit({"device_id": device, "token": token}, as_json, f"device {device}\ntoken  {token}")
 
@@ -191,8 +233,8 @@ def users_add(
 
     if role not in ("admin", "clinician", "patient"):
         _fail(f"--role: {role!r} is not one of admin, clinician, patient")
-    if not username.strip() or len(username) > 64:
-        _fail("--username: must be 1-64 characters")
+    if not re.fullmatch(USERNAME_PATTERN, username):
+        _fail("--username: 1-64 letters, digits or _ . @ -")
     store = _store(load_settings(db))
     if role == "patient" and (patient is None or store.get_patient(patient) is None):
         _fail(f"--patient: role patient needs an existing patient id, got {patient!r}")
@@ -202,25 +244,173 @@ def users_add(
     if len(password) < 8:
         _fail("password: must be at least 8 characters")
     store.add_user(username, role, hash_password(password), patient if role == "patient" else None)
+    _audit(store, "permission.user_add", patient if role == "patient" else None, username=username, role=role)
     _emit({"username": username}, as_json, f"user {username} ({role}) added")
 
 
+@users_app.command("totp")
+def users_totp(
+    username: Annotated[str, typer.Option("--username")],
+    disable: Annotated[bool, typer.Option("--disable", help="turn one-time codes off again")] = False,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Require a one-time code (RFC 6238) at this user's login; prints the provisioning URI once."""
+    from vigil.security.totp import new_secret, provisioning_uri
+
+    store = _store(load_settings(db))
+    if store.get_user(username) is None:
+        _fail(f"--username: no user {username!r}")
+    secret = None if disable else new_secret()
+    store.set_totp_secret(username, secret)
+    _audit(store, "permission.totp", username=username, enabled=not disable)
+    if disable:
+        _emit({"username": username, "totp": False}, as_json, f"one-time codes off for {username}")
+    else:
+        uri = provisioning_uri(secret, username)
+        _emit({"username": username, "totp": True, "provisioning_uri": uri}, as_json,
+              f"{uri}\n(add it to an authenticator app now; it is shown only once)")
+
+
 # -- broker ----------------------------------------------------------------------------------
+def _tls_pair(cert: Optional[Path], key: Optional[Path]) -> Optional[tuple[Path, Path]]:
+    """--tls-cert and --tls-key: both (existing files) or neither."""
+    if (cert is None) != (key is None):
+        _fail("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if path is not None and not path.is_file():
+            _fail(f"{option}: {path} is not a file")
+    return (cert.resolve(), key.resolve()) if cert and key else None
+
+
+TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="server certificate chain (PEM)")]
+TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="its private key (PEM)")]
+
+
 @mqtt_app.command("config")
 def mqtt_config(
     out: Annotated[Optional[Path], typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
-    port: Annotated[int, typer.Option("--port")] = 1883,
+    port: Annotated[Optional[int], typer.Option("--port", help="default 1883, or 8883 with TLS")] = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="CA certificate that issued --tls-cert (PEM)")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry."""
-    from vigil.ingest.mosquitto import SERVICE_USER, broker_config, write_broker_files
+    """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
+    from vigil.ingest.mosquitto import SERVICE_USER, BrokerTls, broker_config, write_broker_files
 
+    pair = _tls_pair(tls_cert, tls_key)
+    if pair and (tls_ca is None or not tls_ca.is_file()):
+        _fail("--tls-ca: the CA certificate file is required with --tls-cert")
+    tls = BrokerTls(pair[0], pair[1], tls_ca.resolve()) if pair else None
     settings = load_settings(db)
     directory = out or settings.home / "mosquitto"
     files = write_broker_files(directory, _store(settings).mqtt_credentials(), settings.secret("mqtt-service.key"))
-    (directory / "mosquitto.conf").write_text(broker_config(files, port))
+    (directory / "mosquitto.conf").write_text(broker_config(files, port or (8883 if tls else 1883), tls=tls))
     err.print(f"wrote {files.password_file}, {files.acl_file} and {directory / 'mosquitto.conf'}")
     err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / 'mqtt-service.key'})")
+
+
+# -- keys, audit, exports --------------------------------------------------------------------
+@keys_app.command("rotate")
+def keys_rotate(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Encrypt every identifier under a new key; old keys stay until nothing needs them (safe to interrupt and rerun).
+
+    With VIGIL_KEY, put the new key first (VIGIL_KEY=NEW,OLD) and run this to move everything to it.
+    """
+    from dataclasses import replace
+
+    from vigil.security.crypto import save_keyring
+
+    settings = load_settings(db)
+    store = _store(settings)
+    ring = store.keys.field
+    if settings.field_key and store.key_ids_in_use() <= {ring.current}:
+        _fail("VIGIL_KEY: everything is under its first key already; put a new key first "
+              "(VIGIL_KEY=NEW,OLD, a new key from `openssl rand -base64 32`) and run this again")
+    if not settings.field_key:
+        ring = ring.with_new_current_key()
+        save_keyring(settings, ring)  # before re-encrypting: an interrupted run leaves every value readable
+        store.keys = replace(store.keys, field=ring)
+    changed = store.reencrypt_identifiers()
+    in_use = store.key_ids_in_use()
+    retired = sorted(set(ring.keys) - in_use - {ring.current})
+    if not settings.field_key:
+        save_keyring(settings, ring.retaining(in_use))  # a key still needed (written meanwhile) stays
+    _audit(store, "keys.rotate", key_id=ring.current, reencrypted=changed)
+    _emit({"key_id": ring.current, "reencrypted": changed, "no_longer_needed": retired}, as_json,
+          f"{changed} values now under key {ring.current}; no longer needed: {', '.join(retired) or 'none'}")
+
+
+def _audit_key(settings: Settings) -> bytes:
+    from vigil.security.audit import AUDIT_KEY_FILE
+
+    if not (settings.keys_dir / AUDIT_KEY_FILE).exists():
+        _fail(f"no audit key at {settings.keys_dir / AUDIT_KEY_FILE}: set VIGIL_HOME to the one the server uses")
+    return settings.secret(AUDIT_KEY_FILE).encode()
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Check the whole chain; exit status 1 if any entry was edited, reordered or deleted."""
+    from vigil.security.audit import verify_chain
+
+    settings = load_settings(db)
+    key, store = _audit_key(settings), _store(settings)
+    count, last_seq, head = 0, 0, None
+
+    def entries():
+        nonlocal count, last_seq, head
+        while batch := store.audit_entries(after_seq=last_seq):
+            count, last_seq, head = count + len(batch), batch[-1].seq, batch[-1].hash
+            yield from batch
+
+    problems = verify_chain(entries(), key)
+    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": last_seq, "hash": head}}
+    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {last_seq} {head}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    patient: Annotated[str, typer.Option("--patient", help="patient id")],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who read or changed this patient's data, and when (itself an audited read)."""
+    from fastapi import HTTPException
+
+    from vigil.api.policy import StoreOnly, operator, visible_patient
+
+    store = _store(load_settings(db))
+    try:
+        visible_patient(patient, operator(), StoreOnly(store), "audit.show")
+    except HTTPException:
+        _fail(f"--patient: no patient {patient!r}")
+    entries = [e.as_json() for e in store.audit_entries_for_patient(patient)]
+    _emit(entries, as_json, "\n".join(f"{e['time']}  {e['actor']:24s} {e['action']:22s} {e['outcome']:7s} {e['resource']}"
+                                      for e in entries))
+
+
+@export_app.command("deid")
+def export_deid(
+    out: Annotated[Path, typer.Option("--out", help="directory for patients.csv, readings.csv, alerts.csv")],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """De-identified research export (HIPAA Safe Harbor): no identifiers, dates shifted per patient, ages 90+ grouped."""
+    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
+    from vigil.security.deid import deidentify, write_csv
+    from vigil.timeutil import utc_now
+
+    store = _store(load_settings(db))
+    patients = store.list_patients(visible_patient_ids(operator(), StoreOnly(store), "export.deid"))
+    data = deidentify(patients, lambda pid: store.query_readings(pid), lambda pid: store.list_alerts([pid], limit=1_000_000),
+                      utc_now().date())
+    written = write_csv(data, out)
+    counts = {"patients": len(data.patients), "readings": len(data.readings), "alerts": len(data.alerts)}
+    _emit({**counts, "files": [str(p) for p in written]}, as_json, f"wrote {', '.join(p.name for p in written)} to {out}")
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -231,17 +421,20 @@ def _start_mqtt(ctx, settings: Settings, client_id: str):
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:
         endpoint = MqttEndpoint(endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER, settings.secret("mqtt-service.key"))
-    ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id)
+    ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id, ca_file=settings.ca_file)
     ingestor.start()
     err.print(f"ingesting MQTT from {endpoint.host}:{endpoint.port}")
     return ingestor
 
 
-def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str) -> None:
-    """Run uvicorn in a thread until Ctrl-C or SIGTERM, then shut it down gracefully (exit status 0)."""
+def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: Optional[tuple[Path, Path]] = None) -> None:
+    """Run uvicorn (HTTPS with `tls` = (certificate, key)) in a thread until Ctrl-C or SIGTERM, then shut it
+    down gracefully (exit status 0)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_level=log_level))
+    cert, key = tls or (None, None)
+    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_level=log_level,
+                                           ssl_certfile=cert, ssl_keyfile=key))
     thread = threading.Thread(target=server.run, name="http", daemon=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -255,24 +448,36 @@ def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str) -> None
         _fail(f"could not serve on {host}:{port} (see the log above)")
 
 
+def _with_ca(settings: Settings, ca_file: Optional[str]) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, ca_file=ca_file) if ca_file else settings
+
+
 @app.command()
 def serve(
     db: DbOption = None,
     mqtt: MqttOption = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Secure cookies without --tls-* "
+                                                 "(behind a TLS-terminating proxy)")] = False,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Serve the API and dashboard; with --mqtt also ingest from the broker."""
+    """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker."""
     from vigil.api.app import create_app
     from vigil.api.context import AppContext
 
     _logging()
-    settings = load_settings(db, mqtt)
-    ctx = AppContext.build(settings, _store(settings))
+    tls = _tls_pair(tls_cert, tls_key)
+    settings = _with_ca(load_settings(db, mqtt), ca_file)
+    ctx = AppContext.build(settings, _store(settings), tls=tls is not None, secure_cookies=secure_cookies)
     ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, "vigil-serve") if settings.mqtt_url else None
     try:
-        _serve_until_stopped(create_app(ctx), host, port, "info")
+        _serve_until_stopped(create_app(ctx), host, port, "info", tls)
     finally:
         if ingestor:
             ingestor.stop()
@@ -283,12 +488,13 @@ def worker(
     db: DbOption = None,
     mqtt: MqttOption = None,
     client_id: Annotated[str, typer.Option("--client-id", help="unique per worker")] = "vigil-worker",
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Stream processor: ingest from MQTT, clean, score, alert. Several may share the work."""
+    """Stream processor: ingest from MQTT (mqtts:// for TLS), clean, score, alert. Several may share the work."""
     from vigil.api.context import AppContext
 
     _logging()
-    settings = load_settings(db, mqtt)
+    settings = _with_ca(load_settings(db, mqtt), ca_file)
     if not settings.mqtt_url:
         _fail("--mqtt: required (or set VIGIL_MQTT)")
     ctx = AppContext.build(settings, _store(settings))
@@ -332,6 +538,7 @@ def simulate(
     replay: Annotated[Optional[Path], typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
                                                    "(a directory or .tar.gz) instead of simulating")] = None,
     db: DbOption = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Run N simulated patients' devices (or N replayed ICU stays) as real clients over HTTP or MQTT.
 
@@ -365,7 +572,7 @@ def simulate(
         _refresh_broker_files(settings, store)
         simulator = WardSimulator(profiles, start, seed)
     try:
-        transport = transport_for_url(url or mqtt)
+        transport = transport_for_url(url or mqtt, ca_file=ca_file or settings.ca_file)
     except ValueError as error:
         _fail(str(error))
     clients = build_clients(credentials, transport, seed)

@@ -27,12 +27,18 @@ class Reading:
 
 @dataclass(frozen=True)
 class Patient:
+    """A patient; name, birth date, contact details and notes are direct identifiers, stored encrypted."""
+
     patient_id: str
     name: str
     birth_date: str | None = None
     sex: str | None = None
     conditions: tuple[str, ...] = ()
     created_at: datetime | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    notes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class User:
     role: Role
     password_hash: str
     patient_id: str | None = None
+    totp_enabled: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,8 @@ from fastapi.staticfiles import StaticFiles
 import vigil
 from vigil.api import ingest_routes, people_routes
 from vigil.api.context import AppContext
+from vigil.api.hardening import RequestGuard, internal_error
 from vigil.web import routes as web_routes
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
-}
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -27,13 +21,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.WEB_DIR / "static")), name="static")
     app.add_exception_handler(web_routes.LoginRequired, _login_required)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_exception_handler(Exception, internal_error)
+    app.add_middleware(RequestGuard, limits=ctx.rate_limits, tls=ctx.tls)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict:

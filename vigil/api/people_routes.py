@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, HTTPException, Query
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import current_user, require_clinical_role, visible_patient, visible_patient_ids
-from vigil.api.security import issue_token, verify_password
-from vigil.api.views import alert_json, patient_json, reading_json, recommendation_json, score_json
+from vigil.api.policy import clinical_action, current_user, visible_patient, visible_patient_ids
+from vigil.api.security import authenticate, issue_token
+from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
 from vigil.metrics import METRICS
 from vigil.models.live import SEPSIS_RISK
@@ -37,11 +37,17 @@ class Decision(BaseModel):
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
-def login_for_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: Ctx) -> TokenResponse:
-    user = ctx.store.get_user(form.username)
-    if not verify_password(user, form.password):
-        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
-    return TokenResponse(access_token=issue_token(form.username, ctx.session_secret))
+async def login_for_token(
+    ctx: Ctx,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    totp: Annotated[str | None, Form(max_length=16, description="one-time code, for users who enabled it")] = None,
+) -> TokenResponse:
+    """OAuth2 password form; a bearer token valid for 15 minutes. Five failures in a row lock the username for 15 minutes."""
+    user = await run_in_threadpool(authenticate, ctx.store, username, password, totp)
+    if user is None:
+        raise HTTPException(401, "wrong username, password or one-time code", headers={"WWW-Authenticate": "Bearer"})
+    return TokenResponse(access_token=issue_token(user.username, ctx.session_secret))
 
 
 def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[dict]:
@@ -76,7 +82,7 @@ def get_patient(patient_id: str, user: CurrentUser, ctx: Ctx) -> dict:
     status = ctx.store.list_status([patient_id]).get(patient_id)
     open_alerts = len(ctx.store.list_alerts([patient_id], open_only=True))
     devices = [{"device_id": d.device_id, "kind": d.kind, "revoked": d.revoked} for d in ctx.store.list_devices(patient_id)]
-    return {**patient_json(patient, status, open_alerts), "devices": devices}
+    return {**patient_json(patient, status, open_alerts), **contact_json(patient), "devices": devices}
 
 
 @router.get("/patients/{patient_id}/readings", tags=["patients"])
@@ -128,10 +134,11 @@ def list_alerts(
     user: CurrentUser, ctx: Ctx, open: bool = Query(default=False, description="only unacknowledged"),
     patient_id: str | None = None, limit: int = Query(default=200, ge=1, le=10_000),
 ) -> list[dict]:
-    visible = visible_patient_ids(user, ctx)
     if patient_id is not None:
         visible_patient(patient_id, user, ctx)
         visible = {patient_id}
+    else:
+        visible = visible_patient_ids(user, ctx)
     return [alert_json(a) for a in ctx.store.list_alerts(visible, open_only=open, limit=limit)]
 
 
@@ -140,8 +147,7 @@ def acknowledge_alert(alert_id: int, user: CurrentUser, ctx: Ctx) -> dict:
     alert = ctx.store.get_alert(alert_id)
     if alert is None:
         raise HTTPException(404, "alert not found")
-    visible_patient(alert.patient_id, user, ctx)
-    require_clinical_role(user)
+    clinical_action(alert.patient_id, user, ctx, "alert.acknowledge", "alert not found", alert_id=alert_id)
     return alert_json(ctx.store.acknowledge_alert(alert_id, user.username))
 
 
@@ -156,8 +162,8 @@ def decide_recommendation(recommendation_id: int, decision: Decision, user: Curr
     rec = ctx.store.get_recommendation(recommendation_id)
     if rec is None:
         raise HTTPException(404, "recommendation not found")
-    visible_patient(rec.patient_id, user, ctx)
-    require_clinical_role(user)
+    clinical_action(rec.patient_id, user, ctx, "recommendation.decide", "recommendation not found",
+                    recommendation_id=recommendation_id, decision=decision.decision)
     decided = ctx.store.decide_recommendation(recommendation_id, user.username, decision.decision == "accept", decision.note)
     if decided is None:
         raise HTTPException(409, f"recommendation already {rec.status}")

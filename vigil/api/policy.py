@@ -1,27 +1,60 @@
-"""Who may see which patient: the one access policy applied by every patient-data endpoint."""
+"""Who may see which patient: the one access policy, applied and audited by every patient-data endpoint,
+dashboard page, export and command.
+
+Admins see every patient, clinicians their assigned patients, a patient only themselves. A patient
+the caller may not see is answered exactly like one that does not exist (404). Every decision,
+allowed or denied, is appended to the audit log with who asked, from where, and for what.
+"""
 
 from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
 from vigil.api.context import AppContext, context
 from vigil.api.security import token_subject
 from vigil.domain import Patient, User
+from vigil.security.audit import AuditEvent, current_origin, origin_details
+from vigil.security.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
+from vigil.store import SqlStore
 
 SESSION_COOKIE = "vigil_session"
+CLINICAL_ROLES = ("clinician", "admin")
 
 
-def _credentials(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    return request.cookies.get(SESSION_COOKIE)
+class HasStore(Protocol):
+    """What the gates need from their caller: the store. An AppContext has one; commands use StoreOnly."""
+
+    store: SqlStore
+
+
+@dataclass(frozen=True)
+class StoreOnly:
+    store: SqlStore
+
+
+# -- who is asking -------------------------------------------------------------------------------
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, else None."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User | None:
-    token = _credentials(request)
-    username = token_subject(token, ctx.session_secret) if token else None
+    """The caller from a bearer token (API, 15 min) or the session cookie (dashboard, CSRF-checked on writes)."""
+    if token := bearer_token(request.headers.get("authorization", "")):
+        username = token_subject(token, ctx.session_secret, "api")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        username = token_subject(cookie, ctx.session_secret, "web")
+        if username and request.method not in SAFE_METHODS and not csrf_ok(
+            request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+    else:
+        return None
     return ctx.store.get_user(username) if username else None
 
 
@@ -31,29 +64,66 @@ def current_user(user: User | None = Depends(optional_user)) -> User:
     return user
 
 
-def visible_patient_ids(user: User, ctx: AppContext) -> set[str] | None:
-    """The patients this user may see; None means all (admins)."""
+def operator() -> User:
+    """Whoever runs a `vigil` command on the server: they hold the keys and the database, so they act as admin."""
+    return User(f"cli:{getpass.getuser()}", "admin", "")
+
+
+def actor_of(user: User) -> str:
+    """user:NAME for people; the operator's name (cli:NAME) as it is. Usernames cannot contain ':'."""
+    return user.username if ":" in user.username else f"user:{user.username}"
+
+
+# -- the rule ------------------------------------------------------------------------------------
+def patient_ids_visible_to(user: User, store: SqlStore) -> set[str]:
     if user.role == "admin":
-        return None
+        return store.all_patient_ids()
     if user.role == "clinician":
-        return ctx.store.assigned_patient_ids(user.username)
+        return store.assigned_patient_ids(user.username)
     return {user.patient_id} if user.patient_id else set()
 
 
-def may_see(user: User, patient_id: str, ctx: AppContext) -> bool:
-    visible = visible_patient_ids(user, ctx)
-    return visible is None or patient_id in visible
+# -- the gates: check, then record ---------------------------------------------------------------
+def record(ctx: HasStore, user: User, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
+    """Append one access or change by this user to the audit log."""
+    origin = current_origin.get()
+    resource = f"{origin.method} {origin.path}" if origin else "cli"
+    event = AuditEvent(actor_of(user), action, patient_id, resource, outcome, {**details, **origin_details()})
+    ctx.store.append_audit([event])
 
 
-def visible_patient(patient_id: str, user: User, ctx: AppContext) -> Patient:
-    """The patient if this user may see it; otherwise 404, so existence is not revealed."""
-    patient = ctx.store.get_patient(patient_id) if may_see(user, patient_id, ctx) else None
+def _patient_if_visible(patient_id: str, user: User, ctx: HasStore) -> Patient | None:
+    return ctx.store.get_patient(patient_id) if patient_id in patient_ids_visible_to(user, ctx.store) else None
+
+
+def _not_found(message: str = "patient not found") -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, message)
+
+
+def visible_patient(patient_id: str, user: User, ctx: HasStore, action: str = "read") -> Patient:
+    """The patient if this user may see it (the access is audited); otherwise 404, existence not revealed."""
+    patient = _patient_if_visible(patient_id, user, ctx)
+    record(ctx, user, action, patient_id, "ok" if patient else "denied")
     if patient is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "patient not found")
+        raise _not_found()
     return patient
 
 
-def require_clinical_role(user: User) -> None:
-    """Acknowledging alerts and deciding recommendations is for clinicians and admins."""
-    if user.role not in ("clinician", "admin"):
+def visible_patient_ids(user: User, ctx: HasStore, action: str = "read") -> set[str]:
+    """The patients this user may see, for a response listing several; audited with their ids."""
+    ids = patient_ids_visible_to(user, ctx.store)
+    record(ctx, user, action, patients=sorted(ids))
+    return ids
+
+
+def clinical_action(patient_id: str, user: User, ctx: HasStore, action: str, missing: str, **details) -> Patient:
+    """Acknowledging alerts and deciding recommendations: the patient must be visible (else 404 `missing`,
+    as if the thing acted on did not exist) and the user a clinician or admin (else 403); audited either way."""
+    patient = _patient_if_visible(patient_id, user, ctx)
+    allowed = patient is not None and user.role in CLINICAL_ROLES
+    record(ctx, user, action, patient_id, "ok" if allowed else "denied", **details)
+    if patient is None:
+        raise _not_found(missing)
+    if not allowed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only clinicians may do this")
+    return patient

@@ -1,17 +1,25 @@
-"""Identities for people: argon2id password hashes and signed, short-lived session tokens."""
+"""Identities for people: argon2id password hashes, login with lockout and optional one-time codes, signed tokens."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from vigil.domain import User
+from vigil.security.audit import AuditEvent, origin_details
+from vigil.security.totp import matching_step
+from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
-TOKEN_LIFETIME = timedelta(hours=8)
+Audience = Literal["api", "web"]
+API_TOKEN_LIFETIME = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=8)
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
 _hasher = PasswordHasher()
 # Compared against when the user does not exist, so a login takes as long either way.
 _DUMMY_HASH = _hasher.hash("vigil-no-such-user")
@@ -28,14 +36,45 @@ def verify_password(user: User | None, password: str) -> bool:
         return False
 
 
-def issue_token(username: str, secret: str, lifetime: timedelta = TOKEN_LIFETIME) -> str:
+def authenticate(store: SqlStore, username: str, password: str, code: str | None = None) -> User | None:
+    """The user if password (and one-time code, when enabled) are right and the account is not locked.
+
+    Every attempt is audited. A locked account, a wrong password, a wrong code and an unknown user all
+    return None alike, so a client cannot tell them apart; the fifth failure in a row locks the
+    username for 15 minutes.
+    """
+    user = store.get_user(username)
+    locked_until = store.locked_until(username)
+    locked = locked_until is not None and locked_until > utc_now()
+    password_ok = verify_password(user, password)  # run even when locked: the answer takes as long
+    if locked:
+        outcome = "locked"
+    elif password_ok and _second_factor_ok(store, user, code):
+        store.clear_login_failures(username)
+        outcome = "ok"
+    else:
+        outcome = "locked" if store.record_login_failure(username, MAX_FAILED_LOGINS, utc_now() + LOCKOUT) else "failed"
+    store.append_audit([AuditEvent(f"user:{username}", "login", None, "login", outcome, origin_details())])
+    return user if outcome == "ok" else None
+
+
+def _second_factor_ok(store: SqlStore, user: User, code: str | None) -> bool:
+    """No one-time codes for this user, or a valid code whose time step was not used before."""
+    if not user.totp_enabled:
+        return True
+    step = matching_step(store.totp_secret(user.username), code, utc_now())
+    return step is not None and store.claim_totp_step(user.username, step)
+
+
+def issue_token(username: str, secret: str, audience: Audience = "api", lifetime: timedelta = API_TOKEN_LIFETIME) -> str:
+    """A signed token for `audience`: 'api' bearer tokens (15 min) or 'web' session cookies (8 h)."""
     now = utc_now()
-    return jwt.encode({"sub": username, "iat": now, "exp": now + lifetime}, secret, algorithm="HS256")
+    return jwt.encode({"sub": username, "aud": audience, "iat": now, "exp": now + lifetime}, secret, algorithm="HS256")
 
 
-def token_subject(token: str, secret: str) -> str | None:
-    """The username a valid, unexpired token was issued to, else None."""
+def token_subject(token: str, secret: str, audience: Audience = "api") -> str | None:
+    """The username a valid, unexpired token for this audience was issued to, else None."""
     try:
-        return jwt.decode(token, secret, algorithms=["HS256"])["sub"]
-    except (jwt.PyJWTError, KeyError):
+        return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, options={"require": ["exp", "sub"]})["sub"]
+    except jwt.PyJWTError:
         return None

@@ -24,6 +24,11 @@ def patient_json(patient: Patient, status: dict[str, Any] | None = None, open_al
     }
 
 
+def contact_json(patient: Patient) -> dict[str, Any]:
+    """Contact details and notes: shown on a single patient's record, not in lists."""
+    return {"phone": patient.phone, "email": patient.email, "address": patient.address, "notes": patient.notes}
+
+
 def reading_json(reading: Reading) -> dict[str, Any]:
     return {
         "metric": reading.metric,

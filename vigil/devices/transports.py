@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,9 +39,9 @@ class Transport(Protocol):
 class HttpTransport:
     """POSTs to {base_url}/api/v1/ingest with the device token as a bearer token."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0):
+    def __init__(self, base_url: str, timeout: float = 10.0, ca_file: str | None = None):
         self.url = base_url.rstrip("/") + INGEST_PATH
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=ca_file) if ca_file else True)
 
     def send(self, device_id: str, token: str, payload: Payload) -> Payload:
         try:
@@ -125,10 +126,11 @@ class InProcessTransport:
         pass
 
 
-def transport_for_url(url: str, timeout: float = 10.0) -> HttpTransport | MqttTransport:
-    """An HTTP transport for http(s)://, an MQTT transport for mqtt(s)://."""
+def transport_for_url(url: str, timeout: float = 10.0, ca_file: str | None = None) -> HttpTransport | MqttTransport:
+    """An HTTP transport for http(s)://, an MQTT transport for mqtt(s)://; TLS servers checked against `ca_file`
+    (default: the system's CAs)."""
     if url.startswith(("http://", "https://")):
-        return HttpTransport(url, timeout)
+        return HttpTransport(url, timeout, ca_file)
     if url.startswith(("mqtt://", "mqtts://")):
-        return MqttTransport(url, timeout)
+        return MqttTransport(url, timeout, ca_file)
     raise ValueError(f"unsupported device URL {url!r}: use http(s)://host:port or mqtt(s)://host:port")

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.ingest.service import MAX_BODY_BYTES
+
 READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
 READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 SERVICE_USER = "vigil-ingest"
@@ -59,10 +61,20 @@ def write_broker_files(
     return files
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's certificate and key (PEM), and the CA certificate that issued it."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+
+
 def broker_config(
-    files: BrokerFiles, port: int, host: str = "127.0.0.1", persistence_dir: Path | None = None, run_as: str | None = None
+    files: BrokerFiles, port: int, host: str = "127.0.0.1", persistence_dir: Path | None = None, run_as: str | None = None,
+    tls: BrokerTls | None = None,
 ) -> str:
-    """A mosquitto.conf that requires a login and applies Vigil's ACL.
+    """A mosquitto.conf that requires a login and applies Vigil's ACL; with `tls`, the listener speaks only TLS.
 
     Started as root, Mosquitto switches to its own user, which must be able to read the files;
     ``run_as`` names that user (tests running as root keep root).
@@ -71,9 +83,14 @@ def broker_config(
     lines += [
         "per_listener_settings false",
         f"listener {port} {host}",
+    ]
+    if tls is not None:
+        lines += [f"certfile {tls.certfile}", f"keyfile {tls.keyfile}", f"cafile {tls.cafile}", "tls_version tlsv1.2"]
+    lines += [
         "allow_anonymous false",
         f"password_file {files.password_file}",
         f"acl_file {files.acl_file}",
+        f"max_packet_size {MAX_BODY_BYTES + 64 * 1024}",
     ]
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/"]

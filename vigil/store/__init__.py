@@ -1,13 +1,14 @@
 """Storage stage: one interface over SQLite (embedded default) and PostgreSQL, chosen by URL."""
 
+from vigil.security.crypto import StoreKeys
 from vigil.store.sql import SqlStore, hash_token
 
 Store = SqlStore
 
 
-def open_store(url: str) -> SqlStore:
+def open_store(url: str, keys: StoreKeys | None = None) -> SqlStore:
     """Open (and create if needed) the store at sqlite:///path.db or postgresql://..."""
-    return SqlStore(url)
+    return SqlStore(url, keys)
 
 
 __all__ = ["Store", "SqlStore", "open_store", "hash_token"]

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
+AUDIT_LOCK = 4243  # PostgreSQL advisory lock id of the audit chain (4242 guards schema creation)
+
+
 class SqliteDialect:
     """SQLite in WAL mode with full fsync, one writer at a time, a connection per thread."""
 
@@ -44,6 +47,12 @@ class SqliteDialect:
     def run_script(self, conn: sqlite3.Connection, script: str) -> None:
         conn.executescript(script)
 
+    def columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+    def serialise_audit(self, conn: sqlite3.Connection) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database's one write lock, across processes."""
+
 
 class PostgresDialect:
     """PostgreSQL through psycopg 3, a connection per thread."""
@@ -70,6 +79,17 @@ class PostgresDialect:
             conn.execute("SELECT pg_advisory_xact_lock(4242)")
             for statement in filter(str.strip, script.split(";")):
                 conn.execute(statement)
+
+    def columns(self, conn: Any, table: str) -> set[str]:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
+            (table,),
+        )
+        return {row[0] for row in rows}
+
+    def serialise_audit(self, conn: Any) -> None:
+        """Hold the audit chain's lock until this transaction ends, so concurrent appends cannot fork it."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
 
 
 def dialect_for(url: str) -> SqliteDialect | PostgresDialect:

@@ -1,4 +1,8 @@
-"""The relational schema shared by the SQLite and PostgreSQL stores."""
+"""The relational schema shared by the SQLite and PostgreSQL stores.
+
+Direct identifiers (patients' name, birth date, contact details, notes; users' TOTP secrets) hold
+AES-GCM ciphertexts written by the store, never plaintext.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ CREATE TABLE IF NOT EXISTS patients (
     birth_date TEXT,
     sex TEXT,
     conditions TEXT NOT NULL DEFAULT '[]',
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    phone TEXT,
+    email TEXT,
+    address TEXT,
+    notes TEXT
 );
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
@@ -26,7 +34,9 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL,
     password_hash TEXT NOT NULL,
     patient_id TEXT REFERENCES patients(patient_id),
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    totp_secret TEXT,
+    totp_last_step BIGINT
 );
 CREATE TABLE IF NOT EXISTS assignments (
     username TEXT NOT NULL REFERENCES users(username),
@@ -90,4 +100,33 @@ CREATE TABLE IF NOT EXISTS recommendations (
     decision_note TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS recommendations_one_pending ON recommendations (patient_id, kind) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS login_failures (
+    username TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    locked_until TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq BIGINT PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    patient_id TEXT,
+    resource TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_patient ON audit_log (patient_id, seq);
 """
+
+# Columns added after the first release: stores created before them gain them when opened.
+ADDED_COLUMNS = [
+    ("patients", "phone", "TEXT"),
+    ("patients", "email", "TEXT"),
+    ("patients", "address", "TEXT"),
+    ("patients", "notes", "TEXT"),
+    ("users", "totp_secret", "TEXT"),
+    ("users", "totp_last_step", "BIGINT"),
+]

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from vigil.config import load_settings
 from vigil.domain import (
     Alert,
     AlertDraft,
@@ -22,16 +23,29 @@ from vigil.domain import (
     Score,
     User,
 )
+from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
+from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.store.dialects import dialect_for
-from vigil.store.schema import SCHEMA
+from vigil.store.schema import ADDED_COLUMNS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+PATIENT_IDENTIFIERS = ("name", "birth_date", "phone", "email", "address", "notes")
+# table -> (its key column, its encrypted columns); each ciphertext is bound to table.column:key.
+ENCRYPTED_COLUMNS = {"patients": ("patient_id", PATIENT_IDENTIFIERS), "users": ("username", ("totp_secret",))}
+_PATIENT_COLUMNS = "patient_id, sex, conditions, created_at, " + ", ".join(PATIENT_IDENTIFIERS)
+_AUDIT_COLUMNS = "seq, time, actor, action, patient_id, resource, outcome, details, prev_hash, hash, mac"
+_REENCRYPT_BATCH = 200
 
 
 def hash_token(token: str) -> str:
     """Device tokens are 256-bit random strings, so a plain SHA-256 is a safe lookup hash."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _field_context(table: str, column: str, row_key: str) -> str:
+    """What an identifier's ciphertext is bound to (AES-GCM associated data): its table, column and row."""
+    return f"{table}.{column}:{row_key}"
 
 
 def new_id(prefix: str) -> str:
@@ -47,13 +61,31 @@ def _time(value: str | None) -> datetime | None:
 
 
 class SqlStore:
-    """One store for both engines; SQL is written once with '?' placeholders."""
+    """One store for both engines; SQL is written once with '?' placeholders.
 
-    def __init__(self, url: str):
+    `keys` encrypt identifiers and key the audit chain; by default they are loaded, when first needed,
+    from VIGIL_KEY / VIGIL_HOME/keys as the environment names them.
+    """
+
+    def __init__(self, url: str, keys: StoreKeys | None = None):
         self.url = url
+        self._keys = keys
         self._dialect = dialect_for(url)
         self._local = threading.local()
         self._dialect.run_script(self._conn(), SCHEMA.replace("{id}", self._dialect.id_column))
+        self._add_missing_columns()
+        if self._one("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",))[0]:
+            self.reencrypt_identifiers()  # a store written before identifiers were encrypted
+
+    @property
+    def keys(self) -> StoreKeys:
+        if self._keys is None:
+            self._keys = load_store_keys(load_settings())
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: StoreKeys) -> None:
+        self._keys = keys
 
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> Any:
@@ -78,20 +110,84 @@ class SqlStore:
             cursor = conn.execute(self._sql(sql), params)
             return list(cursor.fetchall()) if cursor.description else []
 
+    def _add_missing_columns(self) -> None:
+        conn = self._conn()
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in self._dialect.columns(conn, table):
+                try:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except Exception:
+                    if column not in self._dialect.columns(conn, table):  # else another process added it
+                        raise
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
 
+    # -- encrypted identifiers ---------------------------------------------------------------
+    def _seal(self, table: str, column: str, row_key: str, value: str | None) -> str | None:
+        return None if value is None else self.keys.field.encrypt(value, _field_context(table, column, row_key))
+
+    def _unseal(self, table: str, column: str, row_key: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        context = _field_context(table, column, row_key)
+        try:
+            return self.keys.field.decrypt(value, context)
+        except UnknownKeyError:
+            if self.keys.reload is None:
+                raise
+            self._keys = self.keys.reload()  # a rotation since we loaded the keys: pick up the new one
+            return self.keys.field.decrypt(value, context)
+
+    def reencrypt_identifiers(self) -> int:
+        """Re-encrypt every identifier not yet under the current key (plaintext too); returns how many.
+
+        Each batch of rows is its own transaction, so an interrupted run leaves every value readable
+        with the key ring it ran under, and running it again finishes the job.
+        """
+        changed = 0
+        for table, (key_column, columns) in ENCRYPTED_COLUMNS.items():
+            rows = self._rows(f"SELECT {key_column}, {', '.join(columns)} FROM {table}")
+            for start in range(0, len(rows), _REENCRYPT_BATCH):
+                changed += self._reencrypt_rows(table, key_column, columns, rows[start:start + _REENCRYPT_BATCH])
+        return changed
+
+    def _reencrypt_rows(self, table: str, key_column: str, columns: Sequence[str], rows: list[tuple]) -> int:
+        ring, changed = self.keys.field, 0
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            for row_key, *values in rows:
+                for column, value in zip(columns, values):
+                    if value is None or (is_ciphertext(value) and ciphertext_key_id(value) == ring.current):
+                        continue
+                    plaintext = self._unseal(table, column, row_key, value) if is_ciphertext(value) else value
+                    # only if unchanged since it was read: a value written meanwhile is left to the next run
+                    conn.execute(self._sql(f"UPDATE {table} SET {column} = ? WHERE {key_column} = ? AND {column} = ?"),
+                                 (self._seal(table, column, row_key, plaintext), row_key, value))
+                    changed += 1
+        return changed
+
+    def key_ids_in_use(self) -> set[str]:
+        """The ids of every key some stored ciphertext still needs."""
+        used = set()
+        for table, (_, columns) in ENCRYPTED_COLUMNS.items():
+            for row in self._rows(f"SELECT {', '.join(columns)} FROM {table}"):
+                used |= {ciphertext_key_id(v) for v in row if v is not None and is_ciphertext(v)}
+        return used
+
     # -- patients ---------------------------------------------------------------------------
     def add_patient(
-        self, name: str, birth_date: str | None = None, sex: str | None = None, conditions: Iterable[str] = ()
+        self, name: str, birth_date: str | None = None, sex: str | None = None, conditions: Iterable[str] = (),
+        phone: str | None = None, email: str | None = None, address: str | None = None, notes: str | None = None,
     ) -> Patient:
-        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), utc_now())
+        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), utc_now(), phone, email, address, notes)
+        identifiers = [self._seal("patients", c, patient.patient_id, getattr(patient, c)) for c in PATIENT_IDENTIFIERS]
         self._write(
-            "INSERT INTO patients (patient_id, name, birth_date, sex, conditions, created_at) VALUES (?,?,?,?,?,?)",
-            (patient.patient_id, name, birth_date, sex, _json(list(patient.conditions)), format_time(patient.created_at)),
+            f"INSERT INTO patients ({_PATIENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (patient.patient_id, sex, _json(list(patient.conditions)), format_time(patient.created_at), *identifiers),
         )
         return patient
 
@@ -100,15 +196,23 @@ class SqlStore:
         return patients[0] if patients else None
 
     def list_patients(self, patient_ids: Iterable[str] | None = None) -> list[Patient]:
-        sql = "SELECT patient_id, name, birth_date, sex, conditions, created_at FROM patients"
+        sql = f"SELECT {_PATIENT_COLUMNS} FROM patients"
         params: list[Any] = []
         if patient_ids is not None:
             params = list(patient_ids)
             if not params:
                 return []
             sql += f" WHERE patient_id IN ({','.join('?' * len(params))})"
-        rows = self._rows(sql + " ORDER BY created_at, patient_id", params)
-        return [Patient(r[0], r[1], r[2], r[3], tuple(orjson.loads(r[4])), _time(r[5])) for r in rows]
+        return [self._patient(r) for r in self._rows(sql + " ORDER BY created_at, patient_id", params)]
+
+    def all_patient_ids(self) -> set[str]:
+        return {r[0] for r in self._rows("SELECT patient_id FROM patients")}
+
+    def _patient(self, row: tuple) -> Patient:
+        patient_id, sex, conditions, created_at, *sealed = row
+        identifiers = {c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)}
+        return Patient(patient_id=patient_id, sex=sex, conditions=tuple(orjson.loads(conditions)),
+                       created_at=_time(created_at), **identifiers)
 
     # -- devices ----------------------------------------------------------------------------
     def add_device(self, patient_id: str, kind: str) -> tuple[Device, str]:
@@ -173,8 +277,52 @@ class SqlStore:
         return User(username, role, password_hash, patient_id)  # type: ignore[arg-type]
 
     def get_user(self, username: str) -> User | None:
-        row = self._one("SELECT username, role, password_hash, patient_id FROM users WHERE username = ?", (username,))
-        return User(row[0], row[1], row[2], row[3]) if row else None
+        row = self._one(
+            "SELECT username, role, password_hash, patient_id, totp_secret IS NOT NULL FROM users WHERE username = ?",
+            (username,),
+        )
+        return User(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def list_users(self) -> list[User]:
+        rows = self._rows("SELECT username, role, password_hash, patient_id, totp_secret IS NOT NULL FROM users ORDER BY username")
+        return [User(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    def set_totp_secret(self, username: str, secret: str | None) -> None:
+        """Turn a user's one-time codes on (with this secret, stored encrypted) or off (None)."""
+        self._write("UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE username = ?",
+                    (self._seal("users", "totp_secret", username, secret), username))
+
+    def totp_secret(self, username: str) -> str | None:
+        row = self._one("SELECT totp_secret FROM users WHERE username = ?", (username,))
+        return self._unseal("users", "totp_secret", username, row[0]) if row else None
+
+    def claim_totp_step(self, username: str, step: int) -> bool:
+        """Mark a code's time step used; False if it (or a later one) was used already, so no code works twice."""
+        return bool(self._write(
+            "UPDATE users SET totp_last_step = ? WHERE username = ? AND (totp_last_step IS NULL OR totp_last_step < ?)"
+            " RETURNING username", (step, username, step),
+        ))
+
+    # -- login failures (lockout) -----------------------------------------------------------
+    def locked_until(self, username: str) -> datetime | None:
+        row = self._one("SELECT locked_until FROM login_failures WHERE username = ?", (username,))
+        return _time(row[0]) if row else None
+
+    def record_login_failure(self, username: str, limit: int, lock_until: datetime) -> bool:
+        """Count a failed login; at the `limit`-th in a row the account locks until `lock_until`. True if it locked."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            row = conn.execute(self._sql("SELECT failures FROM login_failures WHERE username = ?"), (username,)).fetchone()
+            failures = (row[0] if row else 0) + 1
+            locks = failures >= limit
+            conn.execute(self._sql(
+                "INSERT INTO login_failures (username, failures, locked_until) VALUES (?,?,?) ON CONFLICT (username)"
+                " DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until"
+            ), (username, 0 if locks else failures, format_time(lock_until) if locks else None))
+        return locks
+
+    def clear_login_failures(self, username: str) -> None:
+        self._write("DELETE FROM login_failures WHERE username = ?", (username,))
 
     def set_password(self, username: str, password_hash: str) -> None:
         self._write("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
@@ -188,8 +336,12 @@ class SqlStore:
         return {r[0] for r in self._rows("SELECT patient_id FROM assignments WHERE username = ?", (username,))}
 
     # -- readings ---------------------------------------------------------------------------
-    def insert_readings(self, readings: Sequence[Reading]) -> list[bool]:
-        """Store readings in one transaction; True where stored, False where (device_id, seq) was seen."""
+    def insert_readings(self, readings: Sequence[Reading], audit: AuditEvent | None = None) -> list[bool]:
+        """Store readings in one transaction; True where stored, False where (device_id, seq) was seen.
+
+        With `audit`, the same transaction appends it to the audit log (with the accepted and duplicate
+        counts added to its details) if anything was stored: one entry per batch, not per reading.
+        """
         received = format_time(utc_now())
         sql = self._sql(
             "INSERT INTO readings (patient_id, device_id, metric, time, value, unit, seq, quality, received_at)"
@@ -203,6 +355,10 @@ class SqlStore:
                     sql, (r.patient_id, r.device_id, r.metric, format_time(r.time), r.value, r.unit, r.seq, r.quality, received)
                 )
                 stored.append(cursor.rowcount == 1)
+            if audit is not None and any(stored):
+                counts = {"accepted": sum(stored), "duplicates": len(stored) - sum(stored)}
+                self._append_audit(conn, [AuditEvent(audit.actor, audit.action, audit.patient_id, audit.resource,
+                                                     audit.outcome, {**audit.details, **counts})])
         return stored
 
     def query_readings(
@@ -368,3 +524,38 @@ class SqlStore:
             ("accepted" if accepted else "rejected", username, format_time(utc_now()), note, recommendation_id),
         )
         return self._recommendation(rows[0]) if rows else None
+
+    # -- audit log --------------------------------------------------------------------------
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+        """Append events to the hash chain in one transaction; concurrent writers queue, never fork it."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            return self._append_audit(conn, events)
+
+    def _append_audit(self, conn: Any, events: Sequence[AuditEvent]) -> list[AuditEntry]:
+        self._dialect.serialise_audit(conn)
+        last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        prev_seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+        now, entries = format_time(utc_now()), []
+        sql = self._sql(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        for event in events:
+            entry = next_entry(prev_seq, prev_hash, event, now, self.keys.audit)
+            conn.execute(sql, (entry.seq, entry.time, entry.actor, entry.action, entry.patient_id, entry.resource,
+                               entry.outcome, entry.details, entry.prev_hash, entry.hash, entry.mac))
+            entries.append(entry)
+            prev_seq, prev_hash = entry.seq, entry.hash
+        return entries
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
+        """Entries in chain order, `limit` at a time from after `after_seq`."""
+        rows = self._rows(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", (after_seq,))
+        return [AuditEntry(*row) for row in rows]
+
+    def audit_entries_for_patient(self, patient_id: str) -> list[AuditEntry]:
+        """Entries about this patient: those naming it, and list reads whose details name it among others."""
+        listed = "%" + orjson.dumps(patient_id).decode() + "%"
+        rows = self._rows(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE patient_id = ? OR details LIKE ? ORDER BY seq", (patient_id, listed)
+        )
+        entries = [AuditEntry(*row) for row in rows]
+        return [e for e in entries if e.patient_id == patient_id or patient_id in orjson.loads(e.details).get("patients", ())]

@@ -8,21 +8,29 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
 from vigil.api.people_routes import ward
-from vigil.api.policy import SESSION_COOKIE, optional_user, visible_patient, visible_patient_ids
-from vigil.api.security import TOKEN_LIFETIME, issue_token, verify_password
+from vigil.api.policy import SESSION_COOKIE, optional_user, patient_ids_visible_to, visible_patient, visible_patient_ids
+from vigil.api.security import SESSION_LIFETIME, authenticate, issue_token
 from vigil.api.views import alert_json, recommendation_json
 from vigil.domain import User
 from vigil.metrics import METRICS
+from vigil.security.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_ok, new_csrf_token
 
 WEB_DIR = Path(__file__).parent
-templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+
+
+def _csrf_context(request: Request) -> dict:
+    """Every page can embed the CSRF token in its forms (a fresh one on the login page)."""
+    return {"csrf_token": getattr(request.state, "csrf_token", None) or request.cookies.get(CSRF_COOKIE, "")}
+
+
+templates = Jinja2Templates(directory=str(WEB_DIR / "templates"), context_processors=[_csrf_context])
 router = APIRouter(include_in_schema=False)
 WARD_POLL_SECONDS = 2.0
 
@@ -43,26 +51,41 @@ def page_user(user: MaybeUser) -> User:
 PageUser = Annotated[User, Depends(page_user)]
 
 
+def _set_cookie(response: Response, ctx: AppContext, name: str, value: str, readable_by_scripts: bool = False) -> None:
+    response.set_cookie(name, value, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=not readable_by_scripts,
+                        samesite="strict", secure=ctx.secure_cookies)
+
+
+def _require_csrf(request: Request, submitted: str | None) -> None:
+    if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted):
+        raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, error: str | None = None) -> HTMLResponse:
-    return templates.TemplateResponse(request, "login.html", {"error": error})
+def login_page(request: Request, ctx: Ctx, error: str | None = None) -> HTMLResponse:
+    request.state.csrf_token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
+    response = templates.TemplateResponse(request, "login.html", {"error": error})
+    _set_cookie(response, ctx, CSRF_COOKIE, request.state.csrf_token, readable_by_scripts=True)
+    return response
 
 
 @router.post("/login")
-def login(ctx: Ctx, username: Annotated[str, Form()], password: Annotated[str, Form()]) -> Response:
-    user = ctx.store.get_user(username)
-    if not verify_password(user, password):
-        return RedirectResponse("/login?error=Wrong+username+or+password", status_code=303)
+def login(
+    request: Request, ctx: Ctx, username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "", totp: Annotated[str | None, Form(max_length=16)] = None,
+) -> Response:
+    _require_csrf(request, csrf_token)
+    if authenticate(ctx.store, username, password, totp) is None:
+        return RedirectResponse("/login?error=Wrong+username,+password+or+code", status_code=303)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, issue_token(username, ctx.session_secret), max_age=int(TOKEN_LIFETIME.total_seconds()),
-        httponly=True, samesite="strict", secure=ctx.secure_cookies,
-    )
+    _set_cookie(response, ctx, SESSION_COOKIE, issue_token(username, ctx.session_secret, "web", SESSION_LIFETIME))
+    _set_cookie(response, ctx, CSRF_COOKIE, new_csrf_token(), readable_by_scripts=True)
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> Response:
+    _require_csrf(request, csrf_token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -81,10 +104,11 @@ def ward_fragment(request: Request, user: PageUser, ctx: Ctx, sort: str = "news2
 
 @router.get("/fragments/alerts", response_class=HTMLResponse)
 def alerts_fragment(request: Request, user: PageUser, ctx: Ctx, patient_id: str | None = None) -> HTMLResponse:
-    visible = visible_patient_ids(user, ctx)
     if patient_id:
         visible_patient(patient_id, user, ctx)
         visible = {patient_id}
+    else:
+        visible = visible_patient_ids(user, ctx)
     names = {p.patient_id: p.name for p in ctx.store.list_patients(visible)}
     alerts = [alert_json(a) for a in ctx.store.list_alerts(visible, limit=50)]
     return templates.TemplateResponse(request, "alerts.html", {"alerts": alerts, "names": names, "user": user})
@@ -106,6 +130,14 @@ def recommendations_fragment(request: Request, patient_id: str, user: PageUser, 
     return templates.TemplateResponse(request, "recommendations.html", {"recommendations": recs, "user": user})
 
 
+def _ward_digest(user: User, ctx: AppContext) -> str:
+    """A hash of the statuses and alerts this user can see: tells a page to refresh, carries no patient data."""
+    ids = patient_ids_visible_to(user, ctx.store)
+    statuses = ctx.store.list_status(ids)
+    alerts = [alert_json(a) for a in ctx.store.list_alerts(ids, limit=50)]
+    return hashlib.sha256(orjson.dumps([sorted(ids), statuses, alerts], option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 @router.get("/events/ward")
 async def ward_events(request: Request, user: PageUser, ctx: Ctx) -> StreamingResponse:
     """Server-sent events: a 'ward' event whenever what this user can see has changed."""
@@ -113,9 +145,7 @@ async def ward_events(request: Request, user: PageUser, ctx: Ctx) -> StreamingRe
     async def stream():
         last_digest = None
         while not await request.is_disconnected():
-            rows = await run_in_threadpool(ward, user, ctx)
-            alerts = await run_in_threadpool(ctx.store.list_alerts, visible_patient_ids(user, ctx), False, 50)
-            digest = hashlib.sha256(orjson.dumps([rows, [alert_json(a) for a in alerts]])).hexdigest()
+            digest = await run_in_threadpool(_ward_digest, user, ctx)
             if digest != last_digest:
                 last_digest = digest
                 yield f"event: ward\ndata: {digest}\n\n"

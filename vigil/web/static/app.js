@@ -14,11 +14,16 @@ function startLiveUpdates() {
   source.onerror = () => indicator && indicator.classList.add("offline");
 }
 
+function csrfToken() {
+  const cookie = document.cookie.split("; ").find(c => c.startsWith("vigil_csrf="));
+  return cookie ? decodeURIComponent(cookie.slice("vigil_csrf=".length)) : "";
+}
+
 async function postJson(url, body) {
   const response = await fetch(url, {
     method: "POST",
     credentials: "same-origin",
-    headers: {"Content-Type": "application/json"},
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()},
     body: body ? JSON.stringify(body) : null,
   });
   if (!response.ok) alert("Failed: " + (await response.text()));
@@ -86,6 +91,7 @@ async function drawCharts() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.body.addEventListener("click", handleActions);
+  document.body.addEventListener("htmx:configRequest", event => { event.detail.headers["X-CSRF-Token"] = csrfToken(); });
   startLiveUpdates();
   drawCharts();
 });

@@ -1,0 +1,167 @@
+"""The audit trail: a hash chain that shows edits, reorderings and deletions; one chain under concurrent
+writers on both engines; what gets recorded; `vigil audit verify` and `vigil audit show`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from vigil.security.audit import GENESIS_HASH, AuditEvent, next_entry, verify_chain
+from vigil.store import SqlStore
+from vigil.timeutil import format_time, utc_now
+
+KEY = b"k" * 32
+
+
+def _chain(n: int) -> list:
+    entries, seq, prev = [], 0, GENESIS_HASH
+    for i in range(n):
+        entry = next_entry(seq, prev, AuditEvent("user:dr_who", "read", f"p{i}", "GET /x", "ok", {"i": i}), "2026-01-01T00:00:00Z", KEY)
+        entries.append(entry)
+        seq, prev = entry.seq, entry.hash
+    return entries
+
+
+def test_intact_chain_verifies():
+    assert verify_chain(_chain(5), KEY) == []
+    assert verify_chain([], KEY) == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda es: [es[0], replace(es[1], actor="user:nobody"), *es[2:]], "entry 2: content does not match its hash"),
+        (lambda es: [es[0], replace(es[1], details='{"i":99}'), *es[2:]], "entry 2: content does not match its hash"),
+        (lambda es: [es[0], es[2], es[1], *es[3:]], "expected entry 2 here"),
+        (lambda es: [es[0], *es[2:]], "expected entry 2 here"),
+        (lambda es: es[1:], "expected entry 1 here"),
+    ],
+    ids=["edited actor", "edited details", "reordered", "deleted", "first deleted"],
+)
+def test_tampering_is_detected(tamper, message):
+    problems = verify_chain(tamper(_chain(5)), KEY)
+    assert any(message in p for p in problems), problems
+
+
+def test_rebuilt_chain_without_the_key_is_detected():
+    """Someone who edits an entry and recomputes every hash after it still cannot produce the HMACs."""
+    entries = _chain(4)
+    forged, seq, prev = entries[:1], entries[0].seq, entries[0].hash
+    for entry in entries[1:]:
+        event = AuditEvent("user:mallory" if entry.seq == 2 else entry.actor, entry.action, entry.patient_id, entry.resource,
+                           entry.outcome, json.loads(entry.details))
+        rebuilt = next_entry(seq, prev, event, entry.time, b"not the key")
+        forged.append(rebuilt)
+        seq, prev = rebuilt.seq, rebuilt.hash
+    problems = verify_chain(forged, KEY)
+    assert problems and all("HMAC does not match" in p for p in problems) and len(problems) == 3
+
+
+def _append_concurrently(url: str, writers: int, each: int) -> None:
+    def write(n: int) -> None:
+        store = SqlStore(url)
+        for i in range(each):
+            store.append_audit([AuditEvent(f"user:w{n}", "read", None, "test", "ok", {"i": i})])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_concurrent_writers_share_one_chain(any_store_url):
+    SqlStore(any_store_url)  # create the schema and keys once
+    _append_concurrently(any_store_url, writers=4, each=15)
+    store = SqlStore(any_store_url)
+    entries = store.audit_entries()
+    assert [e.seq for e in entries] == list(range(1, 61))
+    assert verify_chain(entries, store.keys.audit) == []
+
+
+def test_concurrent_processes_share_one_chain(settings):
+    SqlStore(settings.db_url)
+    script = ("import sys\nfrom vigil.store import SqlStore\nfrom vigil.security.audit import AuditEvent\n"
+              "s = SqlStore(sys.argv[1])\n"
+              "for i in range(20): s.append_audit([AuditEvent('worker', 'ingest', None, 'x', 'ok', {'i': i})])\n")
+    env = {**os.environ, "VIGIL_HOME": str(settings.home)}
+    processes = [subprocess.Popen([sys.executable, "-c", script, settings.db_url], env=env) for _ in range(3)]
+    assert [p.wait(60) for p in processes] == [0, 0, 0]
+    store = SqlStore(settings.db_url)
+    assert len(store.audit_entries()) == 60 and verify_chain(store.audit_entries(), store.keys.audit) == []
+
+
+def _actions(store: SqlStore) -> list[tuple]:
+    return [(e.actor, e.action, e.patient_id, e.outcome) for e in store.audit_entries()]
+
+
+def test_reads_writes_logins_and_ingest_are_recorded(ward):
+    store = ward.ctx.store
+    now = utc_now()
+    readings = [{"metric": "heart_rate", "value": 70, "time": format_time(now - timedelta(minutes=m)), "seq": m} for m in range(5)]
+    assert ward.ingest(readings).json()["accepted"] == 5
+    assert ward.ingest(readings).json()["duplicates"] == 5  # nothing stored: nothing written to record
+    headers = ward.login("dr_who")
+    ward.client.get(f"/api/v1/patients/{ward.patient_id}", headers=headers)
+    ward.client.get(f"/api/v1/patients/{ward.other_patient_id}/readings", headers=headers)
+    ward.client.post("/api/v1/auth/token", data={"username": "dr_who", "password": "wrong"})
+    actions = _actions(store)
+    device = f"device:{ward.device_id}"
+    assert actions == [
+        (device, "ingest", ward.patient_id, "ok"),
+        ("user:dr_who", "login", None, "ok"),
+        ("user:dr_who", "read", ward.patient_id, "ok"),
+        ("user:dr_who", "read", ward.other_patient_id, "denied"),
+        ("user:dr_who", "login", None, "failed"),
+    ]
+    ingest, read = store.audit_entries()[0], store.audit_entries()[2]
+    assert json.loads(ingest.details)["accepted"] == 5 and ingest.resource == "readings"
+    assert read.resource == f"GET /api/v1/patients/{ward.patient_id}"
+    assert json.loads(read.details)["address"] == "testclient" and json.loads(read.details)["request_id"]
+
+
+def test_admin_list_reads_name_every_patient_they_returned(ward):
+    ward.client.get("/api/v1/patients", headers=ward.login("root"))
+    listing = ward.ctx.store.audit_entries()[-1]
+    assert listing.actor == "user:root" and listing.patient_id is None
+    assert json.loads(listing.details)["patients"] == sorted([ward.patient_id, ward.other_patient_id])
+    assert listing in ward.ctx.store.audit_entries_for_patient(ward.other_patient_id)
+
+
+def _vigil(settings, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VIGIL_HOME": str(settings.home), "VIGIL_DB": settings.db_url}
+    return subprocess.run([sys.executable, "-m", "vigil", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_audit_show_answers_who_looked_and_verify_catches_an_edit(ward, settings):
+    headers = ward.login("dr_who")
+    ward.client.get(f"/api/v1/patients/{ward.patient_id}/risk", headers=headers)
+    ward.client.get(f"/api/v1/patients/{ward.patient_id}/readings", headers=ward.login("ada"))
+    shown = json.loads(_vigil(settings, "audit", "show", "--patient", ward.patient_id, "--json").stdout)
+    who = [(e["actor"], e["resource"]) for e in shown if e["action"] == "read"]
+    assert who == [("user:dr_who", f"GET /api/v1/patients/{ward.patient_id}/risk"),
+                   ("user:ada", f"GET /api/v1/patients/{ward.patient_id}/readings")]
+    assert all(e["patient_id"] == ward.patient_id for e in shown)
+    verified = _vigil(settings, "audit", "verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["intact"] is True
+
+    with sqlite3.connect(settings.db_url.removeprefix("sqlite:///")) as conn:  # hide that dr_who looked
+        conn.execute("UPDATE audit_log SET actor = 'user:root' WHERE actor = 'user:dr_who' AND action = 'read'")
+    tampered = _vigil(settings, "audit", "verify", "--json")
+    assert tampered.returncode == 1
+    assert any("content does not match its hash" in p for p in json.loads(tampered.stdout)["problems"])
+
+
+def test_verify_refuses_to_run_without_the_audit_key(settings, tmp_path):
+    SqlStore(settings.db_url).append_audit([AuditEvent("system", "test")])
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "elsewhere"), "VIGIL_DB": settings.db_url}
+    result = subprocess.run([sys.executable, "-m", "vigil", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no audit key" in result.stderr

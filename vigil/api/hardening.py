@@ -1,0 +1,147 @@
+"""What every request passes through first: a request id, rate limits, a body size limit, security headers,
+and a generic answer (never a stack trace) when something fails inside."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+
+import orjson
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from vigil.api.policy import SESSION_COOKIE, bearer_token
+from vigil.ingest.service import MAX_BODY_BYTES
+from vigil.security.audit import RequestOrigin, current_origin
+from vigil.security.ratelimit import RateLimiter, RateLimits
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/api/v1/ingest"
+LOGIN_PATHS = ("/api/v1/auth/token", "/login")
+UNLIMITED_PREFIXES = ("/static/", "/healthz")
+INGEST_BODY_LIMIT = MAX_BODY_BYTES
+BODY_LIMIT = 64 * 1024
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+
+Scope = dict
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+def body_limit(path: str) -> int:
+    return INGEST_BODY_LIMIT if path == INGEST_PATH else BODY_LIMIT
+
+
+def _too_large(limit: int) -> str:
+    return f"body: larger than {limit // 1024} KB; send less at a time"
+
+
+class RequestGuard:
+    """Pure ASGI middleware (cheap on the ingest hot path) guarding every HTTP request."""
+
+    def __init__(self, app, limits: RateLimits, tls: bool):
+        self.app = app
+        self.tls = tls
+        self.buckets = {name: RateLimiter(getattr(limits, name)) for name in limits.__dataclass_fields__}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        headers = dict(_decoded(scope["headers"]))
+        address = scope["client"][0] if scope.get("client") else None
+        send = self._with_headers(send, request_id)
+        retry_after = self._rate_limited(scope, headers, address)
+        if retry_after:
+            return await _error(send, 429, "too many requests; slow down", {"retry-after": str(math.ceil(retry_after))})
+        limit = body_limit(scope["path"])
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await _error(send, 413, _too_large(limit))
+        token = current_origin.set(RequestOrigin(request_id, scope["method"], scope["path"], address))
+        try:
+            await self.app(scope, _limited(receive, limit), send)
+        finally:
+            current_origin.reset(token)
+
+    def _rate_limited(self, scope: Scope, headers: dict[str, str], address: str | None) -> float:
+        """Seconds to wait if any bucket this request draws on is empty, else 0."""
+        path = scope["path"]
+        if path.startswith(UNLIMITED_PREFIXES):
+            return 0.0
+        if path in LOGIN_PATHS and scope["method"] == "POST":
+            return self.buckets["login_per_address"].wait(address or "")
+        kind = "ingest" if path == INGEST_PATH else "api"
+        waits = [self.buckets[f"{kind}_per_address"].wait(address or "")]
+        credential = _credential(headers)
+        if credential:
+            waits.append(self.buckets[f"{kind}_per_token"].wait(credential))
+        return max(waits)
+
+    def _with_headers(self, send: Send, request_id: str) -> Send:
+        extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        extra.append((b"x-request-id", request_id.encode()))
+        if self.tls:
+            extra.append((b"strict-transport-security", HSTS.encode()))
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
+            await send(message)
+
+        return sending
+
+
+def _decoded(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
+
+
+def _credential(headers: dict[str, str]) -> str | None:
+    """A short hash of the bearer token or session cookie, so buckets never hold a credential itself."""
+    secret = bearer_token(headers.get("authorization", "")) or next(
+        (c for c in headers.get("cookie", "").split("; ") if c.startswith(SESSION_COOKIE + "=")), None)
+    return hashlib.sha256(secret.encode()).hexdigest()[:24] if secret else None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """The body as it streams in, until it passes the limit: then a 413 for whoever is reading it."""
+    received = 0
+
+    async def receiving() -> dict:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, _too_large(limit))
+        return message
+
+    return receiving
+
+
+async def _error(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = orjson.dumps({"detail": detail})
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any unhandled error: the client gets a generic answer and the request id; the log gets the traceback."""
+    request_id = getattr(request.state, "request_id", "-")
+    log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500, headers={"X-Request-ID": request_id})

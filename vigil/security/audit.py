@@ -1,0 +1,122 @@
+"""The audit trail: an append-only log of who read or changed what, each entry chained to the one before.
+
+Every entry carries the previous entry's hash and a SHA-256 over a canonical serialisation of its own
+fields including that hash, so editing, reordering or deleting an entry breaks the chain from there on.
+Each hash is also keyed with an HMAC under a key kept outside the database (VIGIL_HOME/keys), so someone
+who can write the database but not read the key cannot rebuild a consistent chain after tampering.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+GENESIS_HASH = "0" * 64
+AUDIT_KEY_FILE = "audit-hmac.key"
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Something to record: who (user:NAME, device:ID, cli:NAME, system) did what, to whose data, with what outcome."""
+
+    actor: str
+    action: str
+    patient_id: str | None = None
+    resource: str = ""
+    outcome: str = "ok"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One stored link of the chain."""
+
+    seq: int
+    time: str
+    actor: str
+    action: str
+    patient_id: str | None
+    resource: str
+    outcome: str
+    details: str  # canonical JSON, hashed as stored
+    prev_hash: str
+    hash: str
+    mac: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "time": self.time, "actor": self.actor, "action": self.action,
+            "patient_id": self.patient_id, "resource": self.resource, "outcome": self.outcome,
+            "details": orjson.loads(self.details), "prev_hash": self.prev_hash, "hash": self.hash,
+        }
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    return orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _entry_hash(seq: int, time: str, event_fields: tuple, details: str, prev_hash: str) -> str:
+    payload = orjson.dumps([seq, time, *event_fields, details, prev_hash])
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _mac(key: bytes, entry_hash: str) -> str:
+    return hmac.new(key, entry_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def next_entry(prev_seq: int, prev_hash: str, event: AuditEvent, time: str, key: bytes) -> AuditEntry:
+    """The entry after entry `prev_seq` (0 and GENESIS_HASH: the first entry) recording `event`."""
+    seq = prev_seq + 1
+    details = canonical_details(event.details)
+    fields = (event.actor, event.action, event.patient_id, event.resource, event.outcome)
+    digest = _entry_hash(seq, time, fields, details, prev_hash)
+    return AuditEntry(seq, time, *fields, details, prev_hash, digest, _mac(key, digest))
+
+
+def verify_chain(entries: Iterable[AuditEntry], key: bytes) -> list[str]:
+    """Every break in the chain, as 'entry N: what is wrong'; an empty list means intact."""
+    problems: list[str] = []
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    for entry in entries:
+        problems += _entry_problems(entry, expected_seq, expected_prev, key)
+        expected_seq, expected_prev = entry.seq + 1, entry.hash
+    return problems
+
+
+def _entry_problems(entry: AuditEntry, expected_seq: int, expected_prev: str, key: bytes) -> list[str]:
+    problems = []
+    if entry.seq != expected_seq:
+        problems.append(f"entry {entry.seq}: expected entry {expected_seq} here (entries missing or reordered)")
+    if entry.prev_hash != expected_prev:
+        problems.append(f"entry {entry.seq}: does not link to the entry before it")
+    fields = (entry.actor, entry.action, entry.patient_id, entry.resource, entry.outcome)
+    if _entry_hash(entry.seq, entry.time, fields, entry.details, entry.prev_hash) != entry.hash:
+        problems.append(f"entry {entry.seq}: content does not match its hash (edited)")
+    elif not hmac.compare_digest(_mac(key, entry.hash), entry.mac):
+        problems.append(f"entry {entry.seq}: HMAC does not match (hash recomputed without the audit key)")
+    return problems
+
+
+# -- the request being served, so the policy can say where an access came from -------------------
+@dataclass(frozen=True)
+class RequestOrigin:
+    request_id: str
+    method: str
+    path: str
+    address: str | None
+
+
+current_origin: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar("vigil_request", default=None)
+
+
+def origin_details() -> dict[str, Any]:
+    """The request id and client address of the request being served, if any."""
+    origin = current_origin.get()
+    return {"request_id": origin.request_id, "address": origin.address} if origin else {}
