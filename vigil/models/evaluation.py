@@ -1,8 +1,10 @@
 """Patient-level cross-validation of the risk models against the NEWS2 and qSOFA rules, with bootstrap intervals.
 
-Inside each training split, stays are divided again: most fit the model (negative hours subsampled to
-keep it fast), the rest calibrate its scores (isotonic) and choose the alarm threshold that maximises the
-Challenge utility. The test fold is touched only to be scored.
+Inside each training split the model is cross-fitted: inner patient-level folds give an out-of-fold score for
+every training hour, which fits the isotonic calibration and chooses the alarm threshold that maximises the
+Challenge utility; the model itself is then fitted on all the training stays (as scikit-learn's
+``CalibratedClassifierCV(ensemble=False)`` does). The slower models fit on every septic hour and a random
+share of the other hours. The test fold is touched only to be scored.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from vigil.models.features import causal_features, news2_total, qsofa_total
 from vigil.models.physionet import HOUR, LABEL, STAY_ID
 from vigil.models.utility import utility_parts
-from vigil.models.zoo import RiskEstimator, make_model, stays_held_out
+from vigil.models.zoo import RiskEstimator, make_model
 
 MAX_FIT_ROWS = 80_000
-CALIBRATION_FRACTION = 0.2
+"""Models that do not fit on every row (``fits_every_row`` False) see at most this many: every septic hour and a
+random share of the others."""
+CALIBRATION_FOLDS = 3
 BOOTSTRAP_REPLICATES = 200
 RULE_THRESHOLDS = {"news2": 5, "qsofa": 2}
 """The rules' own alarm thresholds: NEWS2 >= 5 (RCP urgent response), qSOFA >= 2 (Sepsis-3)."""
@@ -47,6 +51,10 @@ class Dataset:
             stays=frame[STAY_ID].to_numpy(),
             rules={"news2": news2_total(frame).to_numpy(float), "qsofa": qsofa_total(frame).to_numpy(float)},
         )
+
+    def in_septic_stay(self) -> NDArray[np.bool_]:
+        """Per row: whether its stay has a septic hour."""
+        return pd.Series(self.y).groupby(self.stays).transform("max").to_numpy() == 1
 
     def rows(self, mask: NDArray[np.bool_]) -> "Dataset":
         return Dataset(self.X[mask], self.y[mask], self.stays[mask], {k: v[mask] for k, v in self.rules.items()})
@@ -78,27 +86,31 @@ def choose_threshold(probability: NDArray, data: Dataset) -> float:
     return float(candidates[int(np.argmax(scores))])
 
 
-def fit_calibrated(name: str, train: Dataset, seed: int) -> FittedRisk:
-    """Fit on most training stays, calibrate and choose the threshold on the rest."""
-    calibration = stays_held_out(train.stays, round(CALIBRATION_FRACTION * len(np.unique(train.stays))), seed)
-    fit = train.rows(~calibration)
-    if name != "gru":  # the recurrent net needs whole stays
+def fit_calibrated(name: str, train: Dataset, seed: int, calibration_folds: int = CALIBRATION_FOLDS) -> FittedRisk:
+    """Cross-fit: calibrate and choose the threshold on inner out-of-fold scores, then fit on every training stay."""
+    inner = patient_folds(train, calibration_folds, seed)
+    out_of_fold = np.empty(len(train.y))
+    for fold in range(calibration_folds):
+        held = inner == fold
+        out_of_fold[held] = _fitted_estimator(name, train.rows(~held), seed + fold).score(
+            train.X[held], train.stays[held])
+    calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(out_of_fold, train.y)
+    threshold = choose_threshold(calibrator.predict(out_of_fold), train)
+    return FittedRisk(_fitted_estimator(name, train, seed), calibrator, threshold)
+
+
+def _fitted_estimator(name: str, fit: Dataset, seed: int) -> RiskEstimator:
+    estimator = make_model(name, seed)
+    if not estimator.fits_every_row:
         fit = fit.rows(subsample_negatives(fit, MAX_FIT_ROWS, seed))
-    estimator = make_model(name, seed).fit(fit.X, fit.y, fit.stays)
-    held = train.rows(calibration)
-    calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    calibrator.fit(estimator.score(held.X, held.stays), held.y)
-    fitted = FittedRisk(estimator, calibrator, 0.5)
-    fitted.threshold = choose_threshold(fitted.probability(held.X, held.stays), held)
-    return fitted
+    return estimator.fit(fit.X, fit.y, fit.stays)
 
 
-def patient_folds(data: Dataset, k: int, seed: int) -> list[NDArray[np.int64]]:
+def patient_folds(data: Dataset, k: int, seed: int) -> NDArray[np.int64]:
     """Fold number of each row: stays never straddle folds; septic stays spread evenly."""
-    septic_stay = pd.Series(data.y).groupby(data.stays).transform("max").to_numpy()
     folds = np.empty(len(data.y), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, test) in enumerate(splitter.split(data.X[:, :1], septic_stay, groups=data.stays)):
+    for fold, (_, test) in enumerate(splitter.split(data.X[:, :1], data.in_septic_stay(), groups=data.stays)):
         folds[test] = fold
     return folds
 

@@ -2,11 +2,12 @@
 
 ``GruRisk`` follows the interface of ``vigil.models.zoo``. Its rows are the causal hourly features; the rows of a
 stay must be contiguous and in hour order (contiguity is checked, hour order is trusted). Missing values are
-imputed with the training median and every feature is standardised (statistics fitted on the training rows
-and kept in ``preprocessing``); missingness itself is already among the features. The network is
-input -> linear -> ReLU -> one-layer unidirectional GRU -> linear, one logit per hour, trained with
-class-weighted binary cross-entropy on mini-batches of stays and stopped early on a patient-level
-validation split. Needs PyTorch (the ``[deep]`` extra).
+imputed with the training median and every feature is mapped to the normal score of its training quantile
+(``zoo.normal_scores``, kept in ``preprocessing``); missingness itself is already among the features. The
+network is input -> linear -> ReLU -> dropout -> one-layer unidirectional GRU -> dropout -> linear, one logit
+per hour, trained with binary cross-entropy (septic hours weighted by the square root of the class ratio)
+and weight decay on mini-batches of stays, and stopped early on a patient-level validation split. Needs
+PyTorch (the ``[deep]`` extra).
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from vigil.models.zoo import Matrix, _stay_holdout
+from vigil.models.zoo import Matrix, _stay_holdout, normal_scores
 
 
 @dataclass(frozen=True)
@@ -79,37 +78,43 @@ class StaySegments:
 class GruNetwork(nn.Module):
     """Features per hour -> one risk logit per hour; unidirectional, so hour t sees only hours <= t."""
 
-    def __init__(self, features: int, hidden_size: int) -> None:
+    def __init__(self, features: int, hidden_size: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.embed = nn.Linear(features, hidden_size)
+        self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(hidden_size, hidden_size, num_layers=1, batch_first=True)
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, hours: torch.Tensor) -> torch.Tensor:
         """(stays, hours, features) -> (stays, hours) logits; the padding after a stay's end never reaches it."""
-        states, _ = self.gru(torch.relu(self.embed(hours)))
-        return self.head(states).squeeze(-1)
+        states, _ = self.gru(self.dropout(torch.relu(self.embed(hours))))
+        return self.head(self.dropout(states)).squeeze(-1)
 
 
 class GruRisk:
     """A GRU over each stay's hourly features; ``score`` gives P(sepsis) per row (class-weighted, so uncalibrated)."""
 
     name = "gru"
+    fits_every_row = True
 
     def __init__(
         self,
         seed: int = 0,
         *,
-        hidden_size: int = 64,
+        hidden_size: int = 32,
+        dropout: float = 0.3,
+        weight_decay: float = 1e-4,
         max_epochs: int = 8,
         patience: int = 2,
         stays_per_batch: int = 32,
-        learning_rate: float = 1e-3,
+        learning_rate: float = 5e-4,
         validation_fraction: float = 0.1,
         threads: int = 2,
     ) -> None:
         self.seed = seed
         self.hidden_size = hidden_size
+        self.dropout = dropout
+        self.weight_decay = weight_decay
         self.max_epochs = max_epochs
         self.patience = patience
         self.stays_per_batch = stays_per_batch
@@ -132,13 +137,12 @@ class GruRisk:
         validation = validation_rows[segments.starts]
         training_labels = np.asarray(y)[~validation_rows]
         positives = int(training_labels.sum())
-        self.positive_weight = (len(training_labels) - positives) / positives if positives else 1.0
-        self.preprocessing = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
-        self.preprocessing.fit(X[~validation_rows])
+        self.positive_weight = np.sqrt((len(training_labels) - positives) / positives) if positives else 1.0
+        self.preprocessing = normal_scores(self.seed).fit(X[~validation_rows])
         features = self._features(X)
         labels = torch.from_numpy(np.asarray(y, dtype=np.float32))
         with _torch_settings(self.threads, self.seed):
-            self.network = GruNetwork(features.shape[1], self.hidden_size)
+            self.network = GruNetwork(features.shape[1], self.hidden_size, self.dropout)
             self._curve = self._train(features, labels, segments.subset(~validation), segments.subset(validation))
         return self
 
@@ -177,7 +181,7 @@ class GruRisk:
         so length-sorted batches put nearly all positives in a few batches and training swings between them.
         """
         assert self.network is not None
-        optimiser = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+        optimiser = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         shuffle = np.random.default_rng(self.seed)
         curve: dict[str, list[float]] = {"train_bce": [], "validation_bce": []}
         best_loss, best_state, epochs_without_gain = np.inf, copy.deepcopy(self.network.state_dict()), 0

@@ -90,7 +90,7 @@ def export_lightgbm(fitted, metadata: dict[str, Any]) -> SepsisRiskModel:
     booster = fitted.estimator.model.booster_
     calibrator = fitted.calibrator
     return SepsisRiskModel(
-        booster_text=booster.model_to_string(num_iteration=booster.best_iteration or None),
+        booster_text=booster.model_to_string(),
         calibration_x=[float(v) for v in calibrator.X_thresholds_],
         calibration_y=[float(v) for v in calibrator.y_thresholds_],
         threshold=float(fitted.threshold),
