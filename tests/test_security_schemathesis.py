@@ -42,7 +42,7 @@ def test_anonymous_client(case, ward):
 @schema.parametrize()
 @EXAMPLES
 def test_clinician_client_also_on_a_patient_they_do_not_care_for(case, ward):
-    headers = {"Authorization": f"Bearer {issue_token('dr_who', ward.ctx.session_secret)}"}
+    headers = {"Authorization": f"Bearer {issue_token(ward.ctx.store, 'dr_who', ward.ctx.session_secret)}"}
     _call_and_check(case, ward, headers)
     if "patient_id" in (case.path_parameters or {}):
         case.path_parameters["patient_id"] = ward.other_patient_id

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import clinical_action, current_user, visible_patient, visible_patient_ids
+from vigil.api.policy import clinical_action, current_user, log_out, visible_patient, visible_patient_ids
 from vigil.api.security import authenticate, issue_token
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
@@ -47,7 +47,14 @@ async def login_for_token(
     user = await run_in_threadpool(authenticate, ctx.store, username, password, totp)
     if user is None:
         raise HTTPException(401, "wrong username, password or one-time code", headers={"WWW-Authenticate": "Bearer"})
-    return TokenResponse(access_token=issue_token(user.username, ctx.session_secret))
+    return TokenResponse(access_token=issue_token(ctx.store, user.username, ctx.session_secret))
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"], dependencies=[Depends(current_user)])
+def logout(request: Request, ctx: Ctx) -> Response:
+    """End the bearer token (or dashboard session) this request carries: it is refused from now on, even a copy."""
+    log_out(request, ctx)
+    return Response(status_code=204)
 
 
 def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[dict]:
