@@ -52,6 +52,7 @@ def test_register_patient_device_user_and_assign(vigil):
         (("patients", "assign", "--patient", "p1", "--clinician", "nobody"), None, "--clinician"),
         (("patients", "unassign", "--patient", "p1", "--clinician", "nobody"), None, "--clinician"),
         (("devices", "rotate", "--device", "dnothere"), None, "--device"),
+        (("audit", "verify", "--expect-head", "12"), None, "--expect-head"),
     ],
 )
 def test_bad_arguments_fail_naming_the_option(vigil, args, stdin, message):

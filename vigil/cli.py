@@ -409,26 +409,61 @@ def _audit_key(settings: Settings) -> bytes:
     return settings.secret(AUDIT_KEY_FILE).encode()
 
 
-@audit_app.command("verify")
-def audit_verify(db: DbOption = None, as_json: JsonFlag = False) -> None:
-    """Check the whole chain; exit status 1 if any entry was edited, reordered or deleted."""
-    from vigil.security.audit import verify_chain
+HEAD_HELP = "SEQ:HASH, the head an earlier verify printed: fail if that entry is gone or changed (newest entries deleted)"
 
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help=HEAD_HELP)] = None,
+    head_file: Annotated[Optional[Path], typer.Option("--head-file", help="expect the head kept in this file (if it "
+                                                      "exists), and keep the verified head there; store it apart from the database")] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check the whole chain, and that it still holds the head noted before; exit status 1 if any entry was
+    edited, reordered or deleted."""
+    from vigil.security.audit import GENESIS_HASH, Head, head_problems, verify_chain
+
+    expected = _expected_head(expect_head, head_file)
     settings = load_settings(db)
     key, store = _audit_key(settings), _store(settings)
-    count, last_seq, head = 0, 0, None
+    count, head = 0, Head(0, GENESIS_HASH)
 
     def entries():
-        nonlocal count, last_seq, head
-        while batch := store.audit_entries(after_seq=last_seq):
-            count, last_seq, head = count + len(batch), batch[-1].seq, batch[-1].hash
+        nonlocal count, head
+        while batch := store.audit_entries(after_seq=head.seq):
+            count, head = count + len(batch), Head(batch[-1].seq, batch[-1].hash)
             yield from batch
 
     problems = verify_chain(entries(), key)
-    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": last_seq, "hash": head}}
-    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {last_seq} {head}")
+    if expected:
+        problems += head_problems(expected, store.audit_entry(expected.seq))
+    if head_file and not problems:
+        head_file.write_text(f"{head}\n")
+    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": head.seq, "hash": head.hash}}
+    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {head}")
     if problems:
         raise typer.Exit(1)
+
+
+def _expected_head(expect_head: Optional[str], head_file: Optional[Path]):
+    """The head given by --expect-head or kept in --head-file (None if neither, or the file is not there yet)."""
+    from vigil.security.audit import Head
+
+    if expect_head and head_file:
+        _fail("--expect-head, --head-file: give one of them")
+    if head_file and not head_file.parent.is_dir():
+        _fail(f"--head-file: {head_file.parent} is not a directory")
+    if expect_head:
+        option, text = "--expect-head", expect_head
+    elif head_file and head_file.is_file():
+        option, text = "--head-file", head_file.read_text()
+    else:
+        return None
+    try:
+        return Head.parse(text)
+    except ValueError as error:
+        _fail(f"{option}: {error}")
 
 
 @audit_app.command("show")

@@ -608,6 +608,10 @@ class SqlStore:
         rows = self._rows(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", (after_seq,))
         return [AuditEntry(*row) for row in rows]
 
+    def audit_entry(self, seq: int) -> AuditEntry | None:
+        row = self._one(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq = ?", (seq,))
+        return AuditEntry(*row) if row else None
+
     def audit_entries_for_patient(self, patient_id: str) -> list[AuditEntry]:
         """Entries about this patient: those naming it, and list reads whose details name it among others."""
         listed = "%" + orjson.dumps(patient_id).decode() + "%"
