@@ -26,6 +26,15 @@ def test_an_unhandled_error_is_a_generic_500_with_a_request_id(ward, caplog):
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+def test_validation_errors_name_the_field_without_echoing_what_was_sent(ward):
+    secret = "my very secret password"
+    login = ward.client.post("/api/v1/auth/token", data={"password": secret})
+    new_user = ward.client.post("/api/v1/users", json={"role": "clinician", "password": secret}, headers=ward.login("root"))
+    for answer in (login, new_user):
+        assert answer.status_code == 422 and secret not in answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "username" and answer.json()["detail"][0]["msg"] == "Field required"
+
+
 @pytest.mark.parametrize(("path", "content_type"), [("/api/v1/auth/token", "application/x-www-form-urlencoded"),
                                                     ("/login", "application/x-www-form-urlencoded"),
                                                     ("/api/v1/recommendations/1/decision", "application/json")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +24,7 @@ MAX_READINGS = 50_000
 
 Ctx = Annotated[AppContext, Depends(context)]
 CurrentUser = Annotated[User, Depends(current_user)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what a BIGINT / SQLite INTEGER key can hold
 
 
 class TokenResponse(BaseModel):
@@ -150,7 +151,7 @@ def list_alerts(
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-def acknowledge_alert(alert_id: int, user: CurrentUser, ctx: Ctx) -> dict:
+def acknowledge_alert(alert_id: RowId, user: CurrentUser, ctx: Ctx) -> dict:
     alert = ctx.store.get_alert(alert_id)
     if alert is None:
         raise HTTPException(404, "alert not found")
@@ -165,7 +166,7 @@ def list_recommendations(patient_id: str, user: CurrentUser, ctx: Ctx) -> list[d
 
 
 @router.post("/recommendations/{recommendation_id}/decision", tags=["recommendations"])
-def decide_recommendation(recommendation_id: int, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
+def decide_recommendation(recommendation_id: RowId, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
     rec = ctx.store.get_recommendation(recommendation_id)
     if rec is None:
         raise HTTPException(404, "recommendation not found")
