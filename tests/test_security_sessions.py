@@ -3,6 +3,7 @@ make a session cookie or bearer token useless at once, even a copy taken before.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,17 +79,19 @@ def test_a_token_signed_with_the_real_secret_but_never_issued_is_refused(ward):
         assert _status_with_bearer(ward, {"Authorization": f"Bearer {token}"}) == 401
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", "/api/v1/users/dr_who/lock", None),
-    ("PUT", "/api/v1/users/dr_who/password", {"password": "a brand new password"}),
-    ("DELETE", "/api/v1/users/dr_who/sessions", None),
+@pytest.mark.parametrize(("method", "path", "body", "action"), [
+    ("POST", "/api/v1/users/dr_who/lock", None, "permission.lock"),
+    ("PUT", "/api/v1/users/dr_who/password", {"password": "a brand new password"}, "permission.password"),
+    ("DELETE", "/api/v1/users/dr_who/sessions", None, "permission.end_sessions"),
 ], ids=["lock", "password", "log out everywhere"])
-def test_an_admin_ends_every_session_and_token_of_a_user(ward, method, path, body):
+def test_an_admin_ends_every_session_and_token_of_a_user(ward, method, path, body, action):
     cookie, headers, bystander = _session_cookie(ward, "dr_who"), _bearer(ward, "dr_who"), _bearer(ward, "dr_no")
     answer = ward.client.request(method, path, json=body, headers=_bearer(ward, "root"))
     assert answer.status_code == 200 and answer.json()["sessions_ended"] == 2
     assert _status_with_cookie(ward, cookie) == 401 and _status_with_bearer(ward, headers) == 401
     assert _status_with_bearer(ward, bystander) == 200
+    change = next(e for e in reversed(ward.ctx.store.audit_entries()) if e.action == action)
+    assert change.actor == "user:root" and json.loads(change.details)["sessions_ended"] == 2
 
 
 def test_a_locked_account_cannot_log_in_until_unlocked(ward):
