@@ -34,7 +34,7 @@ class TokenResponse(BaseModel):
 
 class Decision(BaseModel):
     decision: Literal["accept", "reject"]
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$", description="free text, no NUL characters")
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])

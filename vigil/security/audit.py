@@ -73,11 +73,16 @@ def _mac(key: bytes, entry_hash: str) -> str:
     return hmac.new(key, entry_hash.encode(), hashlib.sha256).hexdigest()
 
 
+def _storable(text: str | None) -> str | None:
+    """Text as a database column holds it: PostgreSQL refuses NUL, which a request path or id may carry."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
 def next_entry(prev_seq: int, prev_hash: str, event: AuditEvent, time: str, key: bytes) -> AuditEntry:
     """The entry after entry `prev_seq` (0 and GENESIS_HASH: the first entry) recording `event`."""
     seq = prev_seq + 1
     details = canonical_details(event.details)
-    fields = (event.actor, event.action, event.patient_id, event.resource, event.outcome)
+    fields = tuple(_storable(f) for f in (event.actor, event.action, event.patient_id, event.resource, event.outcome))
     digest = _entry_hash(seq, time, fields, details, prev_hash)
     return AuditEntry(seq, time, *fields, details, prev_hash, digest, _mac(key, digest))
 
