@@ -36,6 +36,9 @@ def test_register_patient_device_user_and_assign(vigil):
                        "sex": "female", "conditions": ["hypertension", "diabetes"]}]
     devices = json.loads(vigil("devices", "list", "--json").stdout)
     assert devices[0]["device_id"] == device["device_id"] and "token" not in devices[0]
+    vigil("patients", "unassign", "--patient", patient["patient_id"], "--clinician", "dr_who")
+    users = json.loads(vigil("users", "list", "--json").stdout)
+    assert users == [{"username": "dr_who", "role": "clinician", "patient_id": None, "totp_enabled": False, "locked": False}]
 
 
 @pytest.mark.parametrize(
@@ -47,6 +50,9 @@ def test_register_patient_device_user_and_assign(vigil):
         (("users", "add", "--username", "u", "--role", "patient", "--password-stdin"), "password123\n", "--patient"),
         (("users", "add", "--username", "u", "--role", "admin", "--password-stdin"), "short\n", "password"),
         (("patients", "assign", "--patient", "p1", "--clinician", "nobody"), None, "--clinician"),
+        (("patients", "unassign", "--patient", "p1", "--clinician", "nobody"), None, "--clinician"),
+        (("devices", "rotate", "--device", "dnothere"), None, "--device"),
+        (("audit", "verify", "--expect-head", "12"), None, "--expect-head"),
     ],
 )
 def test_bad_arguments_fail_naming_the_option(vigil, args, stdin, message):

@@ -1,5 +1,6 @@
-"""The audit trail: a hash chain that shows edits, reorderings and deletions; one chain under concurrent
-writers on both engines; what gets recorded; `vigil audit verify` and `vigil audit show`."""
+"""The audit trail: a hash chain that shows edits, reorderings and deletions; a head noted earlier that shows
+the newest entries cut off; one chain under concurrent writers on both engines; what gets recorded;
+`vigil audit verify` and `vigil audit show`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.security.audit import GENESIS_HASH, AuditEvent, next_entry, verify_chain
+from vigil.security.audit import GENESIS_HASH, AuditEvent, Head, head_problems, next_entry, verify_chain
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 
@@ -63,6 +64,19 @@ def test_rebuilt_chain_without_the_key_is_detected():
         seq, prev = rebuilt.seq, rebuilt.hash
     problems = verify_chain(forged, KEY)
     assert problems and all("HMAC does not match" in p for p in problems) and len(problems) == 3
+
+
+def test_a_head_noted_before_shows_the_newest_entries_cut_off():
+    entries = _chain(5)
+    head = Head(5, entries[4].hash)
+    assert verify_chain(entries[:3], KEY) == []  # the chain alone cannot tell
+    assert head_problems(head, entries[4]) == [] and head_problems(Head(0, GENESIS_HASH), None) == []
+    assert "newest entries were deleted" in head_problems(head, None)[0]
+    assert "cut back and rewritten" in head_problems(head, replace(entries[4], hash="f" * 64))[0]
+    assert Head.parse(f" {head}\n") == head
+    for bad in ("5", "x:" + "a" * 64, "5:" + "a" * 63, "5:" + "A" * 64, f"-1:{'a' * 64}"):
+        with pytest.raises(ValueError, match="SEQ:HASH"):
+            Head.parse(bad)
 
 
 def _append_concurrently(url: str, writers: int, each: int) -> None:
@@ -165,3 +179,42 @@ def test_verify_refuses_to_run_without_the_audit_key(settings, tmp_path):
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "elsewhere"), "VIGIL_DB": settings.db_url}
     result = subprocess.run([sys.executable, "-m", "vigil", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no audit key" in result.stderr
+
+
+def _delete_newest(settings, n: int) -> None:
+    with sqlite3.connect(settings.db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("DELETE FROM audit_log WHERE seq > (SELECT max(seq) FROM audit_log) - ?", (n,))
+
+
+def test_verify_with_the_head_noted_before_catches_deleted_newest_entries(settings):
+    store = SqlStore(settings.db_url)
+    store.append_audit([AuditEvent("user:dr_who", "read", f"p{i}") for i in range(5)])
+    noted = json.loads(_vigil(settings, "audit", "verify", "--json").stdout)["head"]
+    expected = f"{noted['seq']}:{noted['hash']}"
+    assert noted["seq"] == 5 and _vigil(settings, "audit", "verify", "--expect-head", expected).returncode == 0
+    _delete_newest(settings, 2)  # hide the last two reads
+    assert _vigil(settings, "audit", "verify").returncode == 0  # the shorter chain is intact
+    cut = _vigil(settings, "audit", "verify", "--expect-head", expected, "--json")
+    assert cut.returncode == 1 and json.loads(cut.stdout)["problems"] == [
+        "entry 5: missing, but it was the head before (the newest entries were deleted)"]
+    store.append_audit([AuditEvent("user:root", "read", f"q{i}") for i in range(3)])  # cut and grown past the head again
+    rewritten = _vigil(settings, "audit", "verify", "--expect-head", expected)
+    assert rewritten.returncode == 1 and "entry 5: not the entry that was the head before" in rewritten.stdout
+    bad = _vigil(settings, "audit", "verify", "--expect-head", "5")
+    assert bad.returncode == 2 and "--expect-head" in bad.stderr
+
+
+def test_verify_keeps_the_head_in_a_file_and_checks_it_next_time(settings, tmp_path):
+    head_file = tmp_path / "anchor" / "audit-head"
+    head_file.parent.mkdir()
+    store = SqlStore(settings.db_url)
+    store.append_audit([AuditEvent("user:dr_who", "read", f"p{i}") for i in range(3)])
+    assert _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0  # first run: notes the head
+    assert Head.parse(head_file.read_text()).seq == 3
+    store.append_audit([AuditEvent("user:dr_who", "read", "p3")])
+    assert _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0  # grown: fine, head moves on
+    assert Head.parse(head_file.read_text()).seq == 4
+    _delete_newest(settings, 1)
+    cut = _vigil(settings, "audit", "verify", "--head-file", str(head_file))
+    assert cut.returncode == 1 and "entry 4: missing" in cut.stdout
+    assert Head.parse(head_file.read_text()).seq == 4  # a failed verify leaves the noted head alone

@@ -4,13 +4,17 @@ security headers (HSTS only under TLS)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from vigil.api.app import create_app
 from vigil.api.context import AppContext
+from vigil.api.security import hash_password, issue_token
+from vigil.domain import RecommendationDraft
 from vigil.security.ratelimit import Rate, RateLimiter, RateLimits
+from vigil.timeutil import utc_now
 
 
 def test_an_unhandled_error_is_a_generic_500_with_a_request_id(ward, caplog):
@@ -24,6 +28,34 @@ def test_an_unhandled_error_is_a_generic_500_with_a_request_id(ward, caplog):
     assert "hunter2" not in response.text and "Traceback" not in response.text
     request_id = response.headers["x-request-id"]
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_validation_errors_name_the_field_without_echoing_what_was_sent(ward):
+    secret = "my very secret password"
+    login = ward.client.post("/api/v1/auth/token", data={"password": secret})
+    new_user = ward.client.post("/api/v1/users", json={"role": "clinician", "password": secret}, headers=ward.login("root"))
+    for answer in (login, new_user):
+        assert answer.status_code == 422 and secret not in answer.text
+        assert answer.json()["detail"][0]["loc"][-1] == "username" and answer.json()["detail"][0]["msg"] == "Field required"
+
+
+def test_nul_characters_are_answered_without_a_500_on_postgresql(settings, postgres_url):
+    """PostgreSQL refuses NUL in text; a path, id, name or note carrying one must still get a plain 4xx."""
+    ctx = AppContext.build(replace(settings, db_url=postgres_url))
+    patient = ctx.store.add_patient("Ada Lovelace")
+    ctx.store.add_user("dr_who", "clinician", hash_password("correct horse battery"))
+    rec = ctx.store.add_recommendation(RecommendationDraft(patient.patient_id, "escalate", utc_now(), "review", "because"))
+    ctx.store.assign(patient.patient_id, "dr_who")
+    headers = {"Authorization": f"Bearer {issue_token(ctx.store, 'dr_who', ctx.session_secret)}"}
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+        answers = [client.get("/api/v1/patients/p%00", headers=headers).status_code,
+                   client.get("/api/v1/alerts?patient_id=p%00", headers=headers).status_code,
+                   client.post("/api/v1/users/u%00/lock", headers=headers).status_code,
+                   client.post(f"/api/v1/recommendations/{rec.recommendation_id}/decision",
+                               json={"decision": "accept", "note": "a\u0000b"}, headers=headers).status_code,
+                   client.post("/api/v1/auth/token", data={"username": "dr_who\x00", "password": "x"}).status_code]
+    assert answers == [404, 404, 403, 422, 401]
+    assert "\ufffd" in ctx.store.audit_entries()[0].resource  # the refused read is recorded, its NUL replaced
 
 
 @pytest.mark.parametrize(("path", "content_type"), [("/api/v1/auth/token", "application/x-www-form-urlencoded"),

@@ -8,9 +8,10 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from vigil.api.security import issue_token
+from vigil.api.security import authenticate, issue_token
 from vigil.domain import AlertDraft
 from vigil.security.totp import STEP_SECONDS, code_at, matching_step, new_secret, provisioning_uri
+from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
 PASSWORD = "correct horse battery"
@@ -47,6 +48,14 @@ def test_lock_expires_and_success_resets_the_count(ward):
 
 def test_unknown_user_is_answered_like_a_wrong_password(ward):
     assert _token(ward, "nobody", "x").json() == _token(ward, "dr_who", "x").json()
+
+
+def test_a_name_no_account_can_have_is_refused_without_a_lookup(postgres_url):
+    """PostgreSQL refuses NUL in text: such a name must be a plain failed login (audited), not a database error."""
+    store = SqlStore(postgres_url)
+    assert authenticate(store, "root\x00", PASSWORD) is None and authenticate(store, "x" * 65, PASSWORD) is None
+    assert [(e.actor, e.outcome, json.loads(e.details)["username"]) for e in store.audit_entries()] == [
+        ("user:?", "failed", "root\x00"), ("user:?", "failed", "x" * 65)]
 
 
 def test_totp_codes_rfc6238_reference_vector():
@@ -98,9 +107,9 @@ def test_bearer_tokens_last_15_minutes_and_sessions_are_not_bearer_tokens(ward):
     token = _token(ward, "dr_who").json()["access_token"]
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 15 * 60 and claims["aud"] == "api"
-    secret = ward.ctx.session_secret
-    expired = issue_token("dr_who", secret, "api", timedelta(seconds=-1))
-    session = issue_token("dr_who", secret, "web", timedelta(hours=1))
+    store, secret = ward.ctx.store, ward.ctx.session_secret
+    expired = issue_token(store, "dr_who", secret, "api", timedelta(seconds=-1))
+    session = issue_token(store, "dr_who", secret, "web", timedelta(hours=1))
     forged = jwt.encode({"sub": "root", "aud": "api", "exp": utc_now() + timedelta(minutes=5)}, "a guessed secret of a decent length!", algorithm="HS256")
     url = f"/api/v1/patients/{ward.patient_id}"
     assert ward.client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -1,6 +1,7 @@
 """Every role against every endpoint: the app's routes are enumerated, so a new endpoint without an entry
 here fails. Roles: nobody, a device, the patient, their clinician, another clinician, an admin; each
-patient-scoped endpoint is tried on the patient's own record and on someone else's."""
+patient-scoped endpoint (and each device, through its patient) is tried on the patient's own record and
+on someone else's."""
 
 from __future__ import annotations
 
@@ -49,9 +50,9 @@ def _caller(ward, role: str, web: bool) -> Caller:
         return Caller(role, {"Authorization": f"Bearer {ward.token}"}, {})
     username = USERS[role]
     if web:
-        session = issue_token(username, ward.ctx.session_secret, "web", SESSION_LIFETIME)
+        session = issue_token(ward.ctx.store, username, ward.ctx.session_secret, "web", SESSION_LIFETIME)
         return Caller(role, {"X-CSRF-Token": "t"}, {"vigil_session": session, "vigil_csrf": "t"})
-    return Caller(role, {"Authorization": f"Bearer {issue_token(username, ward.ctx.session_secret)}"}, {})
+    return Caller(role, {"Authorization": f"Bearer {issue_token(ward.ctx.store, username, ward.ctx.session_secret)}"}, {})
 
 
 def _patient(ward, target: str) -> str:
@@ -69,6 +70,37 @@ def _expected_for_patient_data(role: str, target: str, anonymous: int = 401) -> 
 def _expected_for_clinical_action(role: str, target: str) -> int:
     expected = _expected_for_patient_data(role, target)
     return 403 if expected == 200 and role == "patient" else expected
+
+
+def _expected_for_admin(role: str, target: str, ok: int = 200) -> int:
+    """Managing accounts: admins only (403 for other people)."""
+    return 401 if role in ("anonymous", "device") else ok if role == "admin" else 403
+
+
+def _expected_for_admin_of_patient(role: str, target: str, ok: int = 200) -> int:
+    """Managing a patient's assignments and devices: 404 where the patient is not visible, else admins only."""
+    expected = _expected_for_patient_data(role, target)
+    return expected if expected != 200 else ok if role == "admin" else 403
+
+
+def _created_by_admin(expected: Callable[..., int]) -> Callable[[str, str], int]:
+    return lambda role, target: expected(role, target, ok=201)
+
+
+def _device_path(action: str) -> Callable[[object, str], str]:
+    def path(ward, target: str) -> str:
+        device, _ = ward.ctx.store.add_device(_patient(ward, target), "cgm")
+        return f"/api/v1/devices/{device.device_id}/{action}"
+
+    return path
+
+
+def _assignment_path(ward, target: str) -> str:
+    """An assignment of a locum clinician (no one else's visibility changes) to the target patient."""
+    if ward.ctx.store.get_user("locum") is None:
+        ward.ctx.store.add_user("locum", "clinician", "not a hash")
+    ward.ctx.store.assign(_patient(ward, target), "locum")
+    return f"/api/v1/patients/{_patient(ward, target)}/assignments/locum"
 
 
 def _alert(ward, target: str) -> str:
@@ -123,6 +155,31 @@ MATRIX: dict[tuple[str, str], Case] = {
                                             lambda role, target: _expected_for_patient_data(role, target, anonymous=303)),
     ("GET", "/fragments/patients/{patient_id}/recommendations"):
         Case(True, _patient_path("/fragments/patients/{patient_id}/recommendations"), PATIENT_DATA),
+    ("POST", "/api/v1/auth/logout"): Case(False, lambda ward, target: "/api/v1/auth/logout",
+                                          lambda role, target: 401 if role in ("anonymous", "device") else 204, targets=("all",)),
+    ("GET", "/api/v1/users"): Case(False, lambda ward, target: "/api/v1/users", _expected_for_admin, targets=("all",)),
+    ("POST", "/api/v1/users"): Case(False, lambda ward, target: "/api/v1/users", _created_by_admin(_expected_for_admin),
+                                    {"username": "newbie", "role": "clinician", "password": "long enough password"}, ("all",)),
+    ("PUT", "/api/v1/users/{username}/password"): Case(False, lambda ward, target: "/api/v1/users/dr_no/password",
+                                                       _expected_for_admin, {"password": "another long password"}, ("all",)),
+    ("POST", "/api/v1/users/{username}/lock"): Case(False, lambda ward, target: "/api/v1/users/dr_no/lock",
+                                                    _expected_for_admin, targets=("all",)),
+    ("POST", "/api/v1/users/{username}/unlock"): Case(False, lambda ward, target: "/api/v1/users/dr_no/unlock",
+                                                      _expected_for_admin, targets=("all",)),
+    ("DELETE", "/api/v1/users/{username}/sessions"): Case(False, lambda ward, target: "/api/v1/users/dr_no/sessions",
+                                                          _expected_for_admin, targets=("all",)),
+    ("POST", "/api/v1/patients/{patient_id}/assignments"):
+        Case(False, _patient_path("/api/v1/patients/{patient_id}/assignments"), _created_by_admin(_expected_for_admin_of_patient),
+             {"clinician": "dr_no"}),
+    ("DELETE", "/api/v1/patients/{patient_id}/assignments/{clinician}"):
+        Case(False, _assignment_path, _expected_for_admin_of_patient),
+    ("GET", "/api/v1/patients/{patient_id}/devices"):
+        Case(False, _patient_path("/api/v1/patients/{patient_id}/devices"), _expected_for_admin_of_patient),
+    ("POST", "/api/v1/patients/{patient_id}/devices"):
+        Case(False, _patient_path("/api/v1/patients/{patient_id}/devices"), _created_by_admin(_expected_for_admin_of_patient),
+             {"kind": "wearable"}),
+    ("POST", "/api/v1/devices/{device_id}/revoke"): Case(False, _device_path("revoke"), _expected_for_admin_of_patient),
+    ("POST", "/api/v1/devices/{device_id}/rotate"): Case(False, _device_path("rotate"), _expected_for_admin_of_patient),
     # Server-sent events carry only a digest (no patient data) and never end: checked for anonymous callers below.
     ("GET", "/events/ward"): Case(True, lambda ward, target: "/events/ward", lambda role, target: 401, targets=("all",)),
 }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,7 +19,7 @@ from vigil.config import Settings, load_settings
 app = typer.Typer(help="Vigil remote patient monitoring.", no_args_is_help=True, add_completion=False)
 patients_app = typer.Typer(help="Register and list patients; assign them to clinicians.", no_args_is_help=True)
 devices_app = typer.Typer(help="Register devices and manage their tokens.", no_args_is_help=True)
-users_app = typer.Typer(help="Create logins for people.", no_args_is_help=True)
+users_app = typer.Typer(help="Logins for people: create, lock, unlock, reset passwords.", no_args_is_help=True)
 mqtt_app = typer.Typer(help="The Mosquitto broker's password and ACL files.", no_args_is_help=True)
 keys_app = typer.Typer(help="The keys that encrypt identifiers at rest.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log: who read or changed what, and when.", no_args_is_help=True)
@@ -39,7 +39,8 @@ MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on stdout")]
 CaFileOption = Annotated[Optional[str], typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
                                                      "(VIGIL_CA_FILE; default: the system's CAs)")]
-USERNAME_PATTERN = r"[A-Za-z0-9_.@-]{1,64}"
+# vigil.admin names the field at fault; these are the options that carry those fields.
+FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password"}
 
 
 def _emit(value: Any, as_json: bool, text: str) -> None:
@@ -80,6 +81,24 @@ def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok
     from vigil.api.policy import StoreOnly, operator, record
 
     record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
+
+
+def _admin_context(db: Optional[str]):
+    from vigil.admin import CommandContext
+
+    settings = load_settings(db)
+    return CommandContext(_store(settings), settings)
+
+
+@contextmanager
+def _admin_errors():
+    """A change vigil.admin refuses exits with status 2, naming the option at fault."""
+    from vigil.admin import AdminError
+
+    try:
+        yield
+    except AdminError as error:
+        _fail(f"{FIELD_OPTIONS.get(error.field, '--' + error.field)}: {error.reason}")
 
 
 def _logging() -> None:
@@ -137,27 +156,32 @@ def patients_assign(
     as_json: JsonFlag = False,
 ) -> None:
     """Give a clinician access to a patient."""
-    store = _store(load_settings(db))
-    user = store.get_user(clinician)
-    if user is None or user.role != "clinician":
-        _fail(f"--clinician: no clinician named {clinician!r}")
-    if store.get_patient(patient) is None:
-        _fail(f"--patient: no patient {patient!r}")
-    store.assign(patient, clinician)
-    _audit(store, "permission.assign", patient, clinician=clinician)
+    from vigil.admin import assign
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        assign(_admin_context(db), operator(), patient, clinician)
     _emit({"patient_id": patient, "clinician": clinician}, as_json, f"{clinician} now cares for {patient}")
 
 
+@patients_app.command("unassign")
+def patients_unassign(
+    patient: Annotated[str, typer.Option("--patient", help="patient id")],
+    clinician: Annotated[str, typer.Option("--clinician", help="clinician's username")],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """End a clinician's access to a patient."""
+    from vigil.admin import unassign
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        unassign(_admin_context(db), operator(), patient, clinician)
+    _emit({"patient_id": patient, "clinician": clinician, "assigned": False}, as_json,
+          f"{clinician} no longer cares for {patient}")
+
+
 # -- devices ---------------------------------------------------------------------------------
-def _refresh_broker_files(settings: Settings, store) -> None:
-    """Keep Mosquitto's password and ACL files in step with the registry once they exist."""
-    from vigil.ingest.mosquitto import write_broker_files
-
-    directory = settings.home / "mosquitto"
-    if (directory / "passwd").exists():
-        write_broker_files(directory, store.mqtt_credentials(), settings.secret("mqtt-service.key"))
-
-
 @devices_app.command("add")
 def devices_add(
     patient: Annotated[str, typer.Option("--patient", help="patient id")],
@@ -166,16 +190,11 @@ def devices_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a device; its token is printed once and stored only as a hash."""
-    settings = load_settings(db)
-    store = _store(settings)
-    if not kind.strip():
-        _fail("--kind: must not be empty")
-    try:
-        device, token = store.add_device(patient, kind.strip())
-    except KeyError:
-        _fail(f"--patient: no patient {patient!r}")
-    _audit(store, "device.add", patient, device_id=device.device_id)
-    _refresh_broker_files(settings, store)
+    from vigil.admin import add_device
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        device, token = add_device(_admin_context(db), operator(), patient, kind)
     _emit({"device_id": device.device_id, "token": token}, as_json,
           f"device {device.device_id}\ntoken  {token}\n(the token is shown only once)")
 
@@ -183,37 +202,34 @@ def devices_add(
 @devices_app.command("revoke")
 def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Revoke a device's token: its readings are refused from now on."""
-    settings = load_settings(db)
-    store = _store(settings)
-    try:
-        store.revoke_device(device)
-    except KeyError:
-        _fail(f"--device: no device {device!r}")
-    _audit(store, "device.revoke", store.get_device(device).patient_id, device_id=device)
-    _refresh_broker_files(settings, store)
+    from vigil.admin import revoke_device
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        revoke_device(_admin_context(db), operator(), device)
     _emit({"device_id": device, "revoked": True}, as_json, f"device {device} revoked")
 
 
 @devices_app.command("rotate")
 def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Issue a device a new token; the old one stops working."""
-    settings = load_settings(db)
-    store = _store(settings)
-    try:
-        token = store.rotate_device_token(device)
-    except KeyError:
-        _fail(f"--device: no device {device!r}")
-    _audit(store, "device.rotate", store.get_device(device).patient_id, device_id=device)
-    _refresh_broker_files(settings, store)
+    from vigil.admin import rotate_device
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        token = rotate_device(_admin_context(db), operator(), device)
     _emit({"device_id": device, "token": token}, as_json, f"device {device}\ntoken  {token}")
 
 
 @devices_app.command("list")
 def devices_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
-    """List devices (never their tokens)."""
+    """List devices (never their tokens; an audited read)."""
+    from vigil.admin import list_devices
+    from vigil.api.policy import operator
+
     rows = [
         {"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
-        for d in _store(load_settings(db)).list_devices()
+        for d in list_devices(_admin_context(db), operator())
     ]
     _emit(rows, as_json, "\n".join(f"{r['device_id']}  {r['patient_id']}  {r['kind']}{'  revoked' if r['revoked'] else ''}" for r in rows) or "no devices")
 
@@ -229,23 +245,66 @@ def users_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a login. Without --password-stdin you are prompted for the password."""
-    from vigil.api.security import hash_password
+    from vigil.admin import add_user, check_new_user
+    from vigil.api.policy import operator
 
-    if role not in ("admin", "clinician", "patient"):
-        _fail(f"--role: {role!r} is not one of admin, clinician, patient")
-    if not re.fullmatch(USERNAME_PATTERN, username):
-        _fail("--username: 1-64 letters, digits or _ . @ -")
-    store = _store(load_settings(db))
-    if role == "patient" and (patient is None or store.get_patient(patient) is None):
-        _fail(f"--patient: role patient needs an existing patient id, got {patient!r}")
-    if store.get_user(username) is not None:
-        _fail(f"--username: {username!r} already exists")
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        _fail("password: must be at least 8 characters")
-    store.add_user(username, role, hash_password(password), patient if role == "patient" else None)
-    _audit(store, "permission.user_add", patient if role == "patient" else None, username=username, role=role)
+    ctx = _admin_context(db)
+    with _admin_errors():
+        check_new_user(ctx.store, username, role, patient)  # before asking for a password
+        add_user(ctx, operator(), username, role, _new_password(password_stdin), patient)
     _emit({"username": username}, as_json, f"user {username} ({role}) added")
+
+
+def _new_password(from_stdin: bool) -> str:
+    return sys.stdin.readline().rstrip("\n") if from_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+UsernameOption = Annotated[str, typer.Option("--username")]
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """List logins with their role, patient, one-time codes and lock state (an audited read)."""
+    from vigil.admin import list_users
+    from vigil.api.policy import operator
+
+    rows = [{"username": u.username, "role": u.role, "patient_id": u.patient_id, "totp_enabled": u.totp_enabled,
+             "locked": u.locked} for u in list_users(_admin_context(db), operator())]
+    _emit(rows, as_json, "\n".join(f"{r['username']}  {r['role']}{'  locked' if r['locked'] else ''}" for r in rows) or "no users")
+
+
+@users_app.command("password")
+def users_password(username: UsernameOption, password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+                   db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Set a user's password; every session and bearer token they hold ends."""
+    from vigil.admin import set_password
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        ended = set_password(_admin_context(db), operator(), username, _new_password(password_stdin))
+    _emit({"username": username, "sessions_ended": ended}, as_json, f"password of {username} set; {ended} sessions ended")
+
+
+@users_app.command("lock")
+def users_lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Refuse this user's logins until unlocked; every session and bearer token they hold ends."""
+    from vigil.admin import lock_user
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        ended = lock_user(_admin_context(db), operator(), username)
+    _emit({"username": username, "locked": True, "sessions_ended": ended}, as_json, f"{username} locked; {ended} sessions ended")
+
+
+@users_app.command("unlock")
+def users_unlock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """Allow this user's logins again (also lifting a lockout after failed logins)."""
+    from vigil.admin import unlock_user
+    from vigil.api.policy import operator
+
+    with _admin_errors():
+        unlock_user(_admin_context(db), operator(), username)
+    _emit({"username": username, "locked": False}, as_json, f"{username} unlocked")
 
 
 @users_app.command("totp")
@@ -350,26 +409,61 @@ def _audit_key(settings: Settings) -> bytes:
     return settings.secret(AUDIT_KEY_FILE).encode()
 
 
-@audit_app.command("verify")
-def audit_verify(db: DbOption = None, as_json: JsonFlag = False) -> None:
-    """Check the whole chain; exit status 1 if any entry was edited, reordered or deleted."""
-    from vigil.security.audit import verify_chain
+HEAD_HELP = "SEQ:HASH, the head an earlier verify printed: fail if that entry is gone or changed (newest entries deleted)"
 
+
+@audit_app.command("verify")
+def audit_verify(
+    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help=HEAD_HELP)] = None,
+    head_file: Annotated[Optional[Path], typer.Option("--head-file", help="expect the head kept in this file (if it "
+                                                      "exists), and keep the verified head there; store it apart from the database")] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check the whole chain, and that it still holds the head noted before; exit status 1 if any entry was
+    edited, reordered or deleted."""
+    from vigil.security.audit import GENESIS_HASH, Head, head_problems, verify_chain
+
+    expected = _expected_head(expect_head, head_file)
     settings = load_settings(db)
     key, store = _audit_key(settings), _store(settings)
-    count, last_seq, head = 0, 0, None
+    count, head = 0, Head(0, GENESIS_HASH)
 
     def entries():
-        nonlocal count, last_seq, head
-        while batch := store.audit_entries(after_seq=last_seq):
-            count, last_seq, head = count + len(batch), batch[-1].seq, batch[-1].hash
+        nonlocal count, head
+        while batch := store.audit_entries(after_seq=head.seq):
+            count, head = count + len(batch), Head(batch[-1].seq, batch[-1].hash)
             yield from batch
 
     problems = verify_chain(entries(), key)
-    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": last_seq, "hash": head}}
-    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {last_seq} {head}")
+    if expected:
+        problems += head_problems(expected, store.audit_entry(expected.seq))
+    if head_file and not problems:
+        head_file.write_text(f"{head}\n")
+    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": head.seq, "hash": head.hash}}
+    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {head}")
     if problems:
         raise typer.Exit(1)
+
+
+def _expected_head(expect_head: Optional[str], head_file: Optional[Path]):
+    """The head given by --expect-head or kept in --head-file (None if neither, or the file is not there yet)."""
+    from vigil.security.audit import Head
+
+    if expect_head and head_file:
+        _fail("--expect-head, --head-file: give one of them")
+    if head_file and not head_file.parent.is_dir():
+        _fail(f"--head-file: {head_file.parent} is not a directory")
+    if expect_head:
+        option, text = "--expect-head", expect_head
+    elif head_file and head_file.is_file():
+        option, text = "--head-file", head_file.read_text()
+    else:
+        return None
+    try:
+        return Head.parse(text)
+    except ValueError as error:
+        _fail(f"{option}: {error}")
 
 
 @audit_app.command("show")
@@ -548,6 +642,7 @@ def simulate(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from vigil.admin import refresh_broker_files
     from vigil.demo import register_ward, simulation_start
     from vigil.devices import SimClock, WardSimulator, build_clients, mixed_ward, run_simulation, transport_for_url
     from vigil.timeutil import utc_now
@@ -563,13 +658,13 @@ def simulate(
         hours = hours or replay_hours(stays)
         start = utc_now() - timedelta(hours=hours)
         credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{replay.stem}.json")
-        _refresh_broker_files(settings, store)
+        refresh_broker_files(settings, store)
         simulator = StayReplay(stays, start)
     else:
         start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
         profiles = mixed_ward(patients, seed)
         credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
-        _refresh_broker_files(settings, store)
+        refresh_broker_files(settings, store)
         simulator = WardSimulator(profiles, start, seed)
     try:
         transport = transport_for_url(url or mqtt, ca_file=ca_file or settings.ca_file)

@@ -56,6 +56,7 @@ class User:
     password_hash: str
     patient_id: str | None = None
     totp_enabled: bool = False
+    locked: bool = False  # by an admin: no login, no session, until unlocked
 
 
 @dataclass(frozen=True)

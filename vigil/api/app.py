@@ -1,15 +1,17 @@
-"""The FastAPI application: device ingestion, the people-facing API, and the dashboard."""
+"""The FastAPI application: device ingestion, the people-facing API, the admin API, and the dashboard."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import vigil
-from vigil.api import ingest_routes, people_routes
+from vigil.admin import AdminError
+from vigil.api import admin_routes, ingest_routes, people_routes
 from vigil.api.context import AppContext
-from vigil.api.hardening import RequestGuard, internal_error
+from vigil.api.hardening import RequestGuard, internal_error, validation_error
 from vigil.web import routes as web_routes
 
 
@@ -18,9 +20,12 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(ingest_routes.router)
     app.include_router(people_routes.router)
+    app.include_router(admin_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.WEB_DIR / "static")), name="static")
     app.add_exception_handler(web_routes.LoginRequired, _login_required)
+    app.add_exception_handler(AdminError, admin_routes.admin_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(RequestGuard, limits=ctx.rate_limits, tls=ctx.tls)
 

@@ -1,5 +1,6 @@
 """What every request passes through first: a request id, rate limits, a body size limit, security headers,
-and a generic answer (never a stack trace) when something fails inside."""
+and a generic answer (never a stack trace) when something fails inside; validation errors that do not echo
+what was sent."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from vigil.api.policy import SESSION_COOKIE, bearer_token
@@ -145,3 +147,9 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", "-")
     log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error"}, status_code=500, headers={"X-Request-ID": request_id})
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each field at fault and why, without echoing the values sent (a password may be one of them)."""
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)

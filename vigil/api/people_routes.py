@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import clinical_action, current_user, visible_patient, visible_patient_ids
+from vigil.api.policy import clinical_action, current_user, log_out, visible_patient, visible_patient_ids
 from vigil.api.security import authenticate, issue_token
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
@@ -24,6 +24,7 @@ MAX_READINGS = 50_000
 
 Ctx = Annotated[AppContext, Depends(context)]
 CurrentUser = Annotated[User, Depends(current_user)]
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what a BIGINT / SQLite INTEGER key can hold
 
 
 class TokenResponse(BaseModel):
@@ -33,7 +34,7 @@ class TokenResponse(BaseModel):
 
 class Decision(BaseModel):
     decision: Literal["accept", "reject"]
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$", description="free text, no NUL characters")
 
 
 @router.post("/auth/token", response_model=TokenResponse, tags=["auth"])
@@ -47,7 +48,14 @@ async def login_for_token(
     user = await run_in_threadpool(authenticate, ctx.store, username, password, totp)
     if user is None:
         raise HTTPException(401, "wrong username, password or one-time code", headers={"WWW-Authenticate": "Bearer"})
-    return TokenResponse(access_token=issue_token(user.username, ctx.session_secret))
+    return TokenResponse(access_token=issue_token(ctx.store, user.username, ctx.session_secret))
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"], dependencies=[Depends(current_user)])
+def logout(request: Request, ctx: Ctx) -> Response:
+    """End the bearer token (or dashboard session) this request carries: it is refused from now on, even a copy."""
+    log_out(request, ctx)
+    return Response(status_code=204)
 
 
 def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[dict]:
@@ -143,7 +151,7 @@ def list_alerts(
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-def acknowledge_alert(alert_id: int, user: CurrentUser, ctx: Ctx) -> dict:
+def acknowledge_alert(alert_id: RowId, user: CurrentUser, ctx: Ctx) -> dict:
     alert = ctx.store.get_alert(alert_id)
     if alert is None:
         raise HTTPException(404, "alert not found")
@@ -158,7 +166,7 @@ def list_recommendations(patient_id: str, user: CurrentUser, ctx: Ctx) -> list[d
 
 
 @router.post("/recommendations/{recommendation_id}/decision", tags=["recommendations"])
-def decide_recommendation(recommendation_id: int, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
+def decide_recommendation(recommendation_id: RowId, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
     rec = ctx.store.get_recommendation(recommendation_id)
     if rec is None:
         raise HTTPException(404, "recommendation not found")

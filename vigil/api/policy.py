@@ -1,21 +1,22 @@
-"""Who may see which patient: the one access policy, applied and audited by every patient-data endpoint,
-dashboard page, export and command.
+"""Who may see which patient and who may manage accounts and devices: the one access policy, applied and
+audited by every patient-data endpoint, admin endpoint, dashboard page, export and command.
 
 Admins see every patient, clinicians their assigned patients, a patient only themselves. A patient
-the caller may not see is answered exactly like one that does not exist (404). Every decision,
-allowed or denied, is appended to the audit log with who asked, from where, and for what.
+the caller may not see is answered exactly like one that does not exist (404). Only admins manage
+users, assignments and devices. Every decision, allowed or denied, is appended to the audit log with
+who asked, from where, and for what.
 """
 
 from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 
 from vigil.api.context import AppContext, context
-from vigil.api.security import token_subject
+from vigil.api.security import Audience, end_session, session_user
 from vigil.domain import Patient, User
 from vigil.security.audit import AuditEvent, current_origin, origin_details
 from vigil.security.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
@@ -43,19 +44,37 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User | None:
-    """The caller from a bearer token (API, 15 min) or the session cookie (dashboard, CSRF-checked on writes)."""
+class Credential(NamedTuple):
+    token: str
+    audience: Audience
+
+
+def presented_credential(request: Request) -> Credential | None:
+    """The bearer token (API) if the request carries one, else the session cookie (dashboard), else None."""
     if token := bearer_token(request.headers.get("authorization", "")):
-        username = token_subject(token, ctx.session_secret, "api")
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        username = token_subject(cookie, ctx.session_secret, "web")
-        if username and request.method not in SAFE_METHODS and not csrf_ok(
-            request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
-        ):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
-    else:
-        return None
-    return ctx.store.get_user(username) if username else None
+        return Credential(token, "api")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return Credential(cookie, "web") if cookie else None
+
+
+def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User | None:
+    """The caller from a bearer token (API, 15 min) or the session cookie (dashboard, CSRF-checked on writes);
+    None when there is neither, or it expired, was ended (logout, password change, locked account) or is forged."""
+    credential = presented_credential(request)
+    user = session_user(ctx.store, credential.token, ctx.session_secret, credential.audience) if credential else None
+    if user and credential.audience == "web" and request.method not in SAFE_METHODS and not csrf_ok(
+        request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+    return user
+
+
+def log_out(request: Request, ctx: AppContext) -> None:
+    """End the session this request was made with: its token is refused from now on, even a copy of it. Audited."""
+    credential = presented_credential(request)
+    user = session_user(ctx.store, credential.token, ctx.session_secret, credential.audience) if credential else None
+    if user and end_session(ctx.store, credential.token, ctx.session_secret, credential.audience):
+        record(ctx, user, "logout")
 
 
 def current_user(user: User | None = Depends(optional_user)) -> User:
@@ -127,3 +146,17 @@ def clinical_action(patient_id: str, user: User, ctx: HasStore, action: str, mis
     if not allowed:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only clinicians may do this")
     return patient
+
+
+def admin_only(user: User, ctx: HasStore, action: str, patient_id: str | None = None, missing: str = "patient not found",
+               **details) -> None:
+    """Managing users, assignments and devices: admins only (else 403). For something of a patient's, a caller
+    who may not see that patient gets 404 `missing` first, as for any patient data. A refusal is recorded here;
+    an admin's change is recorded by vigil.admin once it is made."""
+    visible = patient_id is None or _patient_if_visible(patient_id, user, ctx) is not None
+    if visible and user.role == "admin":
+        return
+    record(ctx, user, action, patient_id, "denied", **details)
+    if not visible:
+        raise _not_found(missing)
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may do this")

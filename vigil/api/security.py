@@ -1,7 +1,10 @@
-"""Identities for people: argon2id password hashes, login with lockout and optional one-time codes, signed tokens."""
+"""Identities for people: argon2id password hashes, login with lockout and optional one-time codes, signed tokens
+that the store can end before they expire (logout, password change, locked account)."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import timedelta
 from typing import Literal
 
@@ -16,6 +19,7 @@ from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
 Audience = Literal["api", "web"]
+USERNAME_PATTERN = r"[A-Za-z0-9_.@-]{1,64}"
 API_TOKEN_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=8)
 MAX_FAILED_LOGINS = 5
@@ -39,13 +43,17 @@ def verify_password(user: User | None, password: str) -> bool:
 def authenticate(store: SqlStore, username: str, password: str, code: str | None = None) -> User | None:
     """The user if password (and one-time code, when enabled) are right and the account is not locked.
 
-    Every attempt is audited. A locked account, a wrong password, a wrong code and an unknown user all
-    return None alike, so a client cannot tell them apart; the fifth failure in a row locks the
-    username for 15 minutes.
+    Every attempt is audited. A locked account (after failures, or by an admin), a wrong password, a
+    wrong code and an unknown user all return None alike, so a client cannot tell them apart; the fifth
+    failure in a row locks the username for 15 minutes.
     """
+    if not re.fullmatch(USERNAME_PATTERN, username):  # no account has such a name: nothing to look up or count
+        verify_password(None, password)
+        store.append_audit([AuditEvent("user:?", "login", None, "login", "failed", {"username": username, **origin_details()})])
+        return None
     user = store.get_user(username)
     locked_until = store.locked_until(username)
-    locked = locked_until is not None and locked_until > utc_now()
+    locked = (locked_until is not None and locked_until > utc_now()) or (user is not None and user.locked)
     password_ok = verify_password(user, password)  # run even when locked: the answer takes as long
     if locked:
         outcome = "locked"
@@ -66,15 +74,33 @@ def _second_factor_ok(store: SqlStore, user: User, code: str | None) -> bool:
     return step is not None and store.claim_totp_step(user.username, step)
 
 
-def issue_token(username: str, secret: str, audience: Audience = "api", lifetime: timedelta = API_TOKEN_LIFETIME) -> str:
-    """A signed token for `audience`: 'api' bearer tokens (15 min) or 'web' session cookies (8 h)."""
-    now = utc_now()
-    return jwt.encode({"sub": username, "aud": audience, "iat": now, "exp": now + lifetime}, secret, algorithm="HS256")
+def issue_token(store: SqlStore, username: str, secret: str, audience: Audience = "api",
+                lifetime: timedelta = API_TOKEN_LIFETIME) -> str:
+    """A signed token for `audience`: 'api' bearer tokens (15 min) or 'web' session cookies (8 h), recorded
+    under a random id (`jti`) so that it can be ended before it expires."""
+    now, jti = utc_now(), secrets.token_urlsafe(16)
+    store.add_session(jti, username, audience, now + lifetime)
+    claims = {"sub": username, "aud": audience, "jti": jti, "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def token_subject(token: str, secret: str, audience: Audience = "api") -> str | None:
-    """The username a valid, unexpired token for this audience was issued to, else None."""
+def _claims(token: str, secret: str, audience: Audience) -> dict | None:
     try:
-        return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, options={"require": ["exp", "sub"]})["sub"]
+        return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, options={"require": ["exp", "sub", "jti"]})
     except jwt.PyJWTError:
         return None
+
+
+def session_user(store: SqlStore, token: str, secret: str, audience: Audience = "api") -> User | None:
+    """The user of a validly signed, unexpired token for this audience whose session has not ended, unless locked."""
+    claims = _claims(token, secret, audience)
+    if claims is None or not store.session_active(claims["jti"], claims["sub"], audience):
+        return None
+    user = store.get_user(claims["sub"])
+    return user if user is not None and not user.locked else None
+
+
+def end_session(store: SqlStore, token: str, secret: str, audience: Audience = "api") -> bool:
+    """End the session of this token (it is refused from now on); False if the token is not valid or already ended."""
+    claims = _claims(token, secret, audience)
+    return claims is not None and store.end_session(claims["jti"])

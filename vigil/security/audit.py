@@ -4,6 +4,8 @@ Every entry carries the previous entry's hash and a SHA-256 over a canonical ser
 fields including that hash, so editing, reordering or deleting an entry breaks the chain from there on.
 Each hash is also keyed with an HMAC under a key kept outside the database (VIGIL_HOME/keys), so someone
 who can write the database but not read the key cannot rebuild a consistent chain after tampering.
+Deleting the newest entries leaves a shorter chain that is still intact: a head (seq and hash) noted
+earlier and kept elsewhere shows that cut.
 """
 
 from __future__ import annotations
@@ -71,11 +73,16 @@ def _mac(key: bytes, entry_hash: str) -> str:
     return hmac.new(key, entry_hash.encode(), hashlib.sha256).hexdigest()
 
 
+def _storable(text: str | None) -> str | None:
+    """Text as a database column holds it: PostgreSQL refuses NUL, which a request path or id may carry."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
 def next_entry(prev_seq: int, prev_hash: str, event: AuditEvent, time: str, key: bytes) -> AuditEntry:
     """The entry after entry `prev_seq` (0 and GENESIS_HASH: the first entry) recording `event`."""
     seq = prev_seq + 1
     details = canonical_details(event.details)
-    fields = (event.actor, event.action, event.patient_id, event.resource, event.outcome)
+    fields = tuple(_storable(f) for f in (event.actor, event.action, event.patient_id, event.resource, event.outcome))
     digest = _entry_hash(seq, time, fields, details, prev_hash)
     return AuditEntry(seq, time, *fields, details, prev_hash, digest, _mac(key, digest))
 
@@ -102,6 +109,35 @@ def _entry_problems(entry: AuditEntry, expected_seq: int, expected_prev: str, ke
     elif not hmac.compare_digest(_mac(key, entry.hash), entry.mac):
         problems.append(f"entry {entry.seq}: HMAC does not match (hash recomputed without the audit key)")
     return problems
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest entry of the chain as noted at some time, written SEQ:HASH (0 and GENESIS_HASH: an empty log)."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Head":
+        seq, _, digest = text.strip().partition(":")
+        if not (seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise ValueError(f"{text.strip()[:80]!r} is not SEQ:HASH (an entry number and a 64-digit hex hash)")
+        return cls(int(seq), digest)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+def head_problems(expected: Head, entry: AuditEntry | None) -> list[str]:
+    """Does the log still hold, unchanged, the entry that was its head before (`entry`: the one at that seq now)?"""
+    if expected.seq == 0:
+        return []
+    if entry is None:
+        return [f"entry {expected.seq}: missing, but it was the head before (the newest entries were deleted)"]
+    if entry.hash != expected.hash:
+        return [f"entry {expected.seq}: not the entry that was the head before (the log was cut back and rewritten)"]
+    return []
 
 
 # -- the request being served, so the policy can say where an access came from -------------------

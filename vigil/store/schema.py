@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS users (
     patient_id TEXT REFERENCES patients(patient_id),
     created_at TEXT NOT NULL,
     totp_secret TEXT,
-    totp_last_step BIGINT
+    totp_last_step BIGINT,
+    locked_at TEXT
 );
 CREATE TABLE IF NOT EXISTS assignments (
     username TEXT NOT NULL REFERENCES users(username),
@@ -100,6 +101,15 @@ CREATE TABLE IF NOT EXISTS recommendations (
     decision_note TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS recommendations_one_pending ON recommendations (patient_id, kind) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS sessions (
+    jti TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_username ON sessions (username);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
 CREATE TABLE IF NOT EXISTS login_failures (
     username TEXT PRIMARY KEY,
     failures INTEGER NOT NULL,
@@ -129,4 +139,5 @@ ADDED_COLUMNS = [
     ("patients", "notes", "TEXT"),
     ("users", "totp_secret", "TEXT"),
     ("users", "totp_last_step", "BIGINT"),
+    ("users", "locked_at", "TEXT"),
 ]

@@ -269,6 +269,12 @@ class SqlStore:
         return [(r[0], r[1]) for r in self._rows("SELECT device_id, mqtt_hash FROM devices WHERE revoked = 0 ORDER BY device_id")]
 
     # -- users ------------------------------------------------------------------------------
+    _USER_COLUMNS = "username, role, password_hash, patient_id, totp_secret IS NOT NULL, locked_at IS NOT NULL"
+
+    @staticmethod
+    def _user(r: tuple) -> User:
+        return User(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]))
+
     def add_user(self, username: str, role: str, password_hash: str, patient_id: str | None = None) -> User:
         self._write(
             "INSERT INTO users (username, role, password_hash, patient_id, created_at) VALUES (?,?,?,?,?)",
@@ -277,15 +283,11 @@ class SqlStore:
         return User(username, role, password_hash, patient_id)  # type: ignore[arg-type]
 
     def get_user(self, username: str) -> User | None:
-        row = self._one(
-            "SELECT username, role, password_hash, patient_id, totp_secret IS NOT NULL FROM users WHERE username = ?",
-            (username,),
-        )
-        return User(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+        row = self._one(f"SELECT {self._USER_COLUMNS} FROM users WHERE username = ?", (username,))
+        return self._user(row) if row else None
 
     def list_users(self) -> list[User]:
-        rows = self._rows("SELECT username, role, password_hash, patient_id, totp_secret IS NOT NULL FROM users ORDER BY username")
-        return [User(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+        return [self._user(r) for r in self._rows(f"SELECT {self._USER_COLUMNS} FROM users ORDER BY username")]
 
     def set_totp_secret(self, username: str, secret: str | None) -> None:
         """Turn a user's one-time codes on (with this secret, stored encrypted) or off (None)."""
@@ -302,6 +304,38 @@ class SqlStore:
             "UPDATE users SET totp_last_step = ? WHERE username = ? AND (totp_last_step IS NULL OR totp_last_step < ?)"
             " RETURNING username", (step, username, step),
         ))
+
+    # -- sessions (web session cookies and API bearer tokens, by their jti) ------------------
+    def add_session(self, jti: str, username: str, audience: str, expires_at: datetime) -> None:
+        """Record an issued token so it can be ended before it expires; forget tokens that expired already."""
+        conn, now = self._conn(), format_time(utc_now())
+        with self._dialect.transaction(conn):
+            conn.execute(self._sql("DELETE FROM sessions WHERE expires_at < ?"), (now,))
+            conn.execute(self._sql("INSERT INTO sessions (jti, username, audience, expires_at) VALUES (?,?,?,?)"),
+                         (jti, username, audience, format_time(expires_at)))
+
+    def session_active(self, jti: str, username: str, audience: str) -> bool:
+        return self._one(
+            "SELECT 1 FROM sessions WHERE jti = ? AND username = ? AND audience = ? AND revoked_at IS NULL AND expires_at > ?",
+            (jti, username, audience, format_time(utc_now())),
+        ) is not None
+
+    def end_session(self, jti: str) -> bool:
+        """End one session (a logout); False if it had ended already."""
+        return bool(self._write("UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL RETURNING jti",
+                                (format_time(utc_now()), jti)))
+
+    def end_sessions(self, username: str) -> int:
+        """End every session and bearer token of a user; returns how many were still open."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            return self._end_sessions(conn, username)
+
+    def _end_sessions(self, conn: Any, username: str) -> int:
+        now = format_time(utc_now())
+        cursor = conn.execute(self._sql("UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL"
+                                        " AND expires_at > ?"), (now, username, now))
+        return cursor.rowcount
 
     # -- login failures (lockout) -----------------------------------------------------------
     def locked_until(self, username: str) -> datetime | None:
@@ -324,13 +358,36 @@ class SqlStore:
     def clear_login_failures(self, username: str) -> None:
         self._write("DELETE FROM login_failures WHERE username = ?", (username,))
 
-    def set_password(self, username: str, password_hash: str) -> None:
-        self._write("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
+    def set_password(self, username: str, password_hash: str) -> int:
+        """A new password; every session of the user ends (their count returned)."""
+        return self._change_user_ending_sessions(username, "password_hash = ?", password_hash)
+
+    def lock_user(self, username: str) -> int:
+        """No login for this account until it is unlocked; every session ends (their count returned)."""
+        return self._change_user_ending_sessions(username, "locked_at = ?", format_time(utc_now()))
+
+    def unlock_user(self, username: str) -> None:
+        """Logins allowed again, and any lockout after failed logins lifted."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            conn.execute(self._sql("UPDATE users SET locked_at = NULL WHERE username = ?"), (username,))
+            conn.execute(self._sql("DELETE FROM login_failures WHERE username = ?"), (username,))
+
+    def _change_user_ending_sessions(self, username: str, assignment: str, value: str) -> int:
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            conn.execute(self._sql(f"UPDATE users SET {assignment} WHERE username = ?"), (value, username))
+            return self._end_sessions(conn, username)
 
     def assign(self, patient_id: str, username: str) -> None:
         self._write(
             "INSERT INTO assignments (username, patient_id) VALUES (?,?) ON CONFLICT DO NOTHING", (username, patient_id)
         )
+
+    def unassign(self, patient_id: str, username: str) -> bool:
+        """End a clinician's access to a patient; False if they had none."""
+        return bool(self._write("DELETE FROM assignments WHERE username = ? AND patient_id = ? RETURNING username",
+                                (username, patient_id)))
 
     def assigned_patient_ids(self, username: str) -> set[str]:
         return {r[0] for r in self._rows("SELECT patient_id FROM assignments WHERE username = ?", (username,))}
@@ -550,6 +607,10 @@ class SqlStore:
         """Entries in chain order, `limit` at a time from after `after_seq`."""
         rows = self._rows(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", (after_seq,))
         return [AuditEntry(*row) for row in rows]
+
+    def audit_entry(self, seq: int) -> AuditEntry | None:
+        row = self._one(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq = ?", (seq,))
+        return AuditEntry(*row) if row else None
 
     def audit_entries_for_patient(self, patient_id: str) -> list[AuditEntry]:
         """Entries about this patient: those naming it, and list reads whose details name it among others."""

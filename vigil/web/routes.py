@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
 from vigil.api.people_routes import ward
-from vigil.api.policy import SESSION_COOKIE, optional_user, patient_ids_visible_to, visible_patient, visible_patient_ids
+from vigil.api.policy import (
+    SESSION_COOKIE, log_out, optional_user, patient_ids_visible_to, visible_patient, visible_patient_ids,
+)
 from vigil.api.security import SESSION_LIFETIME, authenticate, issue_token
 from vigil.api.views import alert_json, recommendation_json
 from vigil.domain import User
@@ -78,14 +80,16 @@ def login(
     if authenticate(ctx.store, username, password, totp) is None:
         return RedirectResponse("/login?error=Wrong+username,+password+or+code", status_code=303)
     response = RedirectResponse("/", status_code=303)
-    _set_cookie(response, ctx, SESSION_COOKIE, issue_token(username, ctx.session_secret, "web", SESSION_LIFETIME))
+    _set_cookie(response, ctx, SESSION_COOKIE, issue_token(ctx.store, username, ctx.session_secret, "web", SESSION_LIFETIME))
     _set_cookie(response, ctx, CSRF_COOKIE, new_csrf_token(), readable_by_scripts=True)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> Response:
+def logout(request: Request, ctx: Ctx, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> Response:
+    """End the session on the server too: a copy of the cookie is refused from now on."""
     _require_csrf(request, csrf_token)
+    log_out(request, ctx)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -140,11 +144,11 @@ def _ward_digest(user: User, ctx: AppContext) -> str:
 
 @router.get("/events/ward")
 async def ward_events(request: Request, user: PageUser, ctx: Ctx) -> StreamingResponse:
-    """Server-sent events: a 'ward' event whenever what this user can see has changed."""
+    """Server-sent events: a 'ward' event whenever what this user can see has changed; ends with the session."""
 
     async def stream():
         last_digest = None
-        while not await request.is_disconnected():
+        while not await request.is_disconnected() and await run_in_threadpool(optional_user, request, ctx):
             digest = await run_in_threadpool(_ward_digest, user, ctx)
             if digest != last_digest:
                 last_digest = digest

@@ -1,0 +1,219 @@
+"""Managing accounts, clinicians' access to patients, and devices: the one implementation behind the admin API
+and the `vigil users|patients|devices` commands. Each change is recorded in the audit log as its actor's."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+from dataclasses import dataclass
+from typing import Protocol, get_args
+
+from vigil.api.policy import record
+from vigil.api.security import USERNAME_PATTERN, hash_password
+from vigil.config import Settings
+from vigil.domain import Device, Role, User
+from vigil.ingest.mosquitto import write_broker_files
+from vigil.store import SqlStore
+
+ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up
+KIND_PATTERN = r"[A-Za-z0-9_. -]{1,64}"
+MIN_PASSWORD_LENGTH = 8
+
+
+class AdminError(ValueError):
+    """A change that cannot be made; `field` names the input at fault."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidInput(AdminError):
+    """A value that is not acceptable (wrong form, or naming something that does not exist)."""
+
+
+class AlreadyExists(AdminError):
+    """The thing to create exists already."""
+
+
+class NotFound(AdminError):
+    """The thing to change does not exist."""
+
+
+class AdminContext(Protocol):
+    """What a change needs: the store, and the settings saying where Mosquitto's files live. An AppContext has both."""
+
+    store: SqlStore
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    store: SqlStore
+    settings: Settings
+
+
+def _well_formed(pattern: str, value: str | None) -> bool:
+    return value is not None and re.fullmatch(pattern, value) is not None
+
+
+def _patient_exists(store: SqlStore, patient_id: str | None) -> bool:
+    return _well_formed(ID_PATTERN, patient_id) and store.get_patient(patient_id) is not None
+
+
+def _user_named(store: SqlStore, username: str) -> User | None:
+    return store.get_user(username) if _well_formed(USERNAME_PATTERN, username) else None
+
+
+# -- accounts ------------------------------------------------------------------------------------
+def check_new_user(store: SqlStore, username: str, role: str, patient_id: str | None) -> None:
+    """Why this account cannot be created (AdminError naming the field), if it cannot."""
+    if role not in get_args(Role):
+        raise InvalidInput("role", f"{role!r} is not one of {', '.join(get_args(Role))}")
+    if not _well_formed(USERNAME_PATTERN, username):
+        raise InvalidInput("username", "1-64 letters, digits or _ . @ -")
+    if role == "patient" and not _patient_exists(store, patient_id):
+        raise InvalidInput("patient_id", f"role patient needs an existing patient id, got {patient_id!r}")
+    if role != "patient" and patient_id is not None:
+        raise InvalidInput("patient_id", f"only for role patient, not {role}")
+    if store.get_user(username) is not None:
+        raise AlreadyExists("username", f"{username!r} already exists")
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def add_user(ctx: AdminContext, actor: User, username: str, role: str, password: str, patient_id: str | None = None) -> User:
+    check_new_user(ctx.store, username, role, patient_id)
+    check_password(password)
+    user = ctx.store.add_user(username, role, hash_password(password), patient_id)
+    record(ctx, actor, "permission.user_add", patient_id, username=username, role=role)
+    return user
+
+
+def list_users(ctx: AdminContext, actor: User) -> list[User]:
+    """Every account (never a password hash leaves); a read naming the patients that patient accounts belong to."""
+    users = ctx.store.list_users()
+    record(ctx, actor, "users.list", patients=sorted({u.patient_id for u in users if u.patient_id}))
+    return users
+
+
+def _existing_user(store: SqlStore, username: str) -> User:
+    user = _user_named(store, username)
+    if user is None:
+        raise NotFound("username", f"no user {username!r}")
+    return user
+
+
+def set_password(ctx: AdminContext, actor: User, username: str, password: str) -> int:
+    """A new password; every session and bearer token of the user ends. Returns how many were still open."""
+    _existing_user(ctx.store, username)
+    check_password(password)
+    ended = ctx.store.set_password(username, hash_password(password))
+    record(ctx, actor, "permission.password", username=username, sessions_ended=ended)
+    return ended
+
+
+def lock_user(ctx: AdminContext, actor: User, username: str) -> int:
+    """No login until unlocked; every session and bearer token of the user ends. Returns how many were still open."""
+    _existing_user(ctx.store, username)
+    ended = ctx.store.lock_user(username)
+    record(ctx, actor, "permission.lock", username=username, sessions_ended=ended)
+    return ended
+
+
+def unlock_user(ctx: AdminContext, actor: User, username: str) -> None:
+    """Logins allowed again (also lifting a lockout after failed logins)."""
+    _existing_user(ctx.store, username)
+    ctx.store.unlock_user(username)
+    record(ctx, actor, "permission.unlock", username=username)
+
+
+def end_sessions(ctx: AdminContext, actor: User, username: str) -> int:
+    """Log a user out everywhere: every session and bearer token ends. Returns how many were still open."""
+    _existing_user(ctx.store, username)
+    ended = ctx.store.end_sessions(username)
+    record(ctx, actor, "permission.end_sessions", username=username, sessions_ended=ended)
+    return ended
+
+
+# -- clinicians' access to patients -----------------------------------------------------------------
+def assign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> None:
+    """Give a clinician access to a patient."""
+    user = _user_named(ctx.store, clinician)
+    if user is None or user.role != "clinician":
+        raise InvalidInput("clinician", f"no clinician named {clinician!r}")
+    if not _patient_exists(ctx.store, patient_id):
+        raise NotFound("patient_id", f"no patient {patient_id!r}")
+    ctx.store.assign(patient_id, clinician)
+    record(ctx, actor, "permission.assign", patient_id, clinician=clinician)
+
+
+def unassign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> None:
+    """End a clinician's access to a patient."""
+    if _user_named(ctx.store, clinician) is None or not ctx.store.unassign(patient_id, clinician):
+        raise NotFound("clinician", f"{clinician!r} is not assigned to patient {patient_id!r}")
+    record(ctx, actor, "permission.unassign", patient_id, clinician=clinician)
+
+
+# -- devices -------------------------------------------------------------------------------------
+def refresh_broker_files(settings: Settings, store: SqlStore) -> None:
+    """Keep Mosquitto's password and ACL files in step with the registry once they exist (`vigil mqtt config`),
+    one writer at a time so the files always hold the registry as it was last read."""
+    directory = settings.home / "mosquitto"
+    if not (directory / "passwd").exists():
+        return
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_broker_files(directory, store.mqtt_credentials(), settings.secret("mqtt-service.key"))
+
+
+def add_device(ctx: AdminContext, actor: User, patient_id: str, kind: str) -> tuple[Device, str]:
+    """Register a device for a patient; returns it with its token, which is stored only as a hash."""
+    if not _well_formed(KIND_PATTERN, kind.strip()):
+        raise InvalidInput("kind", "1-64 letters, digits, spaces or _ . - (e.g. wearable, bp_cuff, cgm)")
+    if not _patient_exists(ctx.store, patient_id):
+        raise NotFound("patient_id", f"no patient {patient_id!r}")
+    device, token = ctx.store.add_device(patient_id, kind.strip())
+    record(ctx, actor, "device.add", patient_id, device_id=device.device_id)
+    refresh_broker_files(ctx.settings, ctx.store)
+    return device, token
+
+
+def list_devices(ctx: AdminContext, actor: User, patient_id: str | None = None) -> list[Device]:
+    """A patient's devices (or everyone's), never their tokens; a read naming the patients they belong to."""
+    devices = ctx.store.list_devices(patient_id)
+    record(ctx, actor, "devices.list", patient_id, patients=sorted({d.patient_id for d in devices}))
+    return devices
+
+
+def find_device(store: SqlStore, device_id: str) -> Device | None:
+    return store.get_device(device_id) if _well_formed(ID_PATTERN, device_id) else None
+
+
+def _existing_device(store: SqlStore, device_id: str) -> Device:
+    device = find_device(store, device_id)
+    if device is None:
+        raise NotFound("device_id", f"no device {device_id!r}")
+    return device
+
+
+def revoke_device(ctx: AdminContext, actor: User, device_id: str) -> Device:
+    """Refuse the device's readings from now on (HTTP at once; MQTT once Mosquitto reloads its files)."""
+    device = _existing_device(ctx.store, device_id)
+    ctx.store.revoke_device(device_id)
+    record(ctx, actor, "device.revoke", device.patient_id, device_id=device_id)
+    refresh_broker_files(ctx.settings, ctx.store)
+    return ctx.store.get_device(device_id)
+
+
+def rotate_device(ctx: AdminContext, actor: User, device_id: str) -> str:
+    """A new token for the device (returned once; the old one stops working), re-enabling a revoked device."""
+    device = _existing_device(ctx.store, device_id)
+    token = ctx.store.rotate_device_token(device_id)
+    record(ctx, actor, "device.rotate", device.patient_id, device_id=device_id)
+    refresh_broker_files(ctx.settings, ctx.store)
+    return token
