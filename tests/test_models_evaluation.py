@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from vigil.models.evaluation import Dataset, cross_validate, fit_calibrated, patient_folds
+from vigil.models.reporting import merge_evaluations
 from vigil.models.zoo import MlpRisk, _stay_holdout
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
@@ -90,3 +91,14 @@ def test_evaluate_command_prints_every_model_and_rule_with_intervals(tmp_path):
         assert auroc["ci95"][0] <= auroc["value"] <= auroc["ci95"][1]
         assert len(row["folds"]["utility"]) == 2
     assert json.loads((tmp_path / "run.json").read_text())["stays"] == evaluation["stays"] == 20
+
+
+def test_runs_of_model_subsets_merge_and_runs_of_other_folds_do_not():
+    def run(models: list[str], seed: int = 0) -> dict:
+        rows = [{"model": name, "kind": "rule" if name in ("news2", "qsofa") else "model"} for name in models]
+        return {"stays": 20, "hours": 669, "folds": 5, "seed": seed, "bootstrap_replicates": 200, "table": rows}
+
+    merged = merge_evaluations([run(["news2", "qsofa", "lightgbm"]), run(["news2", "qsofa", "gru"])])
+    assert [row["model"] for row in merged["table"]] == ["news2", "qsofa", "lightgbm", "gru"]
+    with pytest.raises(ValueError, match="seed"):
+        merge_evaluations([run(["lightgbm"]), run(["gru"], seed=1)])

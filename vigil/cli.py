@@ -897,24 +897,48 @@ def risk_score(
     err.print(f"scored {count} files into {out_dir}")
 
 
+def _saved_evaluation(sources: Optional[list[Path]]) -> dict:
+    """One or more saved `vigil risk evaluate` runs, merged (model subsets of one data set, folds and seed)."""
+    from vigil.models.reporting import merge_evaluations
+
+    paths = sources or [load_settings().home / EVALUATION_FILE]
+    for path in paths:
+        if not path.exists():
+            _fail(f"--evaluation: {path} not found; run `vigil risk evaluate DATA` first")
+    try:
+        return merge_evaluations([orjson.loads(path.read_bytes()) for path in paths])
+    except ValueError as error:
+        _fail(f"--evaluation: {error}")
+
+
+EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
+    "--evaluation", help=f"saved run(s), repeatable to merge model subsets; default VIGIL_HOME/{EVALUATION_FILE}")]
+
+
 @report_app.command("figures")
 def report_figures(
     out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
-    evaluation: Annotated[Optional[Path], typer.Option("--evaluation", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+    evaluation: EvaluationFiles = None,
 ) -> None:
-    """Model-comparison and loss-curve figures from a saved `vigil risk evaluate` run."""
+    """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs."""
     from vigil.models.reporting import comparison_figure, loss_figure
 
-    source = evaluation or load_settings().home / EVALUATION_FILE
-    if not source.exists():
-        _fail(f"--evaluation: {source} not found; run `vigil risk evaluate DATA` first")
-    result = orjson.loads(source.read_bytes())
+    result = _saved_evaluation(evaluation)
     out.mkdir(parents=True, exist_ok=True)
     comparison_figure(result, out / "risk-model-comparison.png")
     written = ["risk-model-comparison.png"]
     if loss_figure(result, out / "risk-loss-curves.png"):
         written.append("risk-loss-curves.png")
     err.print(f"wrote {', '.join(written)} to {out}")
+
+
+@report_app.command("table")
+def report_table(evaluation: EvaluationFiles = None, as_json: JsonFlag = False) -> None:
+    """The model-comparison table (Markdown, or --json) of saved `vigil risk evaluate` runs."""
+    from vigil.models.reporting import markdown_table
+
+    result = _saved_evaluation(evaluation)
+    _emit(result, as_json, markdown_table(result))
 
 
 @bench_app.command("score")

@@ -8,6 +8,25 @@ from typing import Any
 TABLE_METRICS = ("auroc", "auprc", "utility", "accuracy", "precision", "recall", "f1")
 
 
+def merge_evaluations(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of ``vigil risk evaluate`` on the same data, folds and seed (e.g. model subsets run side by side) as one.
+
+    The clinical rules appear in every run with the same values; each model or rule is kept once.
+    Raises ValueError when the runs differ in data, stays, folds or seed.
+    """
+    first = evaluations[0]
+    same = ("stays", "hours", "folds", "seed", "bootstrap_replicates")
+    for other in evaluations[1:]:
+        differing = [key for key in same if other.get(key) != first.get(key)]
+        if differing:
+            raise ValueError(f"the runs differ in {', '.join(differing)}; only runs of one data set, folds and seed merge")
+    rows: dict[str, dict[str, Any]] = {}
+    for evaluation in evaluations:
+        for row in evaluation["table"]:
+            rows.setdefault(row["model"], row)
+    return {**first, "table": list(rows.values())}
+
+
 def _cell(metric: dict[str, Any]) -> str:
     low, high = metric["ci95"]
     return f"{metric['value']:.3f} ({low:.3f}-{high:.3f})"
