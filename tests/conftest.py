@@ -22,7 +22,7 @@ from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.api.security import hash_password
 from vigil.config import Settings, load_settings
-from vigil.ingest.mosquitto import BrokerFiles, broker_config, write_broker_files
+from vigil.ingest.mosquitto import PID_FILE, BrokerFiles, broker_config, write_broker_files
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -63,11 +63,13 @@ def running_broker(directory: Path, device_hashes: list[tuple[str, str]], servic
 
 @contextmanager
 def mosquitto_from(files: BrokerFiles, directory: Path) -> Iterator[tuple[int, subprocess.Popen]]:
-    """A private Mosquitto on a free port reading these password and ACL files (SIGHUP the process to reload them)."""
+    """A private Mosquitto on a free port reading these password and ACL files, its pid file beside them (as
+    `vigil mqtt config` writes it), so Vigil's own device changes make it reload them."""
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
     port = free_port()
     config = directory / "mosquitto.conf"
-    config.write_text(broker_config(files, port, run_as=getpass.getuser()))
+    pid_file = files.password_file.parent / PID_FILE
+    config.write_text(broker_config(files, port, run_as=getpass.getuser(), pid_file=pid_file))
     process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)

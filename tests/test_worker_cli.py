@@ -6,7 +6,6 @@ import getpass
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -38,7 +37,6 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
                            "--speed", "20000", "--seed", "4", stdout=subprocess.DEVNULL, stderr=logs)
         manifest = home / "simulator" / "ward-seed4.json"
         _until(lambda: _registered(manifest, home / "mosquitto" / "passwd"), "the simulator's devices in the password file")
-        broker.send_signal(signal.SIGHUP)  # reload the password file the simulator's registration rewrote
         assert simulator.wait(180) == 0
         store = SqlStore(db)
         deteriorating = json.loads(manifest.read_text())["patients"]["p04"]["patient_id"]

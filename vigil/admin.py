@@ -12,7 +12,7 @@ from vigil.api.policy import record
 from vigil.api.security import USERNAME_PATTERN, hash_password
 from vigil.config import Settings
 from vigil.domain import Device, Role, User
-from vigil.ingest.mosquitto import write_broker_files
+from vigil.ingest.mosquitto import reload_broker, write_broker_files
 from vigil.store import SqlStore
 
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up
@@ -162,13 +162,15 @@ def unassign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) ->
 # -- devices -------------------------------------------------------------------------------------
 def refresh_broker_files(settings: Settings, store: SqlStore) -> None:
     """Keep Mosquitto's password and ACL files in step with the registry once they exist (`vigil mqtt config`),
-    one writer at a time so the files always hold the registry as it was last read."""
+    one writer at a time so the files always hold the registry as it was last read; a broker started from
+    Vigil's config is told to reload them, so a revoked or rotated-out token is refused at once."""
     directory = settings.home / "mosquitto"
     if not (directory / "passwd").exists():
         return
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         write_broker_files(directory, store.mqtt_credentials(), settings.secret("mqtt-service.key"))
+        reload_broker(directory)
 
 
 def add_device(ctx: AdminContext, actor: User, patient_id: str, kind: str) -> tuple[Device, str]:

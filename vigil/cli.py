@@ -356,7 +356,7 @@ def mqtt_config(
     db: DbOption = None,
 ) -> None:
     """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
-    from vigil.ingest.mosquitto import SERVICE_USER, BrokerTls, broker_config, write_broker_files
+    from vigil.ingest.mosquitto import PID_FILE, SERVICE_USER, BrokerTls, broker_config, write_broker_files
 
     pair = _tls_pair(tls_cert, tls_key)
     if pair and (tls_ca is None or not tls_ca.is_file()):
@@ -365,7 +365,8 @@ def mqtt_config(
     settings = load_settings(db)
     directory = out or settings.home / "mosquitto"
     files = write_broker_files(directory, _store(settings).mqtt_credentials(), settings.secret("mqtt-service.key"))
-    (directory / "mosquitto.conf").write_text(broker_config(files, port or (8883 if tls else 1883), tls=tls))
+    config = broker_config(files, port or (8883 if tls else 1883), tls=tls, pid_file=directory.resolve() / PID_FILE)
+    (directory / "mosquitto.conf").write_text(config)
     err.print(f"wrote {files.password_file}, {files.acl_file} and {directory / 'mosquitto.conf'}")
     err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / 'mqtt-service.key'})")
 

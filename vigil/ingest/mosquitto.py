@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import secrets
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from vigil.ingest.service import MAX_BODY_BYTES
 READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
 READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 SERVICE_USER = "vigil-ingest"
+PID_FILE = "mosquitto.pid"
+"""Written by a Mosquitto started from Vigil's config, beside the password file, so Vigil can make it reload."""
 _ITERATIONS = 101  # mosquitto_passwd's own default for $7$ (PBKDF2-SHA512)
 
 
@@ -72,14 +76,18 @@ class BrokerTls:
 
 def broker_config(
     files: BrokerFiles, port: int, host: str = "127.0.0.1", persistence_dir: Path | None = None, run_as: str | None = None,
-    tls: BrokerTls | None = None,
+    tls: BrokerTls | None = None, pid_file: Path | None = None,
 ) -> str:
     """A mosquitto.conf that requires a login and applies Vigil's ACL; with `tls`, the listener speaks only TLS.
+
+    With ``pid_file`` (``vigil mqtt config`` sets PID_FILE) the broker records its process id, and
+    ``reload_broker`` makes it reread the files after every device change.
 
     Started as root, Mosquitto switches to its own user, which must be able to read the files;
     ``run_as`` names that user (tests running as root keep root).
     """
     lines = [f"user {run_as}"] if run_as else []
+    lines += [f"pid_file {pid_file}"] if pid_file else []
     lines += [
         "per_listener_settings false",
         f"listener {port} {host}",
@@ -95,3 +103,16 @@ def broker_config(
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/"]
     return "\n".join(lines) + "\n"
+
+
+def reload_broker(directory: Path) -> bool:
+    """SIGHUP the Mosquitto whose pid file is in ``directory`` (it rereads password and ACL files); False if none."""
+    try:
+        os.kill(int((directory / PID_FILE).read_text().strip()), signal.SIGHUP)
+    except FileNotFoundError:
+        return False
+    except (ValueError, ProcessLookupError, PermissionError) as error:
+        logging.getLogger(__name__).warning(
+            "could not make Mosquitto reload its files (%s); send it a SIGHUP so device changes take effect", error)
+        return False
+    return True
