@@ -106,8 +106,8 @@ class GruRisk:
         weight_decay: float = 1e-4,
         max_epochs: int = 8,
         patience: int = 2,
-        stays_per_batch: int = 32,
-        learning_rate: float = 5e-4,
+        stays_per_batch: int = 64,
+        learning_rate: float = 1e-3,
         validation_fraction: float = 0.1,
         threads: int = 2,
     ) -> None:
