@@ -96,6 +96,7 @@ class GruRisk:
 
     name = "gru"
     fits_every_row = True
+    cross_fitted = False
 
     def __init__(
         self,

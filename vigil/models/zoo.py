@@ -32,6 +32,8 @@ class RiskEstimator(Protocol):
     name: str
     fits_every_row: bool
     """False: the model is fitted on a subsample of the non-septic hours (evaluation.MAX_FIT_ROWS)."""
+    cross_fitted: bool
+    """False: too slow to fit four times per fold; calibrated on held-out training stays instead."""
 
     def fit(self, X: Matrix, y: NDArray[np.int8], stays: NDArray) -> "RiskEstimator": ...
 
@@ -44,6 +46,7 @@ class SklearnRisk:
     """A scikit-learn classifier behind the common interface; scores are P(sepsis) or the SVM margin."""
 
     fits_every_row = False
+    cross_fitted = True
 
     def __init__(self, name: str, estimator) -> None:
         self.name = name
@@ -73,6 +76,7 @@ class MlpRisk:
 
     name = "mlp"
     fits_every_row = False
+    cross_fitted = True
 
     def __init__(self, seed: int = 0, *, hidden_layer_sizes: tuple[int, ...] = (64,), alpha: float = 3.0,
                  max_epochs: int = 40, patience: int = 4, batch_size: int = 512) -> None:
@@ -119,6 +123,7 @@ class LightGbmRisk:
 
     name = "lightgbm"
     fits_every_row = True
+    cross_fitted = True
 
     def __init__(self, seed: int = 0, *, n_estimators: int = 150, min_child_samples: int = 1000) -> None:
         import lightgbm
