@@ -959,3 +959,48 @@ def bench_score_command(
     _emit(result, as_json, f"{result['stays']} stays, {result['hours']} hours scored in {result['score_seconds']} s "
                            f"({result['hours_per_second']} hours/s); reading and writing alone: "
                            f"{result['read_write_only_seconds']} s")
+
+
+# -- glucose (type-1 diabetes) -------------------------------------------------------------------
+glucose_app = typer.Typer(help="Type-1 diabetes on the UVA/Padova simulator (simglucose): forecasts and therapy.",
+                          no_args_is_help=True)
+app.add_typer(glucose_app, name="glucose")
+PatientsOption = Annotated[str, typer.Option("--patients", help="all, child, adolescent, adult or NAME,NAME,...")]
+
+
+@glucose_app.command("forecast-eval")
+def glucose_forecast_eval(
+    patients: PatientsOption = "all",
+    train_days: Annotated[int, typer.Option("--train-days", min=1)] = 4,
+    test_days: Annotated[int, typer.Option("--test-days", min=1)] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    save: Annotated[Optional[Path], typer.Option("--save", help="also write the result (JSON) here")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Glucose forecasts at 30 and 60 minutes on held-out simulated days: RMSE, MAE, Clarke A+B, per model."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from vigil.glucose.body import patient_names
+    from vigil.glucose.forecast_eval import forecast_evaluation, model_specs
+    from vigil.glucose.forecast_report import column_titles, summary_rows
+
+    try:
+        names = patient_names(patients)
+    except ValueError as error:
+        _fail(f"--{error}")
+    with Progress(console=err) as progress:
+        task = progress.add_task("forecast evaluation", total=len(names) * (1 + len(model_specs())))
+        result = forecast_evaluation(patients, train_days, test_days, seed,
+                                     lambda message: progress.update(task, advance=1, description=message))
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        err.print(f"saved to {save}")
+    if as_json:
+        _emit(result, True, "")
+        return
+    table = Table(*column_titles(result), title=f"{len(result['patients'])} patients, {test_days} held-out days each")
+    for row in summary_rows(result):
+        table.add_row(*row)
+    Console().print(table)
