@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib.util import find_spec
 from multiprocessing import get_context
 from typing import Any
 
@@ -92,6 +93,27 @@ class ModelSpec:
     personalise: bool
 
 
+class ChartEffects:
+    """``EffectsForecaster`` (insulin and carb effects plus retrospective correction) with the patient's chart: the
+    correction factor, carb ratio and basal that the basal-bolus therapy uses (nothing is learnt from the data)."""
+
+    def fit(self, windows: Sequence[DaysWindow]) -> ChartEffects:
+        return self
+
+    def personalised(self, window: DaysWindow) -> ChartEffects:
+        return self
+
+    def predict(self, series: PatientSeries, now_minutes: np.ndarray, horizon_minutes: int) -> np.ndarray:
+        from vigil.glucose.effects import EffectsForecaster
+        from vigil.glucose.therapy import TherapyProfile
+
+        chart = series.prescription
+        profile = TherapyProfile(isf=chart.chart_correction_factor, carb_ratio=chart.chart_carb_ratio,
+                                 basal_u_per_h=chart.basal_u_per_h)
+        forecaster = EffectsForecaster(profile)
+        return np.array([forecaster.predict(series.history, now, horizon_minutes) for now in now_minutes])
+
+
 def model_specs() -> dict[str, ModelSpec]:
     """Every model that can run here (the GRU rows need PyTorch)."""
     specs = {
@@ -100,6 +122,13 @@ def model_specs() -> dict[str, ModelSpec]:
         "ARX (population)": ModelSpec(RidgeARX, False),
         "ARX (per patient)": ModelSpec(RidgeARX, True),
     }
+    if find_spec("vigil.glucose.effects") is not None:
+        specs["effects (chart settings)"] = ModelSpec(ChartEffects, False)
+    if find_spec("torch") is not None:
+        from vigil.glucose.recurrent import GruForecaster
+
+        specs["GRU (population)"] = ModelSpec(GruForecaster, False)
+        specs["GRU (fine-tuned per patient)"] = ModelSpec(GruForecaster, True)
     return specs
 
 
@@ -109,9 +138,8 @@ def _scores(truth: dict[str, dict[int, np.ndarray]], predicted: dict[str, dict[i
                                      np.concatenate([predicted[n][h] for n in names])) for h in HORIZONS}
 
 
-def _forecasts(spec: ModelSpec, training: list[DaysWindow], held_out: list[DaysWindow],
-               progress: Progress) -> dict[str, dict[int, np.ndarray]]:
-    population = spec.build().fit(training)
+def _forecasts(spec: ModelSpec, population: GlucoseForecaster, training: list[DaysWindow],
+               held_out: list[DaysWindow], progress: Progress) -> dict[str, dict[int, np.ndarray]]:
     forecasts = {}
     for train, test in zip(training, held_out):
         model = population.personalised(train) if spec.personalise else population
@@ -147,7 +175,12 @@ def evaluate_forecasts(cohort: Sequence[PatientSeries], train_days: int, specs: 
     training = [DaysWindow(series, series.minutes[0], split) for series in cohort]
     held_out = [DaysWindow(series, split, series.minutes[-1] + 1) for series in cohort]
     truth = {w.series.name: {h: w.targets(h) for h in HORIZONS} for w in held_out}
-    results = {name: _report(truth, _forecasts(spec, training, held_out, progress)) for name, spec in specs.items()}
+    fitted: dict[Callable, GlucoseForecaster] = {}
+    results = {}
+    for name, spec in specs.items():
+        if spec.build not in fitted:
+            fitted[spec.build] = spec.build().fit(training)
+        results[name] = _report(truth, _forecasts(spec, fitted[spec.build], training, held_out, progress))
     baseline = results["persistence"]
     for report in results.values():
         _add_ratios(report, baseline)
