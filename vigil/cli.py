@@ -920,17 +920,32 @@ EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
 def report_figures(
     out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
     evaluation: EvaluationFiles = None,
+    glucose_forecast: Annotated[Optional[Path], typer.Option(
+        "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure")] = None,
 ) -> None:
-    """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs."""
+    """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, and the glucose-forecast figure."""
     from vigil.models.reporting import comparison_figure, loss_figure
 
-    result = _saved_evaluation(evaluation)
     out.mkdir(parents=True, exist_ok=True)
-    comparison_figure(result, out / "risk-model-comparison.png")
-    written = ["risk-model-comparison.png"]
-    if loss_figure(result, out / "risk-loss-curves.png"):
-        written.append("risk-loss-curves.png")
+    written = []
+    if glucose_forecast:
+        written.append(_glucose_forecast_figure(glucose_forecast, out))
+    if evaluation or not glucose_forecast:
+        result = _saved_evaluation(evaluation)
+        comparison_figure(result, out / "risk-model-comparison.png")
+        written.append("risk-model-comparison.png")
+        if loss_figure(result, out / "risk-loss-curves.png"):
+            written.append("risk-loss-curves.png")
     err.print(f"wrote {', '.join(written)} to {out}")
+
+
+def _glucose_forecast_figure(saved: Path, out: Path) -> str:
+    from vigil.glucose.forecast_report import forecast_figure
+
+    if not saved.exists():
+        _fail(f"--glucose-forecast: {saved} not found; run `vigil glucose forecast-eval --save {saved}` first")
+    forecast_figure(orjson.loads(saved.read_bytes()), out / "glucose-forecast.png")
+    return "glucose-forecast.png"
 
 
 @report_app.command("table")
