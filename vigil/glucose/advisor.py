@@ -1,0 +1,173 @@
+"""Insulin and carbohydrate advice from the forecast: meal boluses, temporary basal rates, rescue carbs, and
+predictive low and high alerts. Every piece of advice carries its reason and the numbers behind it, and is held to
+the safety limits: never insulin below 80 mg/dL or with a low forecast, never above the maximum bolus or basal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vigil.glucose.effects import HORIZONS, EffectsForecaster
+from vigil.glucose.history import GlucoseHistory
+from vigil.glucose.therapy import SafetyLimits, TherapyProfile
+
+LOW = 70.0
+HIGH_ALERT = 250.0
+LOW_WINDOW_MIN = 30.0
+HIGH_WINDOW_MIN = 60.0
+SUSPEND_GUARD = 80.0
+"""Basal is suspended while any forecast in the next two hours is below this."""
+GUARD_WINDOW_MIN = 120.0
+TEMP_BASAL_MIN = 30.0
+RESCUE_SPACING_MIN = 20.0
+CORRECTION_ABOVE = 40.0
+"""A correction bolus is advised when the eventual forecast is this far above target and glucose is above 150."""
+CORRECTION_SHARE = 0.5
+"""Only this share of the correction the forecast asks for is advised; the loop re-checks within the hour."""
+CORRECTION_SPACING_MIN = 60.0
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One recommendation or alert for the patient and the care team."""
+
+    kind: str  # bolus | temp_basal | carbs | alert_low | alert_high
+    amount: float
+    unit: str
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)
+    duration_min: float | None = None
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the advisor sees at ``now``: glucose, on-board amounts and the forecast summary."""
+
+    now: float
+    glucose: float
+    iob: float
+    cob: float
+    forecast_30: float
+    lowest_30: float
+    lowest_guard: float
+    highest_60: float
+    eventual: float
+
+    def as_data(self) -> dict[str, float]:
+        return {name: round(float(value), 2) for name, value in self.__dict__.items()}
+
+
+def situation(forecaster: EffectsForecaster, history: GlucoseHistory, now: float) -> Situation | None:
+    """Summarise the forecast at ``now``; None without a CGM value in the last 10 minutes."""
+    glucose = forecaster.current_glucose(history, now)
+    if glucose is None:
+        return None
+    path = forecaster.trajectory(history, now)
+    p = forecaster.profile
+    return Situation(
+        now, glucose, history.insulin_on_board(now, p.basal_u_per_h, forecaster.insulin),
+        history.carbs_on_board(now, forecaster.carbs), float(path[HORIZONS == 30.0][0]),
+        float(path[HORIZONS <= LOW_WINDOW_MIN].min()), float(path[HORIZONS <= GUARD_WINDOW_MIN].min()),
+        float(path[HORIZONS <= HIGH_WINDOW_MIN].max()), float(path[-1]),
+    )
+
+
+@dataclass
+class GlucoseAdvisor:
+    """Turns the patient's data into advice with their own (personalised) therapy profile."""
+
+    profile: TherapyProfile
+    limits: SafetyLimits
+    last_rescue: float = -np.inf
+    temp_basal: float | None = None
+    temp_basal_set: float = -np.inf
+    last_bolus: float = -np.inf
+
+    def advise(self, history: GlucoseHistory, now: float, meal_grams: float = 0.0) -> list[Advice]:
+        """Advice at ``now``; ``meal_grams`` is a meal the patient announces now (already in ``history``)."""
+        seen = situation(EffectsForecaster(self.profile), history, now)
+        if seen is None:
+            return []
+        advice = self._alerts(seen) + self._rescue(seen)
+        bolus = self._meal_bolus(seen, meal_grams) if meal_grams > 0 else self._correction(seen)
+        if bolus is not None:
+            self.last_bolus = now
+            advice.append(bolus)
+        basal = self._temp_basal(seen)
+        return advice + ([basal] if basal is not None else [])
+
+    def insulin_allowed(self, seen: Situation) -> bool:
+        return seen.glucose >= self.limits.no_insulin_below and seen.lowest_30 >= LOW
+
+    def _alerts(self, seen: Situation) -> list[Advice]:
+        alerts = []
+        if seen.lowest_30 < LOW:
+            alerts.append(Advice("alert_low", round(seen.lowest_30), "mg/dL",
+                                 f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.lowest_30:.0f} mg/dL "
+                                 f"within {LOW_WINDOW_MIN:.0f} minutes.", seen.as_data()))
+        if seen.highest_60 > HIGH_ALERT:
+            alerts.append(Advice("alert_high", round(seen.highest_60), "mg/dL",
+                                 f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.highest_60:.0f} mg/dL "
+                                 f"within {HIGH_WINDOW_MIN:.0f} minutes.", seen.as_data()))
+        return alerts
+
+    def _rescue(self, seen: Situation) -> list[Advice]:
+        """Fast carbohydrate when a low is forecast within 30 minutes (once every 20 minutes at most)."""
+        if seen.lowest_30 >= LOW or seen.now - self.last_rescue < RESCUE_SPACING_MIN:
+            return []
+        self.last_rescue = seen.now
+        grams = self.limits.rescue_carbs_g
+        return [Advice("carbs", grams, "g",
+                       f"Take {grams:.0f} g of fast carbohydrate: glucose {seen.glucose:.0f} mg/dL is forecast to "
+                       f"fall to {seen.lowest_30:.0f} mg/dL within {LOW_WINDOW_MIN:.0f} minutes.", seen.as_data())]
+
+    def _meal_bolus(self, seen: Situation, meal_grams: float) -> Advice | None:
+        """Cover the forecast (meal already on board) down to target, net of insulin on board, at most the plain
+        carb dose plus a correction for the glucose now."""
+        p = self.profile
+        if not self.insulin_allowed(seen):
+            return None
+        plain = meal_grams / p.carb_ratio + max(0.0, seen.glucose - p.target) / p.isf
+        forecast_dose = (seen.eventual - p.target) / p.isf
+        units = round(float(np.clip(min(forecast_dose, plain), 0.0, self.limits.max_bolus_u)), 2)
+        if units <= 0:
+            return None
+        data = seen.as_data() | {"meal_g": meal_grams, "carb_ratio": round(p.carb_ratio, 2), "isf": round(p.isf, 2)}
+        return Advice("bolus", units, "U",
+                      f"Meal of {meal_grams:.0f} g at glucose {seen.glucose:.0f} mg/dL: forecast without more insulin "
+                      f"ends at {seen.eventual:.0f} mg/dL; {units:.2f} U brings it to the {p.target:.0f} mg/dL target "
+                      f"({seen.iob:.2f} U already on board).", data)
+
+    def _correction(self, seen: Situation) -> Advice | None:
+        """Half the insulin that brings a high eventual forecast to target, at most once an hour."""
+        p = self.profile
+        high = seen.eventual > p.target + CORRECTION_ABOVE and seen.glucose > 150
+        if not high or not self.insulin_allowed(seen) or seen.now - self.last_bolus < CORRECTION_SPACING_MIN:
+            return None
+        units = round(float(min(CORRECTION_SHARE * (seen.eventual - p.target) / p.isf, self.limits.max_bolus_u)), 2)
+        if units < 0.05:
+            return None
+        return Advice("bolus", units, "U",
+                      f"Correction: glucose {seen.glucose:.0f} mg/dL, forecast to stay high (eventually "
+                      f"{seen.eventual:.0f} mg/dL with {seen.iob:.2f} U on board); {units:.2f} U is half of what brings "
+                      f"it to {p.target:.0f} mg/dL.", seen.as_data() | {"isf": round(p.isf, 2)})
+
+    def _temp_basal(self, seen: Situation) -> Advice | None:
+        """Half an hour at the rate that moves the eventual forecast to target; suspended when a low is near."""
+        p, limits = self.profile, self.limits
+        if seen.lowest_guard < SUSPEND_GUARD or not self.insulin_allowed(seen):
+            rate, why = 0.0, f"lowest forecast in 2 h is {seen.lowest_guard:.0f} mg/dL"
+        else:
+            needed = (seen.eventual - p.target) / p.isf
+            rate = float(np.clip(p.basal_u_per_h + needed / (TEMP_BASAL_MIN / 60), 0.0, limits.max_temp_basal_u_per_h))
+            why = f"eventual forecast {seen.eventual:.0f} mg/dL against the {p.target:.0f} mg/dL target"
+        rate = round(rate, 2)
+        still_running = seen.now - self.temp_basal_set < TEMP_BASAL_MIN - 5
+        if self.temp_basal is not None and abs(rate - self.temp_basal) < 0.05 and still_running:
+            return None
+        self.temp_basal, self.temp_basal_set = rate, seen.now
+        return Advice("temp_basal", rate, "U/h",
+                      f"Basal {rate:.2f} U/h for {TEMP_BASAL_MIN:.0f} minutes (programmed {p.basal_u_per_h:.2f} U/h): "
+                      f"{why}.", seen.as_data(), TEMP_BASAL_MIN)
