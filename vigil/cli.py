@@ -983,6 +983,54 @@ app.add_typer(glucose_app, name="glucose")
 PatientsOption = Annotated[str, typer.Option("--patients", help="all, child, adolescent, adult or NAME,NAME,...")]
 
 
+@glucose_app.command("simulate")
+def glucose_simulate(
+    patients: PatientsOption = "all",
+    days: Annotated[int, typer.Option("--days", min=1, max=60)] = 7,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
+                                           help="also run simglucose's BBController on the same meals")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="parallel processes (0: one per CPU)")] = 0,
+    save: Annotated[Optional[Path], typer.Option("--save", help="also write the result (JSON) here")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Closed loop: virtual patients follow every piece of Vigil's advice for DAYS days of random meals."""
+    import os
+
+    from rich.progress import Progress
+
+    from vigil.glucose.body import patient_names
+    from vigil.glucose.simulation import closed_loop_result, simulate_cohort
+
+    try:
+        names = patient_names(patients)
+    except ValueError as error:
+        _fail(f"--{error}")
+    controllers = ("vigil", "bb") if baseline else ("vigil",)
+    with Progress(console=err) as progress:
+        task = progress.add_task("closed loop", total=len(names) * len(controllers))
+        runs = simulate_cohort(names, days, seed, controllers, workers or os.cpu_count() or 1,
+                               lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"))
+    result = closed_loop_result(runs, controllers, days, seed)
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        err.print(f"saved to {save}")
+    _emit(result, as_json, _closed_loop_text(result))
+
+
+def _closed_loop_text(result: dict) -> str:
+    rows = [("vigil", name, metrics) for name, metrics in result["groups"].items()]
+    rows += [(controller, name, metrics) for controller, summary in result["baselines"].items()
+             for name, metrics in summary["groups"].items()]
+    rows += [("vigil", "overall", result["overall"])]
+    rows += [(controller, "overall", summary["overall"]) for controller, summary in result["baselines"].items()]
+    lines = [f"{'controller':<10} {'group':<11} {'TIR':>6} {'<70':>6} {'<54':>6} {'>180':>6} {'mean':>6}"]
+    lines += [f"{c:<10} {g:<11} {m['tir']:>6.1%} {m['tbr']:>6.2%} {m['tbr54']:>6.2%} {m['tar']:>6.1%} {m['mean_bg']:>6.1f}"
+              for c, g, m in rows]
+    return "\n".join(lines)
+
+
 @glucose_app.command("forecast-eval")
 def glucose_forecast_eval(
     patients: PatientsOption = "all",

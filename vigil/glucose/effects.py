@@ -44,7 +44,7 @@ class EffectsForecaster:
         return float(slope - self.modelled_change(history, now, start, now) / RETROSPECTIVE_WINDOW_MIN)
 
     def trajectory(self, history: GlucoseHistory, now: float, horizons: NDArray = HORIZONS) -> NDArray[np.float64]:
-        """Predicted glucose at each horizon (minutes after ``now``); NaN when there is no recent CGM value."""
+        """Predicted glucose at each horizon (minutes after ``now``), unclipped; NaN without a recent CGM value."""
         glucose = self.current_glucose(history, now)
         if glucose is None:
             return np.full(len(horizons), np.nan)
@@ -56,16 +56,23 @@ class EffectsForecaster:
         absorbed = _acted(self.carbs, history.carb_minutes[eaten], history.carb_grams[eaten], now, ends)
         fade = np.minimum(horizons, CORRECTION_FADE_MIN)
         correction = self.unexplained_rate(history, now) * (fade - fade**2 / (2 * CORRECTION_FADE_MIN))
-        return np.clip(glucose + p.isf * (absorbed / p.carb_ratio - acted) + correction, 39.0, 600.0)
+        return glucose + p.isf * (absorbed / p.carb_ratio - acted) + correction
 
     def predict(self, history: GlucoseHistory, now: float, horizon: float) -> float:
         return float(self.trajectory(history, now, np.array([horizon]))[0])
 
     @staticmethod
     def current_glucose(history: GlucoseHistory, now: float) -> float | None:
-        """The mean of the CGM values in the last 10 minutes (sensor noise halved), if there are any."""
+        """Glucose now from a line through the last 15 minutes of CGM (less sensor noise, no lag); the last value
+        if there are fewer than three; None if there is none in the last 10 minutes."""
         recent = (history.cgm_minutes > now - 10.0) & (history.cgm_minutes <= now)
-        return float(history.cgm_values[recent].mean()) if recent.any() else None
+        if not recent.any():
+            return None
+        window = (history.cgm_minutes > now - TREND_SAMPLES_MIN - 1e-9) & (history.cgm_minutes <= now)
+        if window.sum() < 3:
+            return float(history.cgm_values[recent][-1])
+        slope, intercept = np.polyfit(history.cgm_minutes[window] - now, history.cgm_values[window], 1)
+        return float(intercept)
 
 
 def _acted(curve: InsulinCurve | CarbCurve, times: NDArray, amounts: NDArray, now: float, ends: NDArray) -> NDArray:

@@ -237,5 +237,18 @@ def summarise(runs: list[PatientRun], controller: str) -> dict[str, Any]:
     }
 
 
+def closed_loop_result(runs: list[PatientRun], controllers: tuple[str, ...], days: int, seed: int) -> dict[str, Any]:
+    """Vigil's summary in the DESIGN.md shape, with the run's settings and each baseline's summary beside it."""
+    result = summarise(runs, controllers[0]) | {"days": days, "seed": seed, "controller": controllers[0]}
+    result["baselines"] = {controller: summarise(runs, controller) for controller in controllers[1:]}
+    result["daily_rescue_carbs_g"] = _rescue_carbs_per_day(runs, controllers[0], days)
+    return result
+
+
+def _rescue_carbs_per_day(runs: list[PatientRun], controller: str, days: int) -> dict[str, float]:
+    return {run.patient: round(sum(a.amount for _, a in run.advice if a.kind == "carbs") / days, 1)
+            for run in runs if run.controller == controller}
+
+
 def _mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(float(np.mean([m[key] for m in metrics])), 4) for key in metrics[0]}
