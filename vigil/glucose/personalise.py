@@ -17,11 +17,13 @@ from numpy.typing import NDArray
 
 from vigil.glucose.curves import CarbCurve, InsulinCurve
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.therapy import PRIOR_RELATIVE_SD, TherapyProfile
+from vigil.glucose.therapy import TherapyProfile
 
 WINDOW_MIN = 60.0
 LOOKBACK_MIN = 3 * 24 * 60.0
 MIN_WINDOWS = 12
+CARB_SLOPE_WIDENING = 1.5
+"""The prior on ISF / CR is this much wider (relatively) than the one on CR: it inherits the ISF's doubt too."""
 ROBUST_CUTOFF = 2.5
 """Windows with a residual beyond this many robust standard deviations get a weight that shrinks with the excess."""
 
@@ -79,10 +81,12 @@ def robust_weights(residuals: NDArray) -> tuple[float, NDArray]:
 
 def estimate_profile(windows: Windows, prior: TherapyProfile, programmed_basal: float) -> TherapyProfile:
     """Posterior ISF, carb ratio and basal need (with standard deviations) from the windows and the prior."""
+    if len(windows.change) == 0:
+        return prior
     design = np.column_stack([-windows.insulin, windows.carbs, np.full(len(windows.change), WINDOW_MIN / 60)])
     prior_mean = np.array([prior.isf, prior.isf / prior.carb_ratio, prior.isf * (prior.basal_u_per_h - programmed_basal)])
-    prior_sd = np.array([prior.isf * PRIOR_RELATIVE_SD, prior.isf / prior.carb_ratio * PRIOR_RELATIVE_SD * 1.5,
-                         prior.isf * programmed_basal * PRIOR_RELATIVE_SD])
+    carb_slope_relative_sd = CARB_SLOPE_WIDENING * prior.carb_ratio_sd / prior.carb_ratio
+    prior_sd = np.array([prior.isf_sd, prior.isf / prior.carb_ratio * carb_slope_relative_sd, prior.isf * prior.basal_sd])
     first = bayesian_fit(design, windows.change, prior_mean, prior_sd, 20.0, np.ones(len(windows.change)))
     noise, weights = robust_weights(windows.change - design @ first.mean)
     post = bayesian_fit(design, windows.change, prior_mean, prior_sd, noise, weights)
@@ -109,7 +113,7 @@ def bounded_step(current: TherapyProfile, proposed: TherapyProfile, max_change: 
 
 @dataclass
 class Personaliser:
-    """Keeps the population prior and the current settings; ``update`` once a day with the data so far."""
+    """Keeps the population prior (with its standard deviations) and the current settings; ``update`` once a day."""
 
     prior: TherapyProfile
     max_daily_change: float = 0.10
