@@ -204,7 +204,7 @@ def simulate_cohort(names: list[str], days: int, seed: int, controllers: tuple[s
     """Every (patient, controller) pair, in parallel processes; results in input order."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    tasks = [(name, days, _patient_seed(seed, name), controller) for controller in controllers for name in names]
+    tasks = [(name, days, patient_seed(seed, name), controller) for controller in controllers for name in names]
     if workers <= 1:
         return [_done(simulate_patient(*task), on_done) for task in tasks]
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -220,7 +220,7 @@ def _done(run: PatientRun, on_done: Callable[[PatientRun], None]) -> PatientRun:
     return run
 
 
-def _patient_seed(seed: int, name: str) -> int:
+def patient_seed(seed: int, name: str) -> int:
     """A seed per (run seed, patient), the same for both controllers."""
     return seed * 1000 + sum(ord(c) * (i + 1) for i, c in enumerate(name)) % 997
 
