@@ -136,6 +136,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/patients/{patient_id}/risk"): Case(False, _patient_path("/api/v1/patients/{patient_id}/risk"), PATIENT_DATA),
     ("GET", "/api/v1/patients/{patient_id}/recommendations"):
         Case(False, _patient_path("/api/v1/patients/{patient_id}/recommendations"), PATIENT_DATA),
+    ("GET", "/api/v1/patients/{patient_id}/glucose"): Case(False, _patient_path("/api/v1/patients/{patient_id}/glucose"), PATIENT_DATA),
     ("GET", "/api/v1/alerts"): Case(False, _patient_path("/api/v1/alerts?patient_id={patient_id}"), PATIENT_DATA),
     ("GET", "/api/v1/patients"): Case(False, lambda ward, target: "/api/v1/patients",
                                       lambda role, target: 401 if role in ("anonymous", "device") else 200, targets=("all",)),

@@ -1,4 +1,5 @@
-"""The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts) and hourly risk -> store."""
+"""The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts), hourly risk and glucose
+advice -> store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 from vigil.care import CareEngine, CareOutcome
 from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
+from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose, WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import default_model
 from vigil.signal import SignalProcessor
@@ -54,11 +56,13 @@ class Pipeline:
         signal: SignalProcessor | None = None,
         care: CareEngine | None = None,
         risk: LiveRiskScorer | None = None,
+        glucose: LiveGlucose | None = None,
     ):
         self.store = store
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
         self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
+        self.glucose = glucose or LiveGlucose()
         self._lock = threading.Lock()
         self._latest_scores: dict[str, dict[str, dict]] = {}
 
@@ -71,6 +75,7 @@ class Pipeline:
                 self._remember_scores(snapshot.patient_id, outcome.scores)
             for score in self.risk.update(readings).scores:
                 self._remember_scores(score.patient_id, [score])
+            self.glucose.warm_up(self._stored_glucose_readings())
         log.info("warmed up from %d stored readings", len(readings))
         return len(readings)
 
@@ -86,7 +91,15 @@ class Pipeline:
             for score in risk.scores:
                 self._remember_scores(score.patient_id, [score])
             self.store.add_scores(risk.scores)
-            return self._record(evaluated) + self._raise(risk.alerts)
+            glucose = self.glucose.update(readings)
+            for draft in glucose.recommendations:
+                self.store.add_recommendation(draft)
+            return self._record(evaluated) + self._raise(risk.alerts) + self._raise(glucose.alerts)
+
+    def _stored_glucose_readings(self) -> list[Reading]:
+        """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
+        start = utc_now() - GLUCOSE_WARM_UP_WINDOW
+        return [reading for metric in GLUCOSE_METRICS for reading in self.store.query_readings(metric=metric, start=start)]
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
         """Write the batch's derived events: scores and statuses in one go, then alerts and advice."""

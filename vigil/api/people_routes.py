@@ -14,6 +14,7 @@ from vigil.api.policy import clinical_action, current_user, log_out, visible_pat
 from vigil.api.security import authenticate, issue_token
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
+from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import METRICS
 from vigil.models.live import SEPSIS_RISK
 from vigil.timeutil import utc_now
@@ -135,6 +136,21 @@ def get_risk(patient_id: str, user: CurrentUser, ctx: Ctx, hours: float = Query(
             "history": [{"time": score_json(s)["time"], "value": s.value, "alarm": s.details.get("alarm")} for s in sepsis],
         },
     }
+
+
+NO_GLUCOSE_STREAM = {"as_of": None, "cgm": [], "forecast": [], "band": None, "iob_u": None, "cob_g": None, "profile": None}
+
+
+@router.get("/patients/{patient_id}/glucose", tags=["patients"])
+def get_glucose(patient_id: str, user: CurrentUser, ctx: Ctx) -> dict:
+    """The last 6 h of CGM, the 2 h forecast (every 5 min) with its band, insulin and carbs on board, the therapy
+    settings with their uncertainty, and the glucose recommendations with their decisions. Decision support only."""
+    visible_patient(patient_id, user, ctx)
+    live = ctx.pipeline.glucose.view(patient_id)
+    recommendations = [recommendation_json(r) for r in ctx.store.list_recommendations(patient_id)
+                       if r.kind in RECOMMENDATION_KINDS]
+    return {"patient_id": patient_id, "streaming": live is not None, **(live or NO_GLUCOSE_STREAM),
+            "recommendations": recommendations}
 
 
 @router.get("/alerts", tags=["alerts"])

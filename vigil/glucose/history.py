@@ -46,6 +46,14 @@ class GlucoseHistory:
         self.basal_minutes = np.append(self.basal_minutes, minute)
         self.basal_rates = np.append(self.basal_rates, rate_u_per_h)
 
+    def recent(self, since: float) -> "GlucoseHistory":
+        """The events from ``since`` on, with the basal rate already running at ``since``."""
+        cgm, carbs, boluses = self.cgm_minutes >= since, self.carb_minutes >= since, self.bolus_minutes >= since
+        running = max(int(np.searchsorted(self.basal_minutes, since, side="right")) - 1, 0)
+        return GlucoseHistory(self.cgm_minutes[cgm], self.cgm_values[cgm], self.carb_minutes[carbs],
+                              self.carb_grams[carbs], self.bolus_minutes[boluses], self.bolus_units[boluses],
+                              self.basal_minutes[running:], self.basal_rates[running:])
+
     def basal_doses(self, now: float, scheduled_u_per_h: float, since: float) -> tuple[NDArray, NDArray]:
         """Basal delivered above (or, negative, below) the schedule, as doses every ``BASAL_STEP_MIN`` minutes."""
         starts = np.arange(since, now, BASAL_STEP_MIN)

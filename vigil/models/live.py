@@ -43,6 +43,8 @@ class PatientHours:
         column = COLUMN_OF_METRIC.get(reading.metric)
         if column is not None and reading.quality == "ok":
             self.bins.setdefault(hour_of(reading.time), {}).setdefault(column, []).append(reading.value)
+        if not self.bins:  # nothing the model uses yet (only carbs or insulin, say)
+            return
         cutoff = max(self.bins) - timedelta(hours=MAX_HOURS)
         for old in [h for h in self.bins if h < cutoff]:
             del self.bins[old]
@@ -112,6 +114,8 @@ class LiveRiskScorer:
 
     def _score_closed_hours(self, patient_id: str, hours: PatientHours) -> list[Score]:
         """Scores for every hour that closed since the last call (the latest bin's hour is still open)."""
+        if not hours.bins:
+            return []
         closed_through = max(hours.bins) - timedelta(hours=1)
         start = hours.scored_through + timedelta(hours=1) if hours.scored_through else min(hours.bins)
         if closed_through < start:

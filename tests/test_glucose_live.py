@@ -1,0 +1,124 @@
+"""Live glucose advice through ingestion, the real pipeline and SQLite: meal boluses, predictive lows with rescue
+carbs before the value is low, no insulin when low, deduplicated alerts, and the glucose endpoint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from vigil.glucose.history import GlucoseHistory
+from vigil.glucose.live import simglucose_therapy, therapy_from_history
+from vigil.timeutil import format_time, utc_now
+
+HOUR = 12  # CGM readings in an hour
+
+
+def cgm(values: list[float], first_seq: int = 0, end_minutes_ago: int = 5) -> list[dict]:
+    """CGM readings every 5 minutes, the last ``end_minutes_ago`` minutes ago."""
+    now = utc_now()
+    return [{"metric": "glucose", "value": round(value, 1), "unit": "mg/dL", "seq": first_seq + i,
+             "time": format_time(now - timedelta(minutes=end_minutes_ago + 5 * (len(values) - 1 - i)))}
+            for i, value in enumerate(values)]
+
+
+UNITS = {"carbs": "g", "insulin_bolus": "U", "insulin_basal": "U/h"}
+
+
+def announced(reading: dict, metric: str, value: float, seq: int) -> dict:
+    """A carbs or insulin reading at the same time as a CGM reading."""
+    return {"metric": metric, "value": value, "unit": UNITS[metric], "time": reading["time"], "seq": seq}
+
+
+def glucose_recommendations(ward, kind: str | None = None) -> list[dict]:
+    response = ward.client.get(f"/api/v1/patients/{ward.other_patient_id}/glucose", headers=ward.login("root"))
+    assert response.status_code == 200, response.text
+    return [r for r in response.json()["recommendations"] if kind is None or r["kind"] == kind]
+
+
+def forecast_lows(ward) -> list[dict]:
+    alerts = ward.client.get(f"/api/v1/alerts?patient_id={ward.other_patient_id}", headers=ward.login("root")).json()
+    return [a for a in alerts if a["rule"] == "glucose_forecast_low"]
+
+
+def test_meal_gives_one_bolus_recommendation_with_reason_and_data(ward):
+    readings = cgm([140.0] * 2 * HOUR)
+    readings.insert(0, announced(readings[0], "insulin_basal", 0.8, 1000))
+    readings.append(announced(readings[-1], "carbs", 60.0, 1001))
+    response = ward.ingest(readings, ward.other_token).json()
+    assert response["accepted"] == len(readings), response
+    boluses = glucose_recommendations(ward, "meal_bolus")
+    assert len(boluses) == 1
+    bolus = boluses[0]
+    assert bolus["status"] == "pending" and bolus["action"].startswith("Meal bolus")
+    assert "Meal of 60 g" in bolus["reason"]
+    assert bolus["data"]["meal_g"] == 60.0 and bolus["data"]["unit"] == "U" and 0 < bolus["data"]["amount"] <= 10
+    assert {"glucose", "iob", "cob", "eventual", "carb_ratio", "isf"} <= set(bolus["data"])
+    assert bolus["data"]["profile"]["source"].startswith("default")
+
+
+def test_falling_glucose_forecasts_a_low_before_it_happens_and_alerts_once(ward):
+    falling = [130.0] * HOUR + [130.0 - 12.5 * (i + 1) for i in range(4)]  # 2.5 mg/dL per minute, last value 80
+    assert ward.ingest(cgm(falling, end_minutes_ago=30), ward.other_token).status_code == 202
+    [alert] = forecast_lows(ward)
+    assert alert["data"]["predictive"] is True and alert["data"]["glucose"] >= 70 > alert["data"]["forecast_mg_dl"]
+    assert "forecast to reach" in alert["message"]
+    [rescue] = glucose_recommendations(ward, "rescue_carbs")
+    assert rescue["action"] == "Take 15 g of fast-acting carbohydrate now"
+    assert rescue["data"]["glucose"] >= 70 and rescue["data"]["lowest_30"] < 70
+    assert not glucose_recommendations(ward, "meal_bolus") + glucose_recommendations(ward, "correction_bolus")
+
+    ward.client.post(f"/api/v1/alerts/{alert['alert_id']}/ack", headers=ward.login("root"))
+    still_falling = [77.5 - 2.5 * i for i in range(3)]  # the same episode: no new alert
+    assert ward.ingest(cgm(still_falling, first_seq=100, end_minutes_ago=5), ward.other_token).status_code == 202
+    assert len(forecast_lows(ward)) == 1
+
+
+def test_no_insulin_recommended_below_80(ward):
+    readings = cgm([76.0] * HOUR)
+    readings.append(announced(readings[-1], "carbs", 50.0, 1000))
+    assert ward.ingest(readings, ward.other_token).status_code == 202
+    advice = glucose_recommendations(ward)
+    assert not [r for r in advice if r["kind"].endswith("bolus")]
+    assert all(r["data"]["amount"] == 0.0 for r in advice if r["kind"] == "temp_basal")
+
+
+def test_glucose_endpoint_forecast_band_iob_and_access(ward):
+    readings = cgm([150.0 + i for i in range(2 * HOUR)])
+    readings.insert(0, announced(readings[0], "insulin_bolus", 3.0, 1000))
+    assert ward.ingest(readings, ward.other_token).status_code == 202
+    url = f"/api/v1/patients/{ward.other_patient_id}/glucose"
+    body = ward.client.get(url, headers=ward.login("root")).json()
+    assert body["streaming"] is True and len(body["cgm"]) == 2 * HOUR
+    forecast = body["forecast"]
+    assert [p["minutes_ahead"] for p in forecast] == list(range(5, 125, 5))
+    assert all(p["low"] < p["value"] < p["high"] for p in forecast)
+    assert forecast[-1]["high"] - forecast[-1]["low"] > forecast[0]["high"] - forecast[0]["low"]
+    assert 0 < body["iob_u"] < 3.0 and body["cob_g"] == 0.0
+    assert body["profile"]["isf_sd"] > 0 and body["profile"]["carb_ratio_sd"] > 0
+    assert ward.client.get(url, headers=ward.login("dr_who")).status_code == 404
+    assert ward.client.get(url).status_code == 401
+    quiet = ward.client.get(f"/api/v1/patients/{ward.patient_id}/glucose", headers=ward.login("dr_who")).json()
+    assert quiet["streaming"] is False and quiet["forecast"] == [] and quiet["recommendations"] == []
+
+
+def test_therapy_from_the_prescription_or_from_a_day_of_insulin_data(ward):
+    chart = simglucose_therapy("adult#001")
+    assert chart.source == "prescription of adult#001" and chart.total_daily_insulin > 0 and chart.basal_u_per_h > 0
+    ward.ctx.pipeline.glucose.prescribe(ward.other_patient_id, chart)
+    assert ward.ingest(cgm([120.0] * 3), ward.other_token).status_code == 202
+    assert glucose_profile(ward)["total_daily_insulin_u"] == chart.total_daily_insulin
+
+    history = GlucoseHistory()
+    history.set_basal(0.0, 1.0)
+    for day in range(2):
+        for minute in (480, 720, 1080):
+            history.add_bolus(day * 1440 + minute, 5.0)
+    assert therapy_from_history(history, 1000.0) is None  # under a day of data
+    measured = therapy_from_history(history, 2 * 1440.0)
+    assert measured.total_daily_insulin == pytest.approx(15 + 24) and measured.basal_u_per_h == 1.0
+
+
+def glucose_profile(ward) -> dict:
+    url = f"/api/v1/patients/{ward.other_patient_id}/glucose"
+    return ward.client.get(url, headers=ward.login("root")).json()["profile"]

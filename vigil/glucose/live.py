@@ -1,0 +1,360 @@
+"""Live glucose advice: each patient's diabetes data from the stream, the advisor's output as recommendations and
+predictive alerts, and the forecast with its band for the dashboard. Decision support only: nothing is dosed."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.care.engine import EpisodeTracker
+from vigil.care.rules import HYPOGLYCAEMIA_LEVEL_2, RuleVerdict
+from vigil.domain import AlertDraft, Reading, RecommendationDraft
+from vigil.glucose.advisor import Advice, GlucoseAdvisor
+from vigil.glucose.effects import EffectsForecaster
+from vigil.glucose.history import GlucoseHistory
+from vigil.glucose.personalise import LOOKBACK_MIN, Personaliser
+from vigil.glucose.therapy import TherapyProfile, population_profile, safety_limits
+from vigil.timeutil import format_time
+
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+"""The live clock: minutes since this instant."""
+GLUCOSE_METRICS = ("glucose", "carbs", "insulin_bolus", "insulin_basal")
+DAY_MIN = 24 * 60.0
+WARM_UP_WINDOW = timedelta(minutes=LOOKBACK_MIN)
+"""Stored diabetes data read at start-up: what the daily personalisation looks back over."""
+
+DEFAULT_TOTAL_DAILY_INSULIN = 40.0
+"""U/day assumed for a patient with no prescription and under a day of insulin data (a typical adult)."""
+BASAL_SHARE = 0.5
+"""Programmed basal assumed as this share of the total daily insulin when no basal rate has been reported."""
+
+BAND_HORIZONS = np.arange(5.0, 125.0, 5.0)
+"""The dashboard's forecast: every 5 minutes up to 2 hours."""
+RESIDUAL_MEMORY = 288
+"""Forecast errors kept per horizon: a day of forecasts at one per CGM reading."""
+MIN_RESIDUALS = 12
+BAND_Z = 1.2816
+"""The band is the forecast plus or minus this many root-mean-square errors: 80 % of normal errors fall inside."""
+FALLBACK_RMSE = ((0.0, 30.0, 60.0, 120.0), (0.0, 26.6, 43.9, 78.5))
+"""RMSE (mg/dL) of the effects model with chart settings at 30 and 60 minutes on held-out simulated days
+(docs/results/glucose-forecast.json), extended linearly to 2 h: the band until a patient has ``MIN_RESIDUALS`` of
+their own forecasts checked at that horizon."""
+
+MATERIAL_BASAL_SHARE = 0.25
+MIN_BASAL_CHANGE_U_PER_H = 0.1
+"""A temporary basal is recommended only when it differs from the last one recommended (at first, the programmed
+basal) by a quarter of the programmed basal and at least 0.1 U/h."""
+EPISODE_CLEAR_MIN = 30.0
+"""A predictive alert's episode ends once its forecast condition has been absent this long (no alert every 5 min)."""
+SERIES_WINDOW_MIN = 6 * 60.0
+
+FORECAST_LOW, FORECAST_HIGH = "glucose_forecast_low", "glucose_forecast_high"
+ALERT_RULES = {"alert_low": FORECAST_LOW, "alert_high": FORECAST_HIGH}
+RECOMMENDATION_KINDS = ("meal_bolus", "correction_bolus", "temp_basal", "rescue_carbs")
+
+
+def to_minutes(time: datetime) -> float:
+    return (time - EPOCH).total_seconds() / 60.0
+
+
+def to_time(minutes: float) -> datetime:
+    return EPOCH + timedelta(minutes=float(minutes))
+
+
+@dataclass(frozen=True)
+class TherapySource:
+    """A patient's starting point: total daily insulin (U), programmed basal (U/h), and where they come from."""
+
+    total_daily_insulin: float
+    basal_u_per_h: float
+    source: str
+
+
+def default_therapy() -> TherapySource:
+    return TherapySource(DEFAULT_TOTAL_DAILY_INSULIN, BASAL_SHARE * DEFAULT_TOTAL_DAILY_INSULIN / 24,
+                         "default: no prescription and under a day of insulin data")
+
+
+def simglucose_therapy(virtual_patient: str) -> TherapySource:
+    """The simulated patient's own prescription (what its simulated pump is programmed with)."""
+    from vigil.glucose.body import prescription
+
+    chart = prescription(virtual_patient)
+    return TherapySource(chart.total_daily_insulin, chart.basal_u_per_h, f"prescription of {virtual_patient}")
+
+
+def therapy_from_history(history: GlucoseHistory, now: float) -> TherapySource | None:
+    """Mean daily insulin (boluses plus basal delivered) once insulin has been recorded for a day, with the median
+    reported basal rate; None before that."""
+    firsts = [minutes[0] for minutes in (history.bolus_minutes, history.basal_minutes) if len(minutes)]
+    if not firsts or now - min(firsts) < DAY_MIN:
+        return None
+    since, days = min(firsts), (now - min(firsts)) / DAY_MIN
+    _, basal_units = history.basal_doses(now, 0.0, since)
+    daily = (history.bolus_units[history.bolus_minutes <= now].sum() + basal_units.sum()) / days
+    if daily <= 0:
+        return None
+    basal = float(np.median(history.basal_rates)) if len(history.basal_rates) else BASAL_SHARE * daily / 24
+    return TherapySource(round(float(daily), 1), round(basal, 3), f"mean daily insulin over {days:.1f} days of data")
+
+
+def profile_json(profile: TherapyProfile, therapy: TherapySource, personalised_at: float | None) -> dict[str, Any]:
+    """The settings in use with their standard deviations, and what they started from."""
+    return {
+        "isf_mg_dl_per_u": round(profile.isf, 2), "isf_sd": round(profile.isf_sd, 2),
+        "carb_ratio_g_per_u": round(profile.carb_ratio, 2), "carb_ratio_sd": round(profile.carb_ratio_sd, 2),
+        "basal_u_per_h": round(profile.basal_u_per_h, 3), "basal_sd": round(profile.basal_sd, 3),
+        "target_mg_dl": profile.target, "total_daily_insulin_u": therapy.total_daily_insulin,
+        "programmed_basal_u_per_h": round(therapy.basal_u_per_h, 3), "source": therapy.source,
+        "personalised_at": None if personalised_at is None else format_time(to_time(personalised_at)),
+    }
+
+
+@dataclass
+class PatientGlucose:
+    """One patient's live diabetes state: the data, the personalised advisor, and how good its forecasts have been."""
+
+    therapy: TherapySource
+    history: GlucoseHistory = field(default_factory=GlucoseHistory)
+    personalised_at: float | None = None
+    advised_through: float = -np.inf
+    forecasts: dict[float, NDArray[np.float64]] = field(default_factory=dict)
+    residuals: list[deque] = field(default_factory=lambda: [deque(maxlen=RESIDUAL_MEMORY) for _ in BAND_HORIZONS])
+    alert_seen: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.personaliser = Personaliser(population_profile(self.therapy.total_daily_insulin, self.therapy.basal_u_per_h))
+        self.advisor = GlucoseAdvisor(self.personaliser.current,
+                                      safety_limits(self.therapy.total_daily_insulin, self.therapy.basal_u_per_h))
+        self.recommended_basal = self.therapy.basal_u_per_h
+
+    def add(self, reading: Reading) -> bool:
+        """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
+        minute, h = to_minutes(reading.time), self.history
+        latest = {"glucose": h.cgm_minutes, "carbs": h.carb_minutes, "insulin_bolus": h.bolus_minutes,
+                  "insulin_basal": h.basal_minutes}[reading.metric]
+        if reading.quality != "ok" or (len(latest) and minute < latest[-1]):
+            return False
+        {"glucose": h.add_cgm, "carbs": h.add_carbs, "insulin_bolus": h.add_bolus,
+         "insulin_basal": h.set_basal}[reading.metric](minute, reading.value)
+        return True
+
+    def observe(self, minute: float) -> None:
+        """At a CGM reading: score the earlier forecasts it checks, then forecast from it."""
+        value = float(self.history.cgm_values[self.history.cgm_minutes == minute][-1])
+        for made, path in list(self.forecasts.items()):
+            index = int(round((minute - made) / 5.0)) - 1
+            if 0 <= index < len(BAND_HORIZONS) and abs(minute - made - BAND_HORIZONS[index]) <= 2.5:
+                self.residuals[index].append(value - path[index])
+            if minute - made > BAND_HORIZONS[-1]:
+                del self.forecasts[made]
+        path = EffectsForecaster(self.advisor.profile).trajectory(self.history, minute, BAND_HORIZONS)
+        if np.isfinite(path).all():
+            self.forecasts[minute] = path
+
+    def band(self) -> tuple[NDArray, list[str]]:
+        """Half-width of the band at each horizon (``BAND_Z`` times the RMS of the patient's recent forecast errors
+        there, or of the effects model's measured ones), and whose errors it comes from."""
+        half_width = BAND_Z * np.interp(BAND_HORIZONS, *FALLBACK_RMSE)
+        sources = ["fallback"] * len(BAND_HORIZONS)
+        for i, errors in enumerate(self.residuals):
+            if len(errors) >= MIN_RESIDUALS:
+                half_width[i] = BAND_Z * float(np.sqrt(np.mean(np.square(errors))))
+                sources[i] = "patient"
+        return half_width, sources
+
+    def personalise_if_due(self, now: float) -> None:
+        """Once a day: adopt the mean daily insulin once known (if only defaulted), re-estimate the settings
+        within the daily step, and forget data older than the personalisation looks back."""
+        if self.personalised_at is not None and now - self.personalised_at < DAY_MIN:
+            return
+        measured = therapy_from_history(self.history, now) if self.therapy.source.startswith("default") else None
+        if measured is not None:
+            self.therapy = measured
+            self.personaliser = Personaliser(population_profile(measured.total_daily_insulin, measured.basal_u_per_h))
+            self.advisor.limits = safety_limits(measured.total_daily_insulin, measured.basal_u_per_h)
+            self.recommended_basal = measured.basal_u_per_h
+        self.advisor.profile = self.personaliser.update(self.history, now)
+        self.history = self.history.recent(now - LOOKBACK_MIN)
+        self.personalised_at = now
+
+    def material_basal(self, advice: Advice) -> bool:
+        """Whether a temporary basal differs enough from the last one recommended; remembers it if so."""
+        threshold = max(MATERIAL_BASAL_SHARE * self.therapy.basal_u_per_h, MIN_BASAL_CHANGE_U_PER_H)
+        if abs(advice.amount - self.recommended_basal) < threshold:
+            return False
+        self.recommended_basal = advice.amount
+        return True
+
+
+@dataclass(frozen=True)
+class GlucoseOutcome:
+    recommendations: list[RecommendationDraft] = field(default_factory=list)
+    alerts: list[AlertDraft] = field(default_factory=list)
+
+
+def advice_points(cgm_minutes: Sequence[float], meals: Sequence[tuple[float, float]]) -> dict[float, float]:
+    """When to advise, with the grams announced for it: at each new CGM reading, and at a meal announced after the
+    last of them; each meal goes with the first point at or after it."""
+    last_cgm = max(cgm_minutes, default=-np.inf)
+    points = dict.fromkeys(sorted(set(cgm_minutes) | {minute for minute, _ in meals if minute > last_cgm}), 0.0)
+    for minute, grams in meals:
+        points[next(point for point in points if point >= minute)] += grams
+    return points
+
+
+def recommendation_kind(advice: Advice) -> str:
+    if advice.kind == "bolus":
+        return "meal_bolus" if "meal_g" in advice.data else "correction_bolus"
+    return {"temp_basal": "temp_basal", "carbs": "rescue_carbs"}[advice.kind]
+
+
+def recommendation_action(kind: str, advice: Advice) -> str:
+    return {
+        "meal_bolus": f"Meal bolus {advice.amount:.2f} U",
+        "correction_bolus": f"Correction bolus {advice.amount:.2f} U",
+        "temp_basal": f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
+        "rescue_carbs": f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
+    }[kind]
+
+
+class LiveGlucose:
+    """Per-patient glucose advice on the stream: at most one run of the advisor per new CGM reading (and one per
+    meal announced after it); its advice becomes recommendations awaiting a clinician and deduplicated alerts."""
+
+    def __init__(self) -> None:
+        self._patients: dict[str, PatientGlucose] = {}
+        self._prescribed: dict[str, TherapySource] = {}
+        self._episodes = EpisodeTracker()
+        self._lock = threading.Lock()
+
+    def prescribe(self, patient_id: str, therapy: TherapySource) -> None:
+        """The patient's known total daily insulin and programmed basal, used when their state starts."""
+        with self._lock:
+            self._prescribed[patient_id] = therapy
+
+    def warm_up(self, readings: Iterable[Reading]) -> None:
+        """Rebuild each patient's state from stored readings: forecasts scored for the band, no advice raised."""
+        with self._lock:
+            for patient_id, batch in _streaming_glucose(readings).items():
+                state = self._state(patient_id)
+                for reading in batch:
+                    state.add(reading)
+                minutes = state.history.cgm_minutes
+                for minute in minutes[minutes >= minutes[-1] - (RESIDUAL_MEMORY * 5 + BAND_HORIZONS[-1])]:
+                    state.observe(float(minute))
+                state.advised_through = float(minutes[-1])
+                state.personalise_if_due(float(minutes[-1]))
+
+    def update(self, readings: Iterable[Reading]) -> GlucoseOutcome:
+        """Advise on newly stored readings; returns the recommendations and alerts to record."""
+        outcome = GlucoseOutcome()
+        with self._lock:
+            for patient_id, batch in _streaming_glucose(readings, self._patients).items():
+                self._advise_patient(patient_id, self._state(patient_id), batch, outcome)
+        return outcome
+
+    def _state(self, patient_id: str) -> PatientGlucose:
+        if patient_id not in self._patients:
+            self._patients[patient_id] = PatientGlucose(self._prescribed.get(patient_id) or default_therapy())
+        return self._patients[patient_id]
+
+    def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading], outcome: GlucoseOutcome) -> None:
+        added = [reading for reading in batch if state.add(reading)]
+        new_cgm = [to_minutes(r.time) for r in added if r.metric == "glucose" and to_minutes(r.time) > state.advised_through]
+        meals = [(to_minutes(r.time), r.value) for r in added if r.metric == "carbs"]
+        for minute, grams in advice_points(new_cgm, meals).items():
+            state.personalise_if_due(minute)
+            if minute in new_cgm:
+                state.observe(minute)
+            advice = state.advisor.advise(state.history, minute, grams)
+            outcome.recommendations.extend(self._recommendations(patient_id, state, minute, advice))
+            outcome.alerts.extend(self._alerts(patient_id, state, minute, advice))
+        state.advised_through = max([state.advised_through, *new_cgm])
+
+    @staticmethod
+    def _recommendations(patient_id: str, state: PatientGlucose, minute: float,
+                         advice: list[Advice]) -> list[RecommendationDraft]:
+        drafts = []
+        for item in advice:
+            if item.kind in ALERT_RULES or (item.kind == "temp_basal" and not state.material_basal(item)):
+                continue
+            kind = recommendation_kind(item)
+            data = item.data | {"amount": item.amount, "unit": item.unit, "duration_min": item.duration_min,
+                                "profile": profile_json(state.advisor.profile, state.therapy, state.personalised_at)}
+            drafts.append(RecommendationDraft(patient_id, kind, to_time(minute), recommendation_action(kind, item),
+                                              item.reason, data))
+        return drafts
+
+    def _alerts(self, patient_id: str, state: PatientGlucose, minute: float, advice: list[Advice]) -> list[AlertDraft]:
+        present = {item.kind: item for item in advice if item.kind in ALERT_RULES}
+        drafts = []
+        for kind, rule in ALERT_RULES.items():
+            verdict = self._verdict(state, rule, minute, present.get(kind))
+            if verdict is not None and self._episodes.should_raise(patient_id, verdict):
+                drafts.append(AlertDraft(patient_id, rule, verdict.severity, to_time(minute), verdict.message, verdict.data))
+        return drafts
+
+    @staticmethod
+    def _verdict(state: PatientGlucose, rule: str, minute: float, advice: Advice | None) -> RuleVerdict | None:
+        """The forecast condition now; cleared only after ``EPISODE_CLEAR_MIN`` without it, None until then."""
+        if advice is None:
+            cleared = minute - state.alert_seen.get(rule, -np.inf) >= EPISODE_CLEAR_MIN
+            return RuleVerdict(rule, 0) if cleared else None
+        state.alert_seen[rule] = minute
+        urgent = rule == FORECAST_LOW and advice.amount < HYPOGLYCAEMIA_LEVEL_2
+        data = advice.data | {"forecast_mg_dl": advice.amount, "predictive": True}
+        return RuleVerdict(rule, 2 if urgent else 1, "urgent" if urgent else "warning", advice.reason, data)
+
+    def view(self, patient_id: str) -> dict[str, Any] | None:
+        """The last 6 h of CGM, the 2 h forecast from the latest reading with its band, IOB, COB and the settings;
+        None for a patient who has not streamed glucose."""
+        with self._lock:
+            state = self._patients.get(patient_id)
+            if state is None or len(state.history.cgm_minutes) == 0:
+                return None
+            return _view(state)
+
+
+def _view(state: PatientGlucose) -> dict[str, Any]:
+    history, profile = state.history, state.advisor.profile
+    now = float(history.cgm_minutes[-1])
+    recent = history.cgm_minutes >= now - SERIES_WINDOW_MIN
+    path = EffectsForecaster(profile).trajectory(history, now, BAND_HORIZONS)
+    half_width, sources = state.band()
+    forecast = [
+        {"time": format_time(to_time(now + h)), "minutes_ahead": int(h), "value": round(float(v), 1),
+         "low": round(float(v - w), 1), "high": round(float(v + w), 1), "band": source}
+        for h, v, w, source in zip(BAND_HORIZONS, path, half_width, sources)
+    ] if np.isfinite(path).all() else []
+    return {
+        "as_of": format_time(to_time(now)),
+        "cgm": [{"time": format_time(to_time(m)), "value": round(float(v), 1)}
+                for m, v in zip(history.cgm_minutes[recent], history.cgm_values[recent])],
+        "forecast": forecast,
+        "band": f"forecast +/- {BAND_Z} x the RMS of the patient's last {RESIDUAL_MEMORY} forecast errors at each horizon "
+                f"(once {MIN_RESIDUALS} are known; 'fallback' points use the effects model's RMSE on simulated patients)",
+        "iob_u": round(history.insulin_on_board(now, profile.basal_u_per_h), 2),
+        "cob_g": round(history.carbs_on_board(now), 1),
+        "profile": profile_json(profile, state.therapy, state.personalised_at),
+    }
+
+
+def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -> dict[str, list[Reading]]:
+    """Diabetes readings by patient, in time order, for patients with glucose in them (or already ``known``)."""
+    grouped: dict[str, list[Reading]] = {}
+    for reading in sorted(readings, key=lambda r: r.time):
+        if reading.metric in GLUCOSE_METRICS:
+            grouped.setdefault(reading.patient_id, []).append(reading)
+    return {pid: batch for pid, batch in grouped.items()
+            if pid in (known or {}) or any(r.metric == "glucose" for r in batch)}
+
+
+__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "LiveGlucose", "TherapySource", "simglucose_therapy"]
