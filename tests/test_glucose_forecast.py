@@ -107,6 +107,21 @@ def test_arx_recovers_a_linear_system():
         assert model.predict(series, now, horizon) == pytest.approx(held_out.targets(horizon), abs=0.05)
 
 
+def test_per_patient_arx_moves_from_the_population_model_as_far_as_its_alpha_lets_it():
+    """Four waves of different periods are more than one set of 30-minute lags can follow; one wave is not."""
+    cohort = [series_of(lambda t, p=period: 140 + 50 * np.sin(2 * np.pi * t / p), name=name)
+              for name, period in (("adult#001", 240), ("adult#002", 130), ("child#001", 90), ("child#002", 60))]
+    training = [DaysWindow(series, 0.0, DAY / 2) for series in cohort]
+    held_out = DaysWindow(cohort[0], DAY / 2, DAY)
+    now, truth = held_out.origins(30), held_out.targets(30)
+    population = RidgeARX(alpha=1e-8, patient_alpha=1e-8).fit(training)
+    assert np.abs(population.predict(cohort[0], now, 30) - truth).max() > 1.0
+    assert population.personalised(training[0]).predict(cohort[0], now, 30) == pytest.approx(truth, abs=0.05)
+    held = RidgeARX(alpha=1e-8, patient_alpha=1e15).fit(training).personalised(training[0])
+    # a very stiff patient ridge keeps the population's coefficients and learns only the patient's mean offset
+    assert np.ptp(held.predict(cohort[0], now, 30) - population.predict(cohort[0], now, 30)) < 1e-3
+
+
 def test_arx_effect_features_are_the_histories_insulin_and_carb_action():
     series = series_of(lambda t: 120.0, doses=[(300.0, 4.0, 50.0), (700.0, 2.0, 20.0)])
     chart, history, now = series.prescription, series.history, 720.0

@@ -170,10 +170,13 @@ def arx_features(series: PatientSeries, now_minutes: ArrayLike, horizon_minutes:
 
 @dataclass
 class RidgeARX:
-    """Ridge regression of the glucose change over the horizon on ``arx_features``; ``personalised`` refits it on
-    one patient's own training days only."""
+    """Ridge regression of the glucose change over the horizon on ``arx_features``. ``personalised`` fits a second
+    ridge on one patient's own training days to what this model leaves unexplained, so the patient's model starts
+    from the population's and moves away from it only as far as ``patient_alpha`` lets the patient's data pull."""
 
     alpha: float = 1.0
+    patient_alpha: float = 1.0
+    prior: RidgeARX | None = field(default=None, repr=False)
     models: dict[int, Pipeline] = field(default_factory=dict, repr=False)
 
     def fit(self, windows: Sequence[DaysWindow]) -> Self:
@@ -182,19 +185,28 @@ class RidgeARX:
         for horizon in HORIZONS:
             origins = [(w.series, w.origins(horizon)) for w in windows]
             features = np.vstack([arx_features(series, now, horizon) for series, now in origins])
-            change = np.concatenate([series.glucose_at(now + horizon) - series.glucose_at(now) for series, now in origins])
-            self.models[horizon] = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(features, change)
+            unexplained = np.concatenate([series.glucose_at(now + horizon) - self._prior_forecast(series, now, horizon)
+                                     for series, now in origins])
+            self.models[horizon] = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(features, unexplained)
         return self
 
     def personalised(self, window: DaysWindow) -> RidgeARX:
-        return RidgeARX(self.alpha).fit([window])
+        if not self.models:
+            raise RuntimeError("RidgeARX is not fitted: call fit first")
+        return RidgeARX(alpha=self.patient_alpha, prior=self).fit([window])
 
     def predict(self, series: PatientSeries, now_minutes: ArrayLike, horizon_minutes: int) -> NDArray[np.float64]:
         check_horizon(horizon_minutes)
         if horizon_minutes not in self.models:
             raise RuntimeError("RidgeARX is not fitted: call fit first")
         features = arx_features(series, now_minutes, horizon_minutes)
-        return series.glucose_at(now_minutes) + self.models[horizon_minutes].predict(features)
+        return self._prior_forecast(series, now_minutes, horizon_minutes) + self.models[horizon_minutes].predict(features)
+
+    def _prior_forecast(self, series: PatientSeries, now_minutes: ArrayLike, horizon_minutes: int) -> NDArray[np.float64]:
+        """The prior model's forecast, or glucose now when there is no prior."""
+        if self.prior is None:
+            return series.glucose_at(now_minutes)
+        return self.prior.predict(series, now_minutes, horizon_minutes)
 
 
 def forecast_metrics(reference: ArrayLike, predicted: ArrayLike) -> dict[str, float]:

@@ -157,10 +157,12 @@ def _report(truth: dict[str, dict[int, np.ndarray]], predicted: dict[str, dict[i
 
 
 def _add_ratios(scores: dict[str, Any], baseline: dict[str, Any]) -> None:
-    """Each RMSE divided by persistence's RMSE on the same patients and horizon."""
+    """Each RMSE divided by persistence's RMSE on the same patients and horizon (None where persistence is exact,
+    as for a patient whose CGM stays at the sensor's floor)."""
     for key, metrics in scores.items():
         if "rmse" in metrics:
-            metrics["rmse_ratio_to_persistence"] = metrics["rmse"] / baseline[key]["rmse"]
+            reference = baseline[key]["rmse"]
+            metrics["rmse_ratio_to_persistence"] = metrics["rmse"] / reference if reference > 0 else None
         else:
             _add_ratios(metrics, baseline[key])
 

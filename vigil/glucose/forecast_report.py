@@ -17,9 +17,13 @@ def summary_rows(result: dict[str, Any], scope: tuple[str, ...] = ("overall",)) 
     rows = []
     for model, report in result["models"].items():
         scores = _scope(report, scope)
-        cells = [fmt.format(scores[str(h)][key]) for key, _, fmt in COLUMNS for h in result["horizons"]]
+        cells = [_formatted(scores[str(h)][key], fmt) for key, _, fmt in COLUMNS for h in result["horizons"]]
         rows.append([model, *cells])
     return rows
+
+
+def _formatted(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
 
 
 def _scope(report: dict[str, Any], scope: tuple[str, ...]) -> dict[str, Any]:
