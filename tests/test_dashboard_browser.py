@@ -33,6 +33,15 @@ def _vitals(minutes: int, unwell: bool) -> list[dict]:
     return readings
 
 
+def _glucose_before_a_meal(minutes: int, grams: float) -> list[dict]:
+    """CGM every 5 minutes at 140 mg/dL on a 0.8 U/h basal, then a meal announced with the last reading."""
+    now = utc_now()
+    times = [format_time(now - timedelta(minutes=minutes - m)) for m in range(0, minutes, 5)]
+    readings = [{"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": i} for i, t in enumerate(times)]
+    return readings + [{"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": 1000},
+                       {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": 1001}]
+
+
 @pytest.fixture
 def server(tmp_path):
     require_service(os.path.exists(CHROMIUM), "Debian chromium at " + CHROMIUM)
@@ -40,11 +49,11 @@ def server(tmp_path):
     store = SqlStore(db_url)
     store.add_user("nurse", "clinician", hash_password(PASSWORD))
     tokens = {}
-    for name, unwell in (("Well Walter", False), ("Unwell Una", True), ("Hidden Hugo", True)):
+    for name, unwell in (("Well Walter", False), ("Unwell Una", True), ("Hidden Hugo", True), ("Diabetic Dora", False)):
         patient = store.add_patient(name)
         if name != "Hidden Hugo":
             store.assign(patient.patient_id, "nurse")
-        tokens[name] = store.add_device(patient.patient_id, "wearable")[1]
+        tokens[name] = store.add_device(patient.patient_id, "cgm" if name == "Diabetic Dora" else "wearable")[1]
     store.close()
     port = free_port()
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
@@ -67,6 +76,13 @@ def server(tmp_path):
         process.wait(15)
 
 
+def _log_in(page, base: str) -> None:
+    page.goto(base + "/")
+    page.fill("input[name=username]", "nurse")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
 def test_clinician_sees_live_ward_and_acknowledges_an_alert(server):
     from playwright.sync_api import expect, sync_playwright
 
@@ -74,12 +90,9 @@ def test_clinician_sees_live_ward_and_acknowledges_an_alert(server):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.goto(base + "/")
-        page.fill("input[name=username]", "nurse")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        _log_in(page, base)
         rows = page.locator("tr.patient-row")
-        expect(rows).to_have_count(2)
+        expect(rows).to_have_count(3)
         expect(page.locator("text=Hidden Hugo")).to_have_count(0)
         expect(rows.first).to_contain_text("Well Walter")
 
@@ -95,4 +108,29 @@ def test_clinician_sees_live_ward_and_acknowledges_an_alert(server):
         expect(page.locator("h1")).to_contain_text("Unwell Una")
         expect(page.locator(".chart[data-metrics=heart_rate] canvas")).to_have_count(1, timeout=10_000)
         expect(page.locator("li.recommendation")).to_contain_text("Why:")
+        browser.close()
+
+
+def test_patient_page_shows_glucose_forecast_band_and_recommendations_with_decisions(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, ingest = server
+    ingest("Diabetic Dora", _glucose_before_a_meal(120, grams=60))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("dialog", lambda dialog: dialog.accept("covers lunch"))
+        _log_in(page, base)
+        page.locator("tr.patient-row", has_text="Diabetic Dora").locator("a").click()
+        panel = page.locator("#glucose-panel")
+        expect(panel).to_be_visible(timeout=10_000)
+        expect(panel.locator(".chart[data-glucose] canvas")).to_have_count(1)
+        expect(panel.locator(".u-legend")).to_contain_text("forecast band high")
+        expect(panel.locator("[data-glucose-field=forecast_summary]")).to_contain_text("Forecast in 2 h")
+        expect(panel.locator("[data-glucose-field=iob_u]")).not_to_be_empty()
+        expect(panel.locator(".therapy-profile")).to_contain_text("insulin sensitivity")
+        bolus = panel.locator(".glucose-recommendations li", has_text="Meal bolus")
+        expect(bolus).to_contain_text("pending")
+        page.locator("#recommendations li", has_text="Meal bolus").locator("button[data-decision=accept]").click()
+        expect(bolus).to_contain_text("accepted by nurse", timeout=10_000)
         browser.close()

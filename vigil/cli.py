@@ -699,7 +699,8 @@ def demo(
     from vigil.api.app import create_app
     from vigil.api.context import AppContext
     from vigil.demo import (
-        DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, register_ward, simulation_start, ward_started_at,
+        DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, prescribe_virtual_patients, register_ward,
+        simulation_start, ward_started_at,
     )
     from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
 
@@ -715,6 +716,7 @@ def demo(
     credentials = register_ward(ctx.store, profiles, manifest, start)
     for patient_id in patient_ids(manifest):
         ctx.store.assign(patient_id, login.username)
+    prescribe_virtual_patients(ctx.pipeline, profiles, manifest)
     ctx.pipeline.warm_up()
     simulator = WardSimulator(profiles, start, seed)
     clients = build_clients(credentials, InProcessTransport(in_process_delivery(ctx)), seed)

@@ -11,7 +11,9 @@ from vigil.api.context import AppContext
 from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
 from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
+from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
+from vigil.pipeline import Pipeline
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
@@ -57,6 +59,14 @@ def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Pat
             credentials[DeviceKey(profile.key, kind)] = tuple(entry["devices"][kind])
     write_private_json(manifest, known)
     return credentials
+
+
+def prescribe_virtual_patients(pipeline: Pipeline, profiles: list[PatientProfile], manifest: Path) -> None:
+    """Give the glucose advice each simulated CGM user's own prescription (total daily insulin, pump basal)."""
+    known = _read_manifest(manifest)["patients"]
+    for profile in profiles:
+        if profile.virtual_patient and profile.key in known:
+            pipeline.glucose.prescribe(known[profile.key]["patient_id"], simglucose_therapy(profile.virtual_patient))
 
 
 def patient_ids(manifest: Path) -> list[str]:

@@ -42,6 +42,9 @@ RESIDUAL_MEMORY = 288
 MIN_RESIDUALS = 12
 BAND_Z = 1.2816
 """The band is the forecast plus or minus this many root-mean-square errors: 80 % of normal errors fall inside."""
+MIN_BAND_RMSE = 10.0
+"""mg/dL: the band is never narrower than this RMSE, about a CGM's own error in range, however well the last forecasts
+did (a steady day would otherwise shrink it to nothing)."""
 FALLBACK_RMSE = ((0.0, 30.0, 60.0, 120.0), (0.0, 26.6, 43.9, 78.5))
 """RMSE (mg/dL) of the effects model with chart settings at 30 and 60 minutes on held-out simulated days
 (docs/results/glucose-forecast.json), extended linearly to 2 h: the band until a patient has ``MIN_RESIDUALS`` of
@@ -161,12 +164,12 @@ class PatientGlucose:
 
     def band(self) -> tuple[NDArray, list[str]]:
         """Half-width of the band at each horizon (``BAND_Z`` times the RMS of the patient's recent forecast errors
-        there, or of the effects model's measured ones), and whose errors it comes from."""
+        there, at least ``MIN_BAND_RMSE``, or the effects model's measured RMSE), and whose errors it comes from."""
         half_width = BAND_Z * np.interp(BAND_HORIZONS, *FALLBACK_RMSE)
         sources = ["fallback"] * len(BAND_HORIZONS)
         for i, errors in enumerate(self.residuals):
             if len(errors) >= MIN_RESIDUALS:
-                half_width[i] = BAND_Z * float(np.sqrt(np.mean(np.square(errors))))
+                half_width[i] = BAND_Z * max(float(np.sqrt(np.mean(np.square(errors)))), MIN_BAND_RMSE)
                 sources[i] = "patient"
         return half_width, sources
 
@@ -340,7 +343,8 @@ def _view(state: PatientGlucose) -> dict[str, Any]:
                 for m, v in zip(history.cgm_minutes[recent], history.cgm_values[recent])],
         "forecast": forecast,
         "band": f"forecast +/- {BAND_Z} x the RMS of the patient's last {RESIDUAL_MEMORY} forecast errors at each horizon "
-                f"(once {MIN_RESIDUALS} are known; 'fallback' points use the effects model's RMSE on simulated patients)",
+                f"(once {MIN_RESIDUALS} are known; at least {MIN_BAND_RMSE:.0f} mg/dL; 'fallback' points use the effects model's RMSE "
+                f"on simulated patients)",
         "iob_u": round(history.insulin_on_board(now, profile.basal_u_per_h), 2),
         "cob_g": round(history.carbs_on_board(now), 1),
         "profile": profile_json(profile, state.therapy, state.personalised_at),

@@ -28,6 +28,7 @@ async function postJson(url, body) {
   });
   if (!response.ok) alert("Failed: " + (await response.text()));
   document.body.dispatchEvent(new CustomEvent("ward-changed"));
+  drawCharts();
 }
 
 function handleActions(event) {
@@ -54,7 +55,78 @@ function toSeries(readings, metrics) {
   return [times.map(t => Date.parse(t) / 1000), ...columns];
 }
 
+const GLUCOSE_SERIES = [
+  {label: "glucose", stroke: "#117a65", points: {size: 3}},
+  {label: "forecast", stroke: "#2471a3", dash: [6, 4], points: {show: false}},
+  {label: "forecast band low", stroke: "rgba(36, 113, 163, 0.35)", points: {show: false}},
+  {label: "forecast band high", stroke: "rgba(36, 113, 163, 0.35)", points: {show: false}},
+];
+
+function padded(points, key, before, after) {
+  return [...Array(before).fill(null), ...points.map(p => p[key]), ...Array(after).fill(null)];
+}
+
+async function glucoseData(patientId) {
+  const glucose = await (await fetch(`/api/v1/patients/${patientId}/glucose`)).json();
+  showGlucosePanel(glucose);
+  const past = glucose.cgm, ahead = glucose.forecast;
+  return {
+    series: GLUCOSE_SERIES,
+    bands: [{series: [4, 3], fill: "rgba(36, 113, 163, 0.15)"}],
+    data: [[...past, ...ahead].map(p => Date.parse(p.time) / 1000), padded(past, "value", 0, ahead.length),
+           padded(ahead, "value", past.length, 0), padded(ahead, "low", past.length, 0), padded(ahead, "high", past.length, 0)],
+  };
+}
+
+function newElement(tag, className, text) {
+  const made = document.createElement(tag);
+  made.className = className;
+  made.textContent = text;
+  return made;
+}
+
+const shortTime = time => time.slice(0, 16).replace("T", " ");
+
+function glucoseRecommendationItem(rec) {
+  const item = newElement("li", `recommendation status-${rec.status}`, "");
+  item.dataset.recommendationId = rec.recommendation_id;
+  const decision = rec.status === "pending" ? "pending: awaiting a clinician's decision" : `${rec.status} by ${rec.decided_by}`;
+  item.append(newElement("span", "when", shortTime(rec.time)), newElement("strong", "", rec.action), " ",
+              newElement("span", "decision", decision), newElement("div", "why", "Why: " + rec.reason));
+  return item;
+}
+
+function describeProfile(p) {
+  const personalised = p.personalised_at ? `, personalised ${shortTime(p.personalised_at)} UTC` : "";
+  return `Settings in use: insulin sensitivity ${p.isf_mg_dl_per_u} ± ${p.isf_sd} mg/dL per U, carb ratio ` +
+    `${p.carb_ratio_g_per_u} ± ${p.carb_ratio_sd} g per U, basal ${p.basal_u_per_h} ± ${p.basal_sd} U/h, target ` +
+    `${p.target_mg_dl} mg/dL; started from ${p.source} (${p.total_daily_insulin_u} U a day)${personalised}.`;
+}
+
+function describeForecast(forecast) {
+  const last = forecast[forecast.length - 1];
+  if (!last) return "No forecast: no CGM reading in the 10 minutes before the latest.";
+  const width = last.band === "patient" ? "from this patient's own forecast errors" : "fallback width";
+  return `Forecast in 2 h: ${last.value.toFixed(0)} mg/dL (band ${last.low.toFixed(0)} to ${last.high.toFixed(0)}, ${width}).`;
+}
+
+function showGlucosePanel(glucose) {
+  const panel = document.getElementById("glucose-panel");
+  panel.hidden = !glucose.streaming;
+  if (!glucose.streaming) return;
+  const field = name => panel.querySelector(`[data-glucose-field=${name}]`);
+  field("as_of").textContent = shortTime(glucose.as_of);
+  field("iob_u").textContent = glucose.iob_u.toFixed(2);
+  field("cob_g").textContent = glucose.cob_g.toFixed(0);
+  field("forecast_summary").textContent = describeForecast(glucose.forecast);
+  field("profile").textContent = describeProfile(glucose.profile);
+  const items = glucose.recommendations.map(glucoseRecommendationItem);
+  panel.querySelector(".glucose-recommendations")
+    .replaceChildren(...(items.length ? items : [newElement("li", "none", "No glucose recommendations yet.")]));
+}
+
 async function chartData(element, patientId, start) {
+  if (element.dataset.glucose) return glucoseData(patientId);
   if (element.dataset.risk) {
     const risk = await (await fetch(`/api/v1/patients/${patientId}/risk?hours=24`)).json();
     if (element.dataset.risk === "sepsis") {
@@ -77,12 +149,13 @@ async function drawCharts() {
   if (!page || !window.uPlot) return;
   const start = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
   for (const element of page.querySelectorAll(".chart")) {
-    const {labels, data} = await chartData(element, page.dataset.patientId, start);
+    const {labels, data, series, bands} = await chartData(element, page.dataset.patientId, start);
     element.classList.toggle("empty", data[0].length === 0);
     if (charts.has(element)) { charts.get(element).setData(data); continue; }
     const options = {
       width: Math.max(element.clientWidth, 320), height: 180,
-      series: [{}, ...labels.map((label, i) => ({label, stroke: SERIES_COLOURS[i], spanGaps: false, points: {size: 3}}))],
+      series: [{}, ...(series || labels.map((label, i) => ({label, stroke: SERIES_COLOURS[i], spanGaps: false, points: {size: 3}})))],
+      bands: bands || [],
       axes: [{}, {size: 50}],
     };
     charts.set(element, new uPlot(options, data, element));
