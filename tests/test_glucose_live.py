@@ -61,7 +61,8 @@ def test_falling_glucose_forecasts_a_low_before_it_happens_and_alerts_once(ward)
     falling = [130.0] * HOUR + [130.0 - 12.5 * (i + 1) for i in range(4)]  # 2.5 mg/dL per minute, last value 80
     assert ward.ingest(cgm(falling, end_minutes_ago=30), ward.other_token).status_code == 202
     [alert] = forecast_lows(ward)
-    assert alert["data"]["predictive"] is True and alert["data"]["glucose"] >= 70 > alert["data"]["forecast_mg_dl"]
+    assert alert["data"]["predictive"] is True and alert["data"]["glucose"] >= 70 > alert["data"]["amount"]
+    assert alert["data"]["unit"] == "mg/dL" and alert["data"]["as_of"] == alert["time"]
     assert "forecast to reach" in alert["message"]
     [rescue] = glucose_recommendations(ward, "rescue_carbs")
     assert rescue["action"] == "Take 15 g of fast-acting carbohydrate now"

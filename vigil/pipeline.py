@@ -99,7 +99,8 @@ class Pipeline:
     def _stored_glucose_readings(self) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
         start = utc_now() - GLUCOSE_WARM_UP_WINDOW
-        return [reading for metric in GLUCOSE_METRICS for reading in self.store.query_readings(metric=metric, start=start)]
+        return [reading for metric in GLUCOSE_METRICS
+                for reading in self.store.query_readings(metric=metric, start=start)]
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
         """Write the batch's derived events: scores and statuses in one go, then alerts and advice."""

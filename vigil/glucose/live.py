@@ -133,20 +133,25 @@ class PatientGlucose:
     alert_seen: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.personaliser = Personaliser(population_profile(self.therapy.total_daily_insulin, self.therapy.basal_u_per_h))
+        self.start_from(self.therapy)
+
+    def start_from(self, therapy: TherapySource) -> None:
+        """Population settings and safety limits from this total daily insulin and programmed basal."""
+        self.therapy = therapy
+        self.personaliser = Personaliser(population_profile(therapy.total_daily_insulin, therapy.basal_u_per_h))
         self.advisor = GlucoseAdvisor(self.personaliser.current,
-                                      safety_limits(self.therapy.total_daily_insulin, self.therapy.basal_u_per_h))
-        self.recommended_basal = self.therapy.basal_u_per_h
+                                      safety_limits(therapy.total_daily_insulin, therapy.basal_u_per_h))
+        self.recommended_basal = therapy.basal_u_per_h
 
     def add(self, reading: Reading) -> bool:
         """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
         minute, h = to_minutes(reading.time), self.history
-        latest = {"glucose": h.cgm_minutes, "carbs": h.carb_minutes, "insulin_bolus": h.bolus_minutes,
-                  "insulin_basal": h.basal_minutes}[reading.metric]
-        if reading.quality != "ok" or (len(latest) and minute < latest[-1]):
+        times, append = {"glucose": (h.cgm_minutes, h.add_cgm), "carbs": (h.carb_minutes, h.add_carbs),
+                         "insulin_bolus": (h.bolus_minutes, h.add_bolus),
+                         "insulin_basal": (h.basal_minutes, h.set_basal)}[reading.metric]
+        if reading.quality != "ok" or (len(times) and minute < times[-1]):
             return False
-        {"glucose": h.add_cgm, "carbs": h.add_carbs, "insulin_bolus": h.add_bolus,
-         "insulin_basal": h.set_basal}[reading.metric](minute, reading.value)
+        append(minute, reading.value)
         return True
 
     def observe(self, minute: float) -> None:
@@ -180,10 +185,7 @@ class PatientGlucose:
             return
         measured = therapy_from_history(self.history, now) if self.therapy.source.startswith("default") else None
         if measured is not None:
-            self.therapy = measured
-            self.personaliser = Personaliser(population_profile(measured.total_daily_insulin, measured.basal_u_per_h))
-            self.advisor.limits = safety_limits(measured.total_daily_insulin, measured.basal_u_per_h)
-            self.recommended_basal = measured.basal_u_per_h
+            self.start_from(measured)
         self.advisor.profile = self.personaliser.update(self.history, now)
         self.history = self.history.recent(now - LOOKBACK_MIN)
         self.personalised_at = now
@@ -211,6 +213,12 @@ def advice_points(cgm_minutes: Sequence[float], meals: Sequence[tuple[float, flo
     for minute, grams in meals:
         points[next(point for point in points if point >= minute)] += grams
     return points
+
+
+def advice_data(advice: Advice, minute: float) -> dict[str, Any]:
+    """The numbers behind a piece of advice given at ``minute``, timed by a timestamp rather than the live clock."""
+    data = {key: value for key, value in advice.data.items() if key != "now"}
+    return {"as_of": format_time(to_time(minute)), **data, "amount": advice.amount, "unit": advice.unit}
 
 
 def recommendation_kind(advice: Advice) -> str:
@@ -251,6 +259,8 @@ class LiveGlucose:
                 for reading in batch:
                     state.add(reading)
                 minutes = state.history.cgm_minutes
+                if len(minutes) == 0:  # only readings flagged implausible
+                    continue
                 for minute in minutes[minutes >= minutes[-1] - (RESIDUAL_MEMORY * 5 + BAND_HORIZONS[-1])]:
                     state.observe(float(minute))
                 state.advised_through = float(minutes[-1])
@@ -269,9 +279,11 @@ class LiveGlucose:
             self._patients[patient_id] = PatientGlucose(self._prescribed.get(patient_id) or default_therapy())
         return self._patients[patient_id]
 
-    def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading], outcome: GlucoseOutcome) -> None:
+    def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading],
+                        outcome: GlucoseOutcome) -> None:
         added = [reading for reading in batch if state.add(reading)]
-        new_cgm = [to_minutes(r.time) for r in added if r.metric == "glucose" and to_minutes(r.time) > state.advised_through]
+        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == "glucose")
+                   if minute > state.advised_through]
         meals = [(to_minutes(r.time), r.value) for r in added if r.metric == "carbs"]
         for minute, grams in advice_points(new_cgm, meals).items():
             state.personalise_if_due(minute)
@@ -290,8 +302,8 @@ class LiveGlucose:
             if item.kind in ALERT_RULES or (item.kind == "temp_basal" and not state.material_basal(item)):
                 continue
             kind = recommendation_kind(item)
-            data = item.data | {"amount": item.amount, "unit": item.unit, "duration_min": item.duration_min,
-                                "profile": profile_json(state.advisor.profile, state.therapy, state.personalised_at)}
+            profile = profile_json(state.advisor.profile, state.therapy, state.personalised_at)
+            data = advice_data(item, minute) | {"duration_min": item.duration_min, "profile": profile}
             drafts.append(RecommendationDraft(patient_id, kind, to_time(minute), recommendation_action(kind, item),
                                               item.reason, data))
         return drafts
@@ -302,7 +314,8 @@ class LiveGlucose:
         for kind, rule in ALERT_RULES.items():
             verdict = self._verdict(state, rule, minute, present.get(kind))
             if verdict is not None and self._episodes.should_raise(patient_id, verdict):
-                drafts.append(AlertDraft(patient_id, rule, verdict.severity, to_time(minute), verdict.message, verdict.data))
+                drafts.append(AlertDraft(patient_id, rule, verdict.severity, to_time(minute), verdict.message,
+                                         verdict.data))
         return drafts
 
     @staticmethod
@@ -313,7 +326,7 @@ class LiveGlucose:
             return RuleVerdict(rule, 0) if cleared else None
         state.alert_seen[rule] = minute
         urgent = rule == FORECAST_LOW and advice.amount < HYPOGLYCAEMIA_LEVEL_2
-        data = advice.data | {"forecast_mg_dl": advice.amount, "predictive": True}
+        data = advice_data(advice, minute) | {"predictive": True}
         return RuleVerdict(rule, 2 if urgent else 1, "urgent" if urgent else "warning", advice.reason, data)
 
     def view(self, patient_id: str) -> dict[str, Any] | None:
@@ -342,9 +355,9 @@ def _view(state: PatientGlucose) -> dict[str, Any]:
         "cgm": [{"time": format_time(to_time(m)), "value": round(float(v), 1)}
                 for m, v in zip(history.cgm_minutes[recent], history.cgm_values[recent])],
         "forecast": forecast,
-        "band": f"forecast +/- {BAND_Z} x the RMS of the patient's last {RESIDUAL_MEMORY} forecast errors at each horizon "
-                f"(once {MIN_RESIDUALS} are known; at least {MIN_BAND_RMSE:.0f} mg/dL; 'fallback' points use the effects model's RMSE "
-                f"on simulated patients)",
+        "band": f"forecast +/- {BAND_Z} x the RMS of the patient's last {RESIDUAL_MEMORY} forecast errors at each "
+                f"horizon (once {MIN_RESIDUALS} are known; at least {MIN_BAND_RMSE:.0f} mg/dL; 'fallback' points use "
+                "the effects model's RMSE on simulated patients)",
         "iob_u": round(history.insulin_on_board(now, profile.basal_u_per_h), 2),
         "cob_g": round(history.carbs_on_board(now), 1),
         "profile": profile_json(profile, state.therapy, state.personalised_at),
