@@ -9,6 +9,7 @@ import pytest
 
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.live import simglucose_therapy, therapy_from_history
+from vigil.pipeline import Pipeline
 from vigil.timeutil import format_time, utc_now
 
 HOUR = 12  # CGM readings in an hour
@@ -118,6 +119,19 @@ def test_therapy_from_the_prescription_or_from_a_day_of_insulin_data(ward):
     assert therapy_from_history(history, 1000.0) is None  # under a day of data
     measured = therapy_from_history(history, 2 * 1440.0)
     assert measured.total_daily_insulin == pytest.approx(15 + 24) and measured.basal_u_per_h == 1.0
+
+
+def test_a_restarted_pipeline_warms_up_from_the_store_without_advising_again(ward):
+    readings = cgm([150.0 + i for i in range(2 * HOUR)])
+    readings.append(announced(readings[-1], "carbs", 40.0, 1000))
+    assert ward.ingest(readings, ward.other_token).status_code == 202
+    before = ward.ctx.store.list_recommendations(ward.other_patient_id)
+    restarted = Pipeline(ward.ctx.store)
+    restarted.warm_up()
+    view = restarted.glucose.view(ward.other_patient_id)
+    assert view["cob_g"] > 0 and len(view["cgm"]) == 2 * HOUR
+    assert view["forecast"][0]["band"] == "patient"  # its own forecast errors were scored during the warm-up
+    assert ward.ctx.store.list_recommendations(ward.other_patient_id) == before
 
 
 def glucose_profile(ward) -> dict:
