@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from vigil.demo import prescribe_virtual_patients, register_ward
+from vigil.devices import DeviceKey, mixed_ward
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.live import simglucose_therapy, therapy_from_history
 from vigil.pipeline import Pipeline
@@ -134,6 +136,18 @@ def test_a_restarted_pipeline_warms_up_from_the_store_without_advising_again(war
     assert ward.ctx.store.list_recommendations(ward.other_patient_id) == before
 
 
-def glucose_profile(ward) -> dict:
-    url = f"/api/v1/patients/{ward.other_patient_id}/glucose"
+def test_the_demo_gives_each_cgm_patient_their_simulated_prescription(ward, tmp_path):
+    profiles = mixed_ward(2)
+    diabetic = next(profile for profile in profiles if profile.virtual_patient)
+    manifest = tmp_path / "ward.json"
+    credentials = register_ward(ward.ctx.store, profiles, manifest, utc_now())
+    prescribe_virtual_patients(ward.ctx.pipeline, profiles, manifest)
+    device_id, token = credentials[DeviceKey(diabetic.key, "cgm")]
+    assert ward.ingest(cgm([120.0] * 3), token).status_code == 202
+    profile = glucose_profile(ward, ward.ctx.store.get_device(device_id).patient_id)
+    assert profile["source"] == f"prescription of {diabetic.virtual_patient}"
+
+
+def glucose_profile(ward, patient_id: str | None = None) -> dict:
+    url = f"/api/v1/patients/{patient_id or ward.other_patient_id}/glucose"
     return ward.client.get(url, headers=ward.login("root")).json()["profile"]
