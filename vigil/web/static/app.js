@@ -62,19 +62,21 @@ const GLUCOSE_SERIES = [
   {label: "forecast band high", stroke: "rgba(36, 113, 163, 0.35)", points: {show: false}},
 ];
 
-function padded(points, key, before, after) {
-  return [...Array(before).fill(null), ...points.map(p => p[key]), ...Array(after).fill(null)];
+function padded(points, key, before, after, start = null) {
+  return [...Array(Math.max(before - 1, 0)).fill(null), ...(before ? [start] : []), ...points.map(p => p[key]),
+          ...Array(after).fill(null)];
 }
 
 async function glucoseData(patientId) {
   const glucose = await (await fetch(`/api/v1/patients/${patientId}/glucose`)).json();
   showGlucosePanel(glucose);
   const past = glucose.cgm, ahead = glucose.forecast;
+  const now = ahead.length && past.length ? past[past.length - 1].value : null;  // the forecast starts at the last reading
   return {
     series: GLUCOSE_SERIES,
     bands: [{series: [4, 3], fill: "rgba(36, 113, 163, 0.15)"}],
     data: [[...past, ...ahead].map(p => Date.parse(p.time) / 1000), padded(past, "value", 0, ahead.length),
-           padded(ahead, "value", past.length, 0), padded(ahead, "low", past.length, 0), padded(ahead, "high", past.length, 0)],
+           ...["value", "low", "high"].map(key => padded(ahead, key, past.length, 0, now))],
   };
 }
 
