@@ -32,6 +32,7 @@ WARM_UP_WINDOW = timedelta(minutes=LOOKBACK_MIN)
 
 DEFAULT_TOTAL_DAILY_INSULIN = 40.0
 """U/day assumed for a patient with no prescription and under a day of insulin data (a typical adult)."""
+DEFAULT_SOURCE = "default: no prescription and under a day of insulin data"
 BASAL_SHARE = 0.5
 """Programmed basal assumed as this share of the total daily insulin when no basal rate has been reported."""
 
@@ -81,8 +82,7 @@ class TherapySource:
 
 
 def default_therapy() -> TherapySource:
-    return TherapySource(DEFAULT_TOTAL_DAILY_INSULIN, BASAL_SHARE * DEFAULT_TOTAL_DAILY_INSULIN / 24,
-                         "default: no prescription and under a day of insulin data")
+    return TherapySource(DEFAULT_TOTAL_DAILY_INSULIN, BASAL_SHARE * DEFAULT_TOTAL_DAILY_INSULIN / 24, DEFAULT_SOURCE)
 
 
 def simglucose_therapy(virtual_patient: str) -> TherapySource:
@@ -183,7 +183,7 @@ class PatientGlucose:
         within the daily step, and forget data older than the personalisation looks back."""
         if self.personalised_at is not None and now - self.personalised_at < DAY_MIN:
             return
-        measured = therapy_from_history(self.history, now) if self.therapy.source.startswith("default") else None
+        measured = therapy_from_history(self.history, now) if self.therapy.source == DEFAULT_SOURCE else None
         if measured is not None:
             self.start_from(measured)
         self.advisor.profile = self.personaliser.update(self.history, now)
