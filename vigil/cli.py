@@ -985,6 +985,23 @@ app.add_typer(glucose_app, name="glucose")
 PatientsOption = Annotated[str, typer.Option("--patients", help="all, child, adolescent, adult or NAME,NAME,...")]
 
 
+def _virtual_patients(selection: str) -> list[str]:
+    from vigil.glucose.body import patient_names
+
+    try:
+        return patient_names(selection)
+    except ValueError as error:
+        _fail(f"--{error}")
+        raise
+
+
+def _save_json(result: dict, save: Optional[Path]) -> None:
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        err.print(f"saved to {save}")
+
+
 @glucose_app.command("simulate")
 def glucose_simulate(
     patients: PatientsOption = "all",
@@ -1001,23 +1018,16 @@ def glucose_simulate(
 
     from rich.progress import Progress
 
-    from vigil.glucose.body import patient_names
     from vigil.glucose.simulation import closed_loop_result, simulate_cohort
 
-    try:
-        names = patient_names(patients)
-    except ValueError as error:
-        _fail(f"--{error}")
+    names = _virtual_patients(patients)
     controllers = ("vigil", "bb") if baseline else ("vigil",)
     with Progress(console=err) as progress:
         task = progress.add_task("closed loop", total=len(names) * len(controllers))
         runs = simulate_cohort(names, days, seed, controllers, workers or os.cpu_count() or 1,
                                lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"))
     result = closed_loop_result(runs, controllers, days, seed)
-    if save:
-        save.parent.mkdir(parents=True, exist_ok=True)
-        save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-        err.print(f"saved to {save}")
+    _save_json(result, save)
     _emit(result, as_json, _closed_loop_text(result))
 
 
@@ -1046,22 +1056,15 @@ def glucose_forecast_eval(
     from rich.progress import Progress
     from rich.table import Table
 
-    from vigil.glucose.body import patient_names
     from vigil.glucose.forecast_eval import forecast_evaluation, model_specs
     from vigil.glucose.forecast_report import column_titles, summary_rows
 
-    try:
-        names = patient_names(patients)
-    except ValueError as error:
-        _fail(f"--{error}")
+    names = _virtual_patients(patients)
     with Progress(console=err) as progress:
         task = progress.add_task("forecast evaluation", total=len(names) * (1 + len(model_specs())))
         result = forecast_evaluation(patients, train_days, test_days, seed,
                                      lambda message: progress.update(task, advance=1, description=message))
-    if save:
-        save.parent.mkdir(parents=True, exist_ok=True)
-        save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-        err.print(f"saved to {save}")
+    _save_json(result, save)
     if as_json:
         _emit(result, True, "")
         return
