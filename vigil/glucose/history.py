@@ -91,10 +91,3 @@ class GlucoseHistory:
         """Grams of the carbs announced by ``now`` absorbed between ``start`` and ``end``."""
         eaten = self.carb_minutes <= now
         return absorbed_between(curve, self.carb_minutes[eaten], self.carb_grams[eaten], start, end)
-
-    def latest_glucose(self, now: float, max_age: float = 15.0) -> float | None:
-        """The last CGM value if it is at most ``max_age`` minutes old."""
-        seen = self.cgm_minutes <= now
-        if not seen.any() or now - self.cgm_minutes[seen][-1] > max_age:
-            return None
-        return float(self.cgm_values[seen][-1])

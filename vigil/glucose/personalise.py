@@ -117,6 +117,7 @@ class Personaliser:
 
     prior: TherapyProfile
     max_daily_change: float = 0.10
+    """A setting never moves more than this share of its value in a day."""
 
     def __post_init__(self) -> None:
         self.current = self.prior

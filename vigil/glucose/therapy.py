@@ -38,8 +38,6 @@ class SafetyLimits:
     max_temp_basal_u_per_h: float
     no_insulin_below: float = 80.0
     rescue_carbs_g: float = 15.0
-    max_daily_change: float = 0.10
-    """A setting never moves more than this share of its value in a day."""
 
 
 def population_profile(total_daily_insulin: float, basal_u_per_h: float, target: float = DEFAULT_TARGET) -> TherapyProfile:
