@@ -59,9 +59,10 @@ def test_the_test_fold_is_only_scored_never_learned_from():
     assert not np.array_equal(original.probability[~test], relabelled.probability[~test])  # labels do matter
 
 
-def test_calibrated_model_ranks_held_out_stays_and_has_a_threshold():
+@pytest.mark.parametrize("model", ["lightgbm", "logistic"])
+def test_calibrated_model_ranks_held_out_stays_and_has_a_threshold(model):
     data, held = synthetic_stays(seed=1), synthetic_stays(count=80, seed=2)
-    fitted = fit_calibrated("lightgbm", data, seed=0)
+    fitted = fit_calibrated(model, data, seed=0)
     probability = fitted.probability(held.X, held.stays)
     assert 0.0 <= probability.min() and probability.max() <= 1.0 and 0.0 < fitted.threshold < 1.0
     assert roc_auc_score(held.y, probability) > 0.75

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -169,6 +170,8 @@ def _stay_holdout(stays: NDArray, fraction: float, seed: int) -> NDArray[np.bool
 
 
 MODEL_FACTORIES: dict[str, Callable[[int], RiskEstimator]] = {
+    "logistic": lambda seed: SklearnRisk("logistic", make_pipeline(
+        normal_scores(seed), LogisticRegression(C=0.01, class_weight="balanced", max_iter=3000))),
     "decision_tree": lambda seed: SklearnRisk("decision_tree", DecisionTreeClassifier(
         max_depth=8, min_samples_leaf=200, class_weight="balanced", random_state=seed)),
     "random_forest": lambda seed: SklearnRisk("random_forest", RandomForestClassifier(
@@ -178,7 +181,8 @@ MODEL_FACTORIES: dict[str, Callable[[int], RiskEstimator]] = {
     "mlp": lambda seed: MlpRisk(seed),
     "lightgbm": lambda seed: LightGbmRisk(seed),
 }
-"""Each candidate by name; the recurrent network is added when PyTorch is installed (the [deep] extra)."""
+"""Each candidate by name; the recurrent network is added when PyTorch is installed (the [deep] extra).
+Logistic regression (one weight per normal-scored feature) is the simple baseline the others must beat."""
 
 
 def _scaled_kernel_svm(seed: int) -> Pipeline:
