@@ -3,14 +3,16 @@ carbs before the value is low, no insulin when low, deduplicated alerts, and the
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from vigil.demo import prescribe_virtual_patients, register_ward
 from vigil.devices import DeviceKey, mixed_ward
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.live import simglucose_therapy, therapy_from_history
+from vigil.glucose.live import FALLBACK_RMSE, simglucose_therapy, therapy_from_history
 from vigil.pipeline import Pipeline
 from vigil.timeutil import format_time, utc_now
 
@@ -151,3 +153,12 @@ def test_the_demo_gives_each_cgm_patient_their_simulated_prescription(ward, tmp_
 def glucose_profile(ward, patient_id: str | None = None) -> dict:
     url = f"/api/v1/patients/{patient_id or ward.other_patient_id}/glucose"
     return ward.client.get(url, headers=ward.login("root")).json()["profile"]
+
+
+def test_fallback_band_is_the_measured_effects_model_error():
+    """FALLBACK_RMSE is copied from the forecast evaluation; it must follow when that evaluation is rerun."""
+    measured = json.loads((Path(__file__).parents[1] / "docs/results/glucose-forecast.json").read_text())
+    effects = measured["models"]["effects (chart settings)"]["overall"]
+    horizons, rmse = FALLBACK_RMSE
+    for minutes in (30, 60):
+        assert rmse[horizons.index(float(minutes))] == pytest.approx(effects[str(minutes)]["rmse"], abs=0.05)
