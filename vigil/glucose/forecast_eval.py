@@ -70,9 +70,10 @@ def patient_series(name: str, days: int, seed: int) -> PatientSeries:
     return PatientSeries.from_history(name, live_days(name, days, seed), prescription(name))
 
 
-def simulate_cohort(names: Sequence[str], days: int, seed: int, progress: Progress = lambda _: None,
+def record_cohort(names: Sequence[str], days: int, seed: int, progress: Progress = lambda _: None,
                     workers: int = MAX_WORKERS) -> list[PatientSeries]:
-    """Every patient's days, simulated in up to ``workers`` processes (at most ``MAX_WORKERS``), in ``names`` order."""
+    """Every patient's days under standard basal-bolus therapy, recorded as forecasting data, simulated in up to
+    ``workers`` processes (at most ``MAX_WORKERS``), in ``names`` order (closed-loop outcomes: simulation.py)."""
     if days < 1:
         raise ValueError(f"days: need at least 1, got {days}")
     processes = max(1, min(workers, MAX_WORKERS, len(names)))
@@ -195,7 +196,7 @@ def forecast_evaluation(selection: str = "all", train_days: int = 4, test_days: 
     if train_days < 1 or test_days < 1:
         raise ValueError("train_days and test_days: each needs at least 1 day")
     names = patient_names(selection)
-    cohort = simulate_cohort(names, train_days + test_days, seed, progress)
+    cohort = record_cohort(names, train_days + test_days, seed, progress)
     models = evaluate_forecasts(cohort, train_days, model_specs(), progress)
     return {"patients": names, "train_days": train_days, "test_days": test_days, "seed": seed,
             "horizons": list(HORIZONS), "reference": "CGM", "models": models}
