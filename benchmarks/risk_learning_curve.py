@@ -11,7 +11,6 @@ against the number of training stays.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,12 +18,10 @@ import numpy as np
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
 
-from vigil.models.evaluation import Dataset, fit_calibrated, normalized, patient_folds
-from vigil.models.physionet import load_stays
+from risk_common import FOLDS, SEED, development_set, save_figure
+from vigil.models.evaluation import Dataset, fit_calibrated, normalized
 
 SHARES = (0.25, 0.5, 0.75, 1.0)
-FOLDS = 5
-SEED = 0
 
 
 def stay_share(train: Dataset, share: float, seed: int) -> np.ndarray:
@@ -86,23 +83,15 @@ def plot(result: dict, path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     fig.suptitle("LightGBM sepsis risk, PhysioNet 2019 set B: held-out metrics against training data", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("docs/figures/risk-learning-curve.png"))
-    args = parser.parse_args()
-    data = Dataset.from_frame(load_stays(args.data))
-    folds = patient_folds(data, FOLDS, SEED)
+    args, data, folds = development_set(__doc__.splitlines()[0], "docs/figures/risk-learning-curve.png")
     with Progress() as progress:
         task = progress.add_task("fitting on shares of the training stays", total=len(SHARES) * FOLDS)
         points = curve(data, folds, lambda: progress.advance(task))
     result = {"data": str(args.data), "folds": FOLDS, "seed": SEED, "points": points}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(result, args.out)
     print(json.dumps(result))
 

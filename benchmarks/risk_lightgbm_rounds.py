@@ -9,7 +9,6 @@ JSON of AUROC per checkpoint (mean and per fold) and draws the curves.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import numpy as np
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
 
-from vigil.models.evaluation import Dataset, patient_folds
-from vigil.models.physionet import load_stays
+from risk_common import FOLDS, development_set, save_figure
+from vigil.models.evaluation import Dataset
 from vigil.models.zoo import LightGbmRisk
 
 CHECKPOINTS = (50, 100, 150, 200, 300, 400, 600)
@@ -56,23 +55,15 @@ def plot(result: dict, path: Path) -> None:
     axis.set_title("LightGBM on PhysioNet 2019 set B: more rounds learn individual stays", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("docs/figures/risk-lightgbm-rounds.png"))
-    args = parser.parse_args()
-    data = Dataset.from_frame(load_stays(args.data))
-    folds = patient_folds(data, 5, 0)
+    args, data, folds = development_set(__doc__.splitlines()[0], "docs/figures/risk-lightgbm-rounds.png")
     with Progress() as progress:
-        task = progress.add_task("boosting", total=len(LEAF_SIZES) * 5)
+        task = progress.add_task("boosting", total=len(LEAF_SIZES) * FOLDS)
         auroc = {size: held_out_auroc(data, folds, size, lambda: progress.advance(task)) for size in LEAF_SIZES}
-    result = {"data": str(args.data), "folds": 5, "checkpoints": list(CHECKPOINTS), "auroc": auroc}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"data": str(args.data), "folds": FOLDS, "checkpoints": list(CHECKPOINTS), "auroc": auroc}
     plot(result, args.out)
     print(json.dumps(result))
 
