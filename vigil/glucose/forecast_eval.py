@@ -71,7 +71,7 @@ def patient_series(name: str, days: int, seed: int) -> PatientSeries:
 
 
 def record_cohort(names: Sequence[str], days: int, seed: int, progress: Progress = lambda _: None,
-                    workers: int = MAX_WORKERS) -> list[PatientSeries]:
+                  workers: int = MAX_WORKERS) -> list[PatientSeries]:
     """Every patient's days under standard basal-bolus therapy, recorded as forecasting data, simulated in up to
     ``workers`` processes (at most ``MAX_WORKERS``), in ``names`` order (closed-loop outcomes: simulation.py)."""
     if days < 1:

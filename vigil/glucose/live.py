@@ -48,8 +48,8 @@ MIN_BAND_RMSE = 10.0
 did (a steady day would otherwise shrink it to nothing)."""
 FALLBACK_RMSE = ((0.0, 30.0, 60.0, 120.0), (0.0, 26.6, 43.9, 78.5))
 """RMSE (mg/dL) of the effects model with chart settings at 30 and 60 minutes on held-out simulated days
-(docs/results/glucose-forecast.json; a test checks they agree), extended linearly to 2 h: the band until a patient has ``MIN_RESIDUALS`` of
-their own forecasts checked at that horizon."""
+(docs/results/glucose-forecast.json; a test checks they agree), extended linearly to 2 h: the band until a
+patient has ``MIN_RESIDUALS`` of their own forecasts checked at that horizon."""
 
 MATERIAL_BASAL_SHARE = 0.25
 MIN_BASAL_CHANGE_U_PER_H = 0.1
