@@ -22,9 +22,10 @@ import pandas as pd
 from rich.progress import Progress
 from sklearn.metrics import roc_auc_score
 
+from risk_common import FOLDS
 from vigil.models import features
 from vigil.models.evaluation import Dataset, cross_validate, normalized
-from vigil.models.physionet import HOUR, LABS, STAY_ID, VITALS
+from vigil.models.physionet import HOUR, LABS, STAY_ID, VITALS, load_stays
 
 SOFA_LIMITS = {
     "sofa_coagulation": ("Platelets", (150, 100, 50, 20), True),
@@ -89,7 +90,7 @@ def _lab_changes(last: pd.DataFrame, observed: pd.DataFrame, stays: features.Sta
 
 
 def lightgbm_metrics(data: Dataset, seed: int) -> dict[str, float]:
-    results, _ = cross_validate(data, ["lightgbm"], 5, seed)
+    results, _ = cross_validate(data, ["lightgbm"], FOLDS, seed)
     predictions = results[-1]
     return {"auroc": round(float(roc_auc_score(data.y, predictions.probability)), 4),
             "utility": round(normalized(data.y, predictions.alarm, data.stays), 4)}
@@ -101,8 +102,6 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    from vigil.models.physionet import load_stays
-
     frame = load_stays(args.data).sort_values([STAY_ID, HOUR], kind="stable").reset_index(drop=True)
     current = Dataset.from_frame(frame)
     extended = Dataset(np.hstack([current.X, candidate_features(frame).to_numpy(np.float32)]),
