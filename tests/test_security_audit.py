@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from vigil.security.audit import GENESIS_HASH, AuditEvent, Head, head_problems, next_entry, verify_chain
+from vigil.security.audit import GENESIS_HASH, AuditEvent, Head, head_problems, next_entry, verify_chain, verify_log
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 
@@ -90,6 +90,47 @@ def _append_concurrently(url: str, writers: int, each: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+class _Log:
+    """An audit log over a list of entries, read two at a time."""
+
+    def __init__(self, entries: list):
+        self.entries = entries
+
+    def audit_entries(self, after_seq: int = 0) -> list:
+        return [e for e in self.entries if e.seq > after_seq][:2]
+
+    def audit_entry(self, seq: int):
+        return next((e for e in self.entries if e.seq == seq), None)
+
+
+def test_verifying_the_log_reads_every_batch_and_finds_an_edit():
+    entries = _chain(5)
+    intact = verify_log(_Log(entries), KEY)
+    assert intact.intact and intact.entries == 5 and intact.head == Head(5, entries[-1].hash)
+    edited = verify_log(_Log([*entries[:2], replace(entries[2], actor="user:mallory"), *entries[3:]]), KEY)
+    assert not edited.intact and edited.problems == ["entry 3: content does not match its hash (edited)"]
+    assert edited.entries == 5
+
+
+def test_verifying_the_log_against_a_head_finds_the_newest_entries_cut():
+    entries = _chain(5)
+    assert verify_log(_Log(entries), KEY, Head(5, entries[4].hash)).intact
+    cut = verify_log(_Log(entries[:4]), KEY, Head(5, entries[4].hash))
+    assert cut.problems == ["entry 5: missing, but it was the head before (the newest entries were deleted)"]
+
+
+def test_verifying_the_log_keeps_its_head_in_a_file(tmp_path):
+    entries, head_file = _chain(5), tmp_path / "head"
+    assert verify_log(_Log(entries[:3]), KEY, head_file=head_file).intact  # no file yet: nothing expected, head noted
+    assert head_file.read_text() == f"3:{entries[2].hash}\n"
+    assert verify_log(_Log(entries), KEY, head_file=head_file).intact  # grown: the head moves on
+    cut = verify_log(_Log(entries[:4]), KEY, head_file=head_file)
+    assert not cut.intact and head_file.read_text() == f"5:{entries[4].hash}\n"  # a failed check keeps the old head
+    head_file.write_text("12")
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        verify_log(_Log(entries), KEY, head_file=head_file)
 
 
 def test_concurrent_writers_share_one_chain(any_store_url):

@@ -423,48 +423,37 @@ def audit_verify(
 ) -> None:
     """Check the whole chain, and that it still holds the head noted before; exit status 1 if any entry was
     edited, reordered or deleted."""
-    from vigil.security.audit import GENESIS_HASH, Head, head_problems, verify_chain
+    from vigil.security.audit import verify_log
 
     expected = _expected_head(expect_head, head_file)
     settings = load_settings(db)
-    key, store = _audit_key(settings), _store(settings)
-    count, head = 0, Head(0, GENESIS_HASH)
-
-    def entries():
-        nonlocal count, head
-        while batch := store.audit_entries(after_seq=head.seq):
-            count, head = count + len(batch), Head(batch[-1].seq, batch[-1].hash)
-            yield from batch
-
-    problems = verify_chain(entries(), key)
-    if expected:
-        problems += head_problems(expected, store.audit_entry(expected.seq))
-    if head_file and not problems:
-        head_file.write_text(f"{head}\n")
-    result = {"entries": count, "intact": not problems, "problems": problems[:100], "head": {"seq": head.seq, "hash": head.hash}}
-    _emit(result, as_json, "\n".join(problems[:100]) if problems else f"audit log intact: {count} entries, head {head}")
-    if problems:
+    key = _audit_key(settings)
+    try:
+        result = verify_log(_store(settings), key, expected, head_file)
+    except ValueError as error:
+        _fail(f"--head-file: {error}")
+    problems = result.problems[:100]
+    _emit({"entries": result.entries, "intact": result.intact, "problems": problems,
+           "head": {"seq": result.head.seq, "hash": result.head.hash}}, as_json,
+          "\n".join(problems) if problems else f"audit log intact: {result.entries} entries, head {result.head}")
+    if not result.intact:
         raise typer.Exit(1)
 
 
 def _expected_head(expect_head: Optional[str], head_file: Optional[Path]):
-    """The head given by --expect-head or kept in --head-file (None if neither, or the file is not there yet)."""
+    """The head given by --expect-head (None without it), once --head-file is known not to be given too."""
     from vigil.security.audit import Head
 
     if expect_head and head_file:
         _fail("--expect-head, --head-file: give one of them")
     if head_file and not head_file.parent.is_dir():
         _fail(f"--head-file: {head_file.parent} is not a directory")
-    if expect_head:
-        option, text = "--expect-head", expect_head
-    elif head_file and head_file.is_file():
-        option, text = "--head-file", head_file.read_text()
-    else:
+    if not expect_head:
         return None
     try:
-        return Head.parse(text)
+        return Head.parse(expect_head)
     except ValueError as error:
-        _fail(f"{option}: {error}")
+        _fail(f"--expect-head: {error}")
 
 
 @audit_app.command("show")

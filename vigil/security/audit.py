@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 
@@ -138,6 +139,55 @@ def head_problems(expected: Head, entry: AuditEntry | None) -> list[str]:
     if entry.hash != expected.hash:
         return [f"entry {expected.seq}: not the entry that was the head before (the log was cut back and rewritten)"]
     return []
+
+
+class AuditLog(Protocol):
+    """Where the chain is stored (the store)."""
+
+    def audit_entries(self, after_seq: int = 0) -> list[AuditEntry]: ...
+
+    def audit_entry(self, seq: int) -> AuditEntry | None: ...
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What checking the whole log found: how many entries, its head, and every problem (none: intact)."""
+
+    entries: int
+    head: Head
+    problems: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def verify_log(log: AuditLog, key: bytes, expected: Head | None = None, head_file: Path | None = None) -> Verification:
+    """Check the whole chain, and that it still holds the head noted before: `expected`, or the one kept in
+    `head_file` if that exists. An intact log's head is then kept in `head_file`. ValueError: `head_file` holds
+    no head."""
+    if head_file and head_file.is_file():
+        expected = Head.parse(head_file.read_text())
+    chain = _ChainReader(log)
+    problems = verify_chain(chain, key)
+    if expected:
+        problems += head_problems(expected, log.audit_entry(expected.seq))
+    if head_file and not problems:
+        head_file.write_text(f"{chain.head}\n")
+    return Verification(chain.count, chain.head, problems)
+
+
+class _ChainReader:
+    """Every entry of the log in chain order, a batch at a time; how many were read, and the last one."""
+
+    def __init__(self, log: AuditLog):
+        self._log = log
+        self.count, self.head = 0, Head(0, GENESIS_HASH)
+
+    def __iter__(self) -> Iterator[AuditEntry]:
+        while batch := self._log.audit_entries(after_seq=self.head.seq):
+            self.count, self.head = self.count + len(batch), Head(batch[-1].seq, batch[-1].hash)
+            yield from batch
 
 
 # -- the request being served, so the policy can say where an access came from -------------------
