@@ -10,9 +10,11 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
+from vigil.api.policy import operator
 from vigil.config import load_settings
 from vigil.security.crypto import (
     KEY_FILE,
@@ -26,6 +28,7 @@ from vigil.security.crypto import (
     load_store_keys,
     save_keyring,
 )
+from vigil.security.keys import rotate_field_keys
 from vigil.store import SqlStore
 
 IDENTIFIERS = {
@@ -119,6 +122,29 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(settings):
     assert store.key_ids_in_use() == {result["key_id"]}
     # a store opened before the rotation picks the new key up from the key file
     assert [store.get_patient(p.patient_id).name for p in patients] == ["Patient 0", "Patient 1", "Patient 2"]
+
+
+def test_rotating_keys_saves_the_new_ring_retires_the_old_key_and_is_audited(settings):
+    store = SqlStore(settings.db_url, load_store_keys(settings))
+    _add(store)
+    old = store.keys.field.current
+    rotation = rotate_field_keys(settings, store, operator())
+    assert rotation.key_id != old and rotation.no_longer_needed == [old] and rotation.reencrypted == len(IDENTIFIERS)
+    assert store.key_ids_in_use() == {rotation.key_id} and set(load_keyring(settings).keys) == {rotation.key_id}
+    entry = store.audit_entries()[-1]
+    assert (entry.action, json.loads(entry.details)) == ("keys.rotate", {"key_id": rotation.key_id, "reencrypted": 6})
+
+
+def test_rotating_keys_from_vigil_key_needs_a_new_first_key(settings):
+    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    store = SqlStore(settings.db_url, load_store_keys(replace(settings, field_key=old)))
+    _add(store)
+    with pytest.raises(KeyConfigError, match="put a new key first"):
+        rotate_field_keys(replace(settings, field_key=old), store, operator())
+    store.keys = load_store_keys(replace(settings, field_key=f"{new},{old}"))
+    rotation = rotate_field_keys(replace(settings, field_key=f"{new},{old}"), store, operator())
+    assert rotation.key_id == keyring_from_env(new).current and rotation.no_longer_needed == [keyring_from_env(old).current]
+    assert not (settings.keys_dir / KEY_FILE).exists()  # VIGIL_KEY's keys never go to a file
 
 
 def test_interrupted_rotation_leaves_everything_readable_and_a_rerun_finishes(settings, monkeypatch):

@@ -378,28 +378,18 @@ def keys_rotate(db: DbOption = None, as_json: JsonFlag = False) -> None:
 
     With VIGIL_KEY, put the new key first (VIGIL_KEY=NEW,OLD) and run this to move everything to it.
     """
-    from dataclasses import replace
-
-    from vigil.security.crypto import save_keyring
+    from vigil.api.policy import operator
+    from vigil.security.crypto import KeyConfigError
+    from vigil.security.keys import rotate_field_keys
 
     settings = load_settings(db)
-    store = _store(settings)
-    ring = store.keys.field
-    if settings.field_key and store.key_ids_in_use() <= {ring.current}:
-        _fail("VIGIL_KEY: everything is under its first key already; put a new key first "
-              "(VIGIL_KEY=NEW,OLD, a new key from `openssl rand -base64 32`) and run this again")
-    if not settings.field_key:
-        ring = ring.with_new_current_key()
-        save_keyring(settings, ring)  # before re-encrypting: an interrupted run leaves every value readable
-        store.keys = replace(store.keys, field=ring)
-    changed = store.reencrypt_identifiers()
-    in_use = store.key_ids_in_use()
-    retired = sorted(set(ring.keys) - in_use - {ring.current})
-    if not settings.field_key:
-        save_keyring(settings, ring.retaining(in_use))  # a key still needed (written meanwhile) stays
-    _audit(store, "keys.rotate", key_id=ring.current, reencrypted=changed)
-    _emit({"key_id": ring.current, "reencrypted": changed, "no_longer_needed": retired}, as_json,
-          f"{changed} values now under key {ring.current}; no longer needed: {', '.join(retired) or 'none'}")
+    try:
+        rotation = rotate_field_keys(settings, _store(settings), operator())
+    except KeyConfigError as error:
+        _fail(str(error))
+    _emit({"key_id": rotation.key_id, "reencrypted": rotation.reencrypted, "no_longer_needed": rotation.no_longer_needed},
+          as_json, f"{rotation.reencrypted} values now under key {rotation.key_id}; "
+                   f"no longer needed: {', '.join(rotation.no_longer_needed) or 'none'}")
 
 
 def _audit_key(settings: Settings) -> bytes:
