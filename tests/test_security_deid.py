@@ -11,7 +11,7 @@ import sys
 from datetime import date, timedelta
 
 from vigil.domain import AlertDraft, Patient, Reading
-from vigil.security.deid import age_group, deidentify
+from vigil.security.deid import age_group, deidentify, export_deidentified
 from vigil.store import SqlStore
 from vigil.timeutil import parse_time, utc_now
 
@@ -69,3 +69,12 @@ def test_export_command_writes_no_identifier_and_is_audited(settings):
     assert [r["rule"] for r in csv.DictReader((out / "alerts.csv").open())] == ["glucose_low"]
     export = [e for e in store.audit_entries() if e.action == "export.deid"]
     assert len(export) == 1 and json.loads(export[0].details)["patients"] == [patient.patient_id]
+
+
+def test_the_export_holds_only_the_patients_its_actor_may_see(ward, tmp_path):
+    store = ward.ctx.store
+    data, files = export_deidentified(store, store.get_user("dr_who"), tmp_path / "out")
+    assert [p.name for p in files] == ["patients.csv", "readings.csv", "alerts.csv"] and len(data.patients) == 1
+    assert data.patients[0]["conditions"] == "hypertension"  # Ada, the one patient dr_who cares for
+    entry = store.audit_entries()[-1]
+    assert (entry.action, entry.actor, json.loads(entry.details)["patients"]) == ("export.deid", "user:dr_who", [ward.patient_id])

@@ -474,15 +474,10 @@ def export_deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identified research export (HIPAA Safe Harbor): no identifiers, dates shifted per patient, ages 90+ grouped."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
-    from vigil.security.deid import deidentify, write_csv
-    from vigil.timeutil import utc_now
+    from vigil.api.policy import operator
+    from vigil.security.deid import export_deidentified
 
-    store = _store(load_settings(db))
-    patients = store.list_patients(visible_patient_ids(operator(), StoreOnly(store), "export.deid"))
-    data = deidentify(patients, lambda pid: store.query_readings(pid), lambda pid: store.list_alerts([pid], limit=1_000_000),
-                      utc_now().date())
-    written = write_csv(data, out)
+    data, written = export_deidentified(_store(load_settings(db)), operator(), out)
     counts = {"patients": len(data.patients), "readings": len(data.readings), "alerts": len(data.alerts)}
     _emit({**counts, "files": [str(p) for p in written]}, as_json, f"wrote {', '.join(p.name for p in written)} to {out}")
 

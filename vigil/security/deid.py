@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from vigil.domain import Alert, Patient, Reading
-from vigil.timeutil import format_time
+from vigil.api.policy import StoreOnly, visible_patient_ids
+from vigil.domain import Alert, Patient, Reading, User
+from vigil.store import SqlStore
+from vigil.timeutil import format_time, utc_now
 
 OLDEST_EXACT_AGE = 89
 MAX_SHIFT_DAYS = 365
 PATIENT_COLUMNS = ["research_id", "sex", "age", "conditions"]
 READING_COLUMNS = ["research_id", "metric", "time", "value", "unit", "quality"]
 ALERT_COLUMNS = ["research_id", "rule", "severity", "time"]
+ALL_ALERTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,10 @@ def write_csv(data: DeidentifiedData, out_dir: Path) -> list[Path]:
             writer.writerows(rows)
         written.append(path)
     return written
+
+
+def export_deidentified(store: SqlStore, actor: User, out_dir: Path) -> tuple[DeidentifiedData, list[Path]]:
+    """Every patient `actor` may see (an audited read), de-identified as of today into CSV files in `out_dir`."""
+    patients = store.list_patients(visible_patient_ids(actor, StoreOnly(store), "export.deid"))
+    data = deidentify(patients, store.query_readings, lambda pid: store.list_alerts([pid], limit=ALL_ALERTS), utc_now().date())
+    return data, write_csv(data, out_dir)
