@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import running_broker
-from vigil.ingest.mosquitto import SERVICE_USER, write_broker_files
+from vigil.ingest.mosquitto import PID_FILE, SERVICE_USER, BrokerTls, write_broker_config, write_broker_files
 from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, device_id_from_topic, mqtt_client, parse_mqtt_url
 from vigil.ingest.service import IngestService
 from vigil.store import SqlStore
@@ -118,6 +118,16 @@ def test_revoked_device_is_locked_out_after_files_are_rewritten(tmp_path, regist
     assert device_a not in dict(store.mqtt_credentials())
     files = write_broker_files(tmp_path / "again", store.mqtt_credentials(), SERVICE_PASSWORD)
     assert device_a not in files.password_file.read_text()
+
+
+def test_broker_config_runs_on_the_written_files_and_listens_on_8883_with_tls(tmp_path):
+    tls = BrokerTls(tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem")
+    files, config = write_broker_config(tmp_path / "broker", [("d1", "$7$hash")], SERVICE_PASSWORD, tls=tls)
+    text = config.read_text()
+    assert config == tmp_path / "broker" / "mosquitto.conf" and "d1:$7$hash" in files.password_file.read_text()
+    assert "listener 8883 127.0.0.1" in text and f"certfile {tls.certfile}" in text and f"acl_file {files.acl_file}" in text
+    assert f"pid_file {(tmp_path / 'broker').resolve() / PID_FILE}" in text
+    assert "listener 1883 " in write_broker_config(tmp_path / "plain", [], SERVICE_PASSWORD)[1].read_text()
 
 
 def test_resent_message_is_counted_as_duplicates(registry, broker, ingestor):

@@ -6,13 +6,14 @@ from __future__ import annotations
 import fcntl
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, get_args
 
 from vigil.api.policy import record
 from vigil.api.security import USERNAME_PATTERN, hash_password
 from vigil.config import Settings
 from vigil.domain import Device, Role, User
-from vigil.ingest.mosquitto import reload_broker, write_broker_files
+from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, reload_broker, write_broker_files
 from vigil.store import SqlStore
 
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up
@@ -160,16 +161,21 @@ def unassign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) ->
 
 
 # -- devices -------------------------------------------------------------------------------------
+def broker_directory(settings: Settings) -> Path:
+    """Where `vigil mqtt config` writes Mosquitto's files unless told otherwise."""
+    return settings.home / "mosquitto"
+
+
 def refresh_broker_files(settings: Settings, store: SqlStore) -> None:
     """Keep Mosquitto's password and ACL files in step with the registry once they exist (`vigil mqtt config`),
     one writer at a time so the files always hold the registry as it was last read; a broker started from
     Vigil's config is told to reload them, so a revoked or rotated-out token is refused at once."""
-    directory = settings.home / "mosquitto"
+    directory = broker_directory(settings)
     if not (directory / "passwd").exists():
         return
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        write_broker_files(directory, store.mqtt_credentials(), settings.secret("mqtt-service.key"))
+        write_broker_files(directory, store.mqtt_credentials(), settings.secret(SERVICE_PASSWORD_SECRET))
         reload_broker(directory)
 
 

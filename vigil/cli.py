@@ -356,19 +356,18 @@ def mqtt_config(
     db: DbOption = None,
 ) -> None:
     """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
-    from vigil.ingest.mosquitto import PID_FILE, SERVICE_USER, BrokerTls, broker_config, write_broker_files
+    from vigil.admin import broker_directory
+    from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER, BrokerTls, write_broker_config
 
     pair = _tls_pair(tls_cert, tls_key)
     if pair and (tls_ca is None or not tls_ca.is_file()):
         _fail("--tls-ca: the CA certificate file is required with --tls-cert")
     tls = BrokerTls(pair[0], pair[1], tls_ca.resolve()) if pair else None
     settings = load_settings(db)
-    directory = out or settings.home / "mosquitto"
-    files = write_broker_files(directory, _store(settings).mqtt_credentials(), settings.secret("mqtt-service.key"))
-    config = broker_config(files, port or (8883 if tls else 1883), tls=tls, pid_file=directory.resolve() / PID_FILE)
-    (directory / "mosquitto.conf").write_text(config)
-    err.print(f"wrote {files.password_file}, {files.acl_file} and {directory / 'mosquitto.conf'}")
-    err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / 'mqtt-service.key'})")
+    files, conf = write_broker_config(out or broker_directory(settings), _store(settings).mqtt_credentials(),
+                                      settings.secret(SERVICE_PASSWORD_SECRET), port, tls)
+    err.print(f"wrote {files.password_file}, {files.acl_file} and {conf}")
+    err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / SERVICE_PASSWORD_SECRET})")
 
 
 # -- keys, audit, exports --------------------------------------------------------------------
@@ -484,12 +483,13 @@ def export_deid(
 
 # -- running ---------------------------------------------------------------------------------
 def _start_mqtt(ctx, settings: Settings, client_id: str):
-    from vigil.ingest.mosquitto import SERVICE_USER
+    from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER
     from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, parse_mqtt_url
 
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:
-        endpoint = MqttEndpoint(endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER, settings.secret("mqtt-service.key"))
+        endpoint = MqttEndpoint(endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER,
+                                settings.secret(SERVICE_PASSWORD_SECRET))
     ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id, ca_file=settings.ca_file)
     ingestor.start()
     err.print(f"ingesting MQTT from {endpoint.host}:{endpoint.port}")

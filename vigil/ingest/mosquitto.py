@@ -16,6 +16,8 @@ from vigil.ingest.service import MAX_BODY_BYTES
 READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
 READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 SERVICE_USER = "vigil-ingest"
+SERVICE_PASSWORD_SECRET = "mqtt-service.key"  # the ingest service user's password, a secret in VIGIL_HOME/keys
+CONFIG_FILE = "mosquitto.conf"
 PID_FILE = "mosquitto.pid"
 """Written by a Mosquitto started from Vigil's config, beside the password file, so Vigil can make it reload."""
 _ITERATIONS = 101  # mosquitto_passwd's own default for $7$ (PBKDF2-SHA512)
@@ -103,6 +105,18 @@ def broker_config(
     if persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {persistence_dir}/"]
     return "\n".join(lines) + "\n"
+
+
+def write_broker_config(
+    directory: Path, device_hashes: list[tuple[str, str]], service_password: str, port: int | None = None,
+    tls: BrokerTls | None = None,
+) -> tuple[BrokerFiles, Path]:
+    """The password and ACL files, and a mosquitto.conf running the broker on them (port 1883, or 8883 with `tls`)
+    that keeps its pid beside them so that `reload_broker` reaches it."""
+    files = write_broker_files(directory, device_hashes, service_password)
+    config = directory / CONFIG_FILE
+    config.write_text(broker_config(files, port or (8883 if tls else 1883), tls=tls, pid_file=directory.resolve() / PID_FILE))
+    return files, config
 
 
 def reload_broker(directory: Path) -> bool:
