@@ -95,6 +95,38 @@ def test_assignments_give_and_take_a_clinicians_access(ward):
                        ("user:root", "permission.unassign", ward.other_patient_id, "ok")]
 
 
+def test_patients_added_and_listed_through_vigil_admin_are_checked_and_audited(ward):
+    for birth_date, name, field in (("1906-13-09", "Grace Hopper", "birth_date"), (None, "  ", "name")):
+        with pytest.raises(admin.InvalidInput) as refused:
+            admin.add_patient(ward.ctx, operator(), name, birth_date)
+        assert refused.value.field == field
+    patient = admin.add_patient(ward.ctx, operator(), " Grace Hopper ", "1906-12-09", conditions=["hypertension"])
+    assert (ward.ctx.store.get_patient(patient.patient_id).name, patient.conditions) == ("Grace Hopper", ("hypertension",))
+    assert [p.patient_id for p in admin.list_patients(ward.ctx, ward.ctx.store.get_user("dr_who"))] == [ward.patient_id]
+    added, listed = ward.ctx.store.audit_entries()[-2:]
+    assert (added.action, added.patient_id) == ("patient.add", patient.patient_id)
+    assert (listed.action, json.loads(listed.details)["patients"]) == ("patients.list", [ward.patient_id])
+
+
+def test_one_time_codes_are_turned_on_and_off_for_existing_users_only(ward):
+    with pytest.raises(admin.NotFound):
+        admin.set_totp(ward.ctx, operator(), "nobody", enabled=True)
+    assert admin.set_totp(ward.ctx, operator(), "dr_no", enabled=True).startswith("otpauth://totp/")
+    assert ward.ctx.store.get_user("dr_no").totp_enabled
+    assert admin.set_totp(ward.ctx, operator(), "dr_no", enabled=False) is None
+    assert not ward.ctx.store.get_user("dr_no").totp_enabled
+    changes = [json.loads(e.details) for e in ward.ctx.store.audit_entries() if e.action == "permission.totp"]
+    assert [(c["username"], c["enabled"]) for c in changes] == [("dr_no", True), ("dr_no", False)]
+
+
+def test_a_patients_audit_trail_is_an_audited_read_of_a_visible_patient(ward):
+    with pytest.raises(admin.NotFound) as refused:
+        admin.patient_audit_trail(ward.ctx, ward.ctx.store.get_user("dr_who"), ward.other_patient_id)
+    assert refused.value.field == "patient_id"
+    trail = admin.patient_audit_trail(ward.ctx, operator(), ward.other_patient_id)
+    assert [(e.action, e.outcome) for e in trail] == [("audit.show", "denied"), ("audit.show", "ok")]
+
+
 def test_devices_registered_rotated_and_revoked_through_the_api(ward):
     admin = ward.login("root")
     devices = f"/api/v1/patients/{ward.patient_id}/devices"

@@ -1,19 +1,24 @@
-"""Managing accounts, clinicians' access to patients, and devices: the one implementation behind the admin API
-and the `vigil users|patients|devices` commands. Each change is recorded in the audit log as its actor's."""
+"""Managing patients, accounts, clinicians' access to patients, and devices: the one implementation behind the admin
+API and the `vigil users|patients|devices|audit show` commands. Each change is recorded in the audit log as its actor's."""
 
 from __future__ import annotations
 
 import fcntl
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol, get_args
 
-from vigil.api.policy import record
+from fastapi import HTTPException
+
+from vigil.api.policy import record, visible_patient, visible_patient_ids
 from vigil.api.security import USERNAME_PATTERN, hash_password
 from vigil.config import Settings
-from vigil.domain import Device, Role, User
+from vigil.domain import Device, Patient, Role, User
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, reload_broker, write_broker_files
+from vigil.security.audit import AuditEntry
+from vigil.security.totp import new_secret, provisioning_uri
 from vigil.store import SqlStore
 
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up
@@ -65,6 +70,44 @@ def _patient_exists(store: SqlStore, patient_id: str | None) -> bool:
 
 def _user_named(store: SqlStore, username: str) -> User | None:
     return store.get_user(username) if _well_formed(USERNAME_PATTERN, username) else None
+
+
+# -- patients ------------------------------------------------------------------------------------
+def add_patient(
+    ctx: AdminContext, actor: User, name: str, birth_date: str | None = None, sex: str | None = None,
+    conditions: list[str] | None = None, phone: str | None = None, email: str | None = None,
+    address: str | None = None, notes: str | None = None,
+) -> Patient:
+    """Register a patient; name, birth date, contact details and notes are stored encrypted."""
+    if birth_date and not _is_date(birth_date):
+        raise InvalidInput("birth_date", f"{birth_date!r} is not a date in YYYY-MM-DD form")
+    if not name.strip():
+        raise InvalidInput("name", "must not be empty")
+    patient = ctx.store.add_patient(name.strip(), birth_date, sex, conditions or [], phone, email, address, notes)
+    record(ctx, actor, "patient.add", patient.patient_id)
+    return patient
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def list_patients(ctx: AdminContext, actor: User) -> list[Patient]:
+    """Every patient the actor may see (an audited read)."""
+    return ctx.store.list_patients(visible_patient_ids(actor, ctx, "patients.list"))
+
+
+def patient_audit_trail(ctx: AdminContext, actor: User, patient_id: str) -> list[AuditEntry]:
+    """Who read or changed this patient's data, and when (itself an audited read)."""
+    try:
+        visible_patient(patient_id, actor, ctx, "audit.show")
+    except HTTPException:
+        raise NotFound("patient_id", f"no patient {patient_id!r}") from None
+    return ctx.store.audit_entries_for_patient(patient_id)
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -131,6 +174,16 @@ def unlock_user(ctx: AdminContext, actor: User, username: str) -> None:
     _existing_user(ctx.store, username)
     ctx.store.unlock_user(username)
     record(ctx, actor, "permission.unlock", username=username)
+
+
+def set_totp(ctx: AdminContext, actor: User, username: str, enabled: bool) -> str | None:
+    """Require a one-time code (RFC 6238) at this user's login, or no longer; returns the provisioning URI of the
+    new secret (to show once), None when turned off."""
+    _existing_user(ctx.store, username)
+    secret = new_secret() if enabled else None
+    ctx.store.set_totp_secret(username, secret)
+    record(ctx, actor, "permission.totp", username=username, enabled=enabled)
+    return provisioning_uri(secret, username) if secret else None
 
 
 def end_sessions(ctx: AdminContext, actor: User, username: str) -> int:

@@ -40,7 +40,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on 
 CaFileOption = Annotated[Optional[str], typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
                                                      "(VIGIL_CA_FILE; default: the system's CAs)")]
 # vigil.admin names the field at fault; these are the options that carry those fields.
-FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password"}
+FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password", "birth_date": "--birth-date"}
 
 
 def _emit(value: Any, as_json: bool, text: str) -> None:
@@ -74,13 +74,6 @@ def _store(settings: Settings):
         _fail(f"cannot decrypt the store's identifiers with these keys: they need key(s) {', '.join(sorted(missing))}, "
               "which VIGIL_KEY or VIGIL_HOME/keys does not hold")
     return store
-
-
-def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
-    """Record what a command did, as the operator who ran it."""
-    from vigil.api.policy import StoreOnly, operator, record
-
-    record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
 
 
 def _admin_context(db: Optional[str]):
@@ -120,30 +113,23 @@ def patients_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a patient; name, birth date, contact details and notes are stored encrypted."""
-    from datetime import date
+    from vigil.admin import add_patient
+    from vigil.api.policy import operator
 
-    if birth_date:
-        try:
-            date.fromisoformat(birth_date)
-        except ValueError:
-            _fail(f"--birth-date: {birth_date!r} is not a date in YYYY-MM-DD form")
-    if not name.strip():
-        _fail("--name: must not be empty")
-    store = _store(load_settings(db))
-    patient = store.add_patient(name.strip(), birth_date, sex, condition or [], phone, email, address, notes)
-    _audit(store, "patient.add", patient.patient_id)
+    with _admin_errors():
+        patient = add_patient(_admin_context(db), operator(), name, birth_date, sex, condition, phone, email, address, notes)
     _emit({"patient_id": patient.patient_id}, as_json, f"patient {patient.patient_id} added")
 
 
 @patients_app.command("list")
 def patients_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List every patient (an audited read)."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
+    from vigil.admin import list_patients
+    from vigil.api.policy import operator
 
-    store = _store(load_settings(db))
     rows = [
         {"patient_id": p.patient_id, "name": p.name, "birth_date": p.birth_date, "sex": p.sex, "conditions": list(p.conditions)}
-        for p in store.list_patients(visible_patient_ids(operator(), StoreOnly(store), "patients.list"))
+        for p in list_patients(_admin_context(db), operator())
     ]
     _emit(rows, as_json, "\n".join(f"{r['patient_id']}  {r['name']}  {', '.join(r['conditions'])}" for r in rows) or "no patients")
 
@@ -315,18 +301,14 @@ def users_totp(
     as_json: JsonFlag = False,
 ) -> None:
     """Require a one-time code (RFC 6238) at this user's login; prints the provisioning URI once."""
-    from vigil.security.totp import new_secret, provisioning_uri
+    from vigil.admin import set_totp
+    from vigil.api.policy import operator
 
-    store = _store(load_settings(db))
-    if store.get_user(username) is None:
-        _fail(f"--username: no user {username!r}")
-    secret = None if disable else new_secret()
-    store.set_totp_secret(username, secret)
-    _audit(store, "permission.totp", username=username, enabled=not disable)
-    if disable:
+    with _admin_errors():
+        uri = set_totp(_admin_context(db), operator(), username, enabled=not disable)
+    if uri is None:
         _emit({"username": username, "totp": False}, as_json, f"one-time codes off for {username}")
     else:
-        uri = provisioning_uri(secret, username)
         _emit({"username": username, "totp": True, "provisioning_uri": uri}, as_json,
               f"{uri}\n(add it to an authenticator app now; it is shown only once)")
 
@@ -452,16 +434,11 @@ def audit_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Who read or changed this patient's data, and when (itself an audited read)."""
-    from fastapi import HTTPException
+    from vigil.admin import patient_audit_trail
+    from vigil.api.policy import operator
 
-    from vigil.api.policy import StoreOnly, operator, visible_patient
-
-    store = _store(load_settings(db))
-    try:
-        visible_patient(patient, operator(), StoreOnly(store), "audit.show")
-    except HTTPException:
-        _fail(f"--patient: no patient {patient!r}")
-    entries = [e.as_json() for e in store.audit_entries_for_patient(patient)]
+    with _admin_errors():
+        entries = [e.as_json() for e in patient_audit_trail(_admin_context(db), operator(), patient)]
     _emit(entries, as_json, "\n".join(f"{e['time']}  {e['actor']:24s} {e['action']:22s} {e['outcome']:7s} {e['resource']}"
                                       for e in entries))
 
