@@ -590,39 +590,25 @@ def simulate(
 
     Patients and devices are registered in the store (--db / VIGIL_DB) on the first run and reused after.
     """
-    from datetime import timedelta
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vigil.admin import refresh_broker_files
-    from vigil.demo import register_ward, simulation_start
-    from vigil.devices import SimClock, WardSimulator, build_clients, mixed_ward, run_simulation, transport_for_url
-    from vigil.timeutil import utc_now
+    from vigil.demo import replayed_ward, simulated_ward
+    from vigil.devices import SimClock, build_clients, run_simulation, transport_for_url
 
     if (url is None) == (mqtt is None):
         _fail("give exactly one of --url or --mqtt")
     settings = load_settings(db)
     store = _store(settings)
     if replay is not None:
-        from vigil.devices.replay import StayReplay, register_replay, replay_hours
-
-        stays = _load_stays_with_progress(replay, limit=patients)
-        hours = hours or replay_hours(stays)
-        start = utc_now() - timedelta(hours=hours)
-        credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{replay.stem}.json")
-        refresh_broker_files(settings, store)
-        simulator = StayReplay(stays, start)
+        ward = replayed_ward(settings, store, _load_stays_with_progress(replay, limit=patients), replay.stem, hours)
     else:
-        start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
-        profiles = mixed_ward(patients, seed)
-        credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
-        refresh_broker_files(settings, store)
-        simulator = WardSimulator(profiles, start, seed)
+        ward = simulated_ward(settings, store, patients, seed, hours)
+    simulator, hours, start = ward.simulator, ward.hours, ward.simulator.start
     try:
         transport = transport_for_url(url or mqtt, ca_file=ca_file or settings.ca_file)
     except ValueError as error:
         _fail(str(error))
-    clients = build_clients(credentials, transport, seed)
+    clients = build_clients(ward.credentials, transport, seed)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     err.print(f"{'replaying' if replay else 'simulating'} {patients} patients from {start:%Y-%m-%d %H:%M} UTC "
@@ -649,31 +635,18 @@ def demo(
     """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
     from vigil.api.app import create_app
     from vigil.api.context import AppContext
-    from vigil.demo import (
-        DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, prescribe_virtual_patients, register_ward,
-        simulation_start, ward_started_at,
-    )
-    from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
+    from vigil.demo import demo_ward
+    from vigil.devices import SimClock, run_simulation
 
     _logging()
     logging.getLogger("vigil.devices").setLevel(logging.WARNING)
     settings = load_settings()
     ctx = AppContext.build(settings, _store(settings))
-    login = ensure_demo_login(ctx.store, settings)
-    manifest = settings.home / "simulator" / f"demo-seed{seed}.json"
-    start = simulation_start(ctx.store)
-    onset = ward_started_at(manifest, start) + DEMO_ONSET - start  # negative once a resumed course is under way
-    profiles = mixed_ward(patients, seed, onset=onset)
-    credentials = register_ward(ctx.store, profiles, manifest, start)
-    for patient_id in patient_ids(manifest):
-        ctx.store.assign(patient_id, login.username)
-    prescribe_virtual_patients(ctx.pipeline, profiles, manifest)
-    ctx.pipeline.warm_up()
-    simulator = WardSimulator(profiles, start, seed)
-    clients = build_clients(credentials, InProcessTransport(in_process_delivery(ctx)), seed)
+    ward = demo_ward(ctx, patients, seed)
+    login, start = ward.login, ward.simulator.start
     stop = threading.Event()
     runner = threading.Thread(
-        target=run_simulation, args=(simulator, clients, SimClock(start, speed), stop), kwargs={"flush_seconds": 5},
+        target=run_simulation, args=(ward.simulator, ward.clients, SimClock(start, speed), stop), kwargs={"flush_seconds": 5},
         name="simulator", daemon=True,
     )
     Console().print(

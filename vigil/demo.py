@@ -1,4 +1,5 @@
-"""A simulated ward wired to a store: register its patients and devices once, reuse them on every run."""
+"""A simulated ward wired to a store: register its patients and devices once, reuse them on every run, for
+`vigil demo` (in process) and `vigil simulate` (over HTTP or MQTT)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
+from vigil.admin import refresh_broker_files
 from vigil.api.context import AppContext
 from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
-from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
+from vigil.devices import (
+    DeliveryFailed, DeliveryRejected, DeviceClient, DeviceKey, InProcessTransport, PatientProfile, WardSimulator,
+    build_clients, mixed_ward,
+)
+from vigil.devices.replay import StayReplay, register_replay, replay_hours
 from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
 from vigil.pipeline import Pipeline
@@ -116,3 +124,55 @@ def in_process_delivery(ctx: AppContext):
             raise DeliveryFailed(str(error)) from error
 
     return deliver
+
+
+@dataclass(frozen=True)
+class DemoWard:
+    """The demo's ward, ready to run: its clinician's login, the simulator, and its devices' clients."""
+
+    login: Login
+    simulator: WardSimulator
+    clients: dict[DeviceKey, DeviceClient]
+
+
+def demo_ward(ctx: AppContext, patients: int, seed: int) -> DemoWard:
+    """`vigil demo`'s ward on this context's store, resuming the same course on every run: every patient assigned
+    to the demo clinician, each CGM user's prescription given to the glucose advice, devices delivering in process."""
+    login = ensure_demo_login(ctx.store, ctx.settings)
+    manifest = ctx.settings.home / "simulator" / f"demo-seed{seed}.json"
+    start = simulation_start(ctx.store)
+    onset = ward_started_at(manifest, start) + DEMO_ONSET - start  # negative once a resumed course is under way
+    profiles = mixed_ward(patients, seed, onset=onset)
+    credentials = register_ward(ctx.store, profiles, manifest, start)
+    for patient_id in patient_ids(manifest):
+        ctx.store.assign(patient_id, login.username)
+    prescribe_virtual_patients(ctx.pipeline, profiles, manifest)
+    ctx.pipeline.warm_up()
+    clients = build_clients(credentials, InProcessTransport(in_process_delivery(ctx)), seed)
+    return DemoWard(login, WardSimulator(profiles, start, seed), clients)
+
+
+@dataclass(frozen=True)
+class RegisteredWard:
+    """A ward whose patients and devices are in the store (and Mosquitto's files), for `vigil simulate`."""
+
+    simulator: WardSimulator | StayReplay
+    credentials: Credentials
+    hours: float | None  # how much to simulate; None: until stopped
+
+
+def simulated_ward(settings: Settings, store: SqlStore, patients: int, seed: int, hours: float | None) -> RegisteredWard:
+    """A mixed ward of `patients`, from `hours` ago (default: where the stored data ends, at most six hours back)."""
+    start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
+    profiles = mixed_ward(patients, seed)
+    credentials = register_ward(store, profiles, settings.home / "simulator" / f"ward-seed{seed}.json", start)
+    refresh_broker_files(settings, store)
+    return RegisteredWard(WardSimulator(profiles, start, seed), credentials, hours)
+
+
+def replayed_ward(settings: Settings, store: SqlStore, stays: pd.DataFrame, name: str, hours: float | None) -> RegisteredWard:
+    """Real ICU stays (PhysioNet 2019) replayed over the last `hours` (default: as long as the longest stay)."""
+    hours = hours or replay_hours(stays)
+    credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{name}.json")
+    refresh_broker_files(settings, store)
+    return RegisteredWard(StayReplay(stays, utc_now() - timedelta(hours=hours)), credentials, hours)
