@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.models.evaluation import Dataset, fit_calibrated
+from vigil import __version__
+from vigil.models.evaluation import Dataset, fit_calibrated, train_shipped_model
 from vigil.models.features import causal_features
 from vigil.models.physionet import load_stays
 from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
@@ -71,6 +72,14 @@ def test_model_save_load_round_trip(tmp_path):
     assert loaded.threshold == model.threshold and loaded.metadata == {"trained_on": "fixture"}
     assert np.array_equal(loaded.probability_from_features(data.X), model.probability_from_features(data.X))
     assert np.allclose(model.probability_from_features(data.X), fitted.probability(data.X, data.stays))
+
+
+def test_the_trained_model_records_what_it_learnt_from():
+    stays = load_stays(FIXTURE)
+    model = train_shipped_model(stays, "fixture", seed=1)
+    assert model.metadata == {"trained_on": "fixture", "stays": stays["stay_id"].nunique(), "hours": len(stays), "seed": 1,
+                              "date": model.metadata["date"], "vigil": __version__}
+    assert 0 < model.threshold < 1
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path):

@@ -780,17 +780,11 @@ def risk_train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train the calibrated LightGBM sepsis model on all of DATA."""
-    from datetime import date
+    from vigil.models.evaluation import train_shipped_model
 
-    from vigil.models.evaluation import Dataset, fit_calibrated
-    from vigil.models.risk import export_lightgbm
-
-    dataset = Dataset.from_frame(_load_stays_with_progress(data))
+    stays = _load_stays_with_progress(data)
     with err.status("training LightGBM on every stay"):
-        fitted = fit_calibrated("lightgbm", dataset, seed)
-    metadata = {"trained_on": str(data), "stays": int(len(set(dataset.stays))), "hours": int(len(dataset.y)),
-                "seed": seed, "date": date.today().isoformat(), "vigil": __import__("vigil").__version__}
-    model = export_lightgbm(fitted, metadata)
+        model = train_shipped_model(stays, str(data), seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     err.print(f"model written to {out} ({out.stat().st_size / 1e6:.1f} MB, threshold {model.threshold:.3f})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,10 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from vigil import __version__
 from vigil.models.features import causal_features, news2_total, qsofa_total
 from vigil.models.physionet import HOUR, LABEL, STAY_ID
+from vigil.models.risk import SepsisRiskModel, export_lightgbm
 from vigil.models.utility import utility_parts
 from vigil.models.zoo import RiskEstimator, make_model
 
@@ -100,6 +103,15 @@ def fit_calibrated(name: str, train: Dataset, seed: int, calibration_folds: int 
     calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(out_of_fold, train.y)
     threshold = choose_threshold(calibrator.predict(out_of_fold), train)
     return FittedRisk(_fitted_estimator(name, train, seed), calibrator, threshold)
+
+
+def train_shipped_model(stays: pd.DataFrame, source: str, seed: int) -> SepsisRiskModel:
+    """The calibrated LightGBM fitted on every stay (what `vigil risk train` writes), recording what it learnt from."""
+    dataset = Dataset.from_frame(stays)
+    fitted = fit_calibrated("lightgbm", dataset, seed)
+    metadata = {"trained_on": source, "stays": int(len(set(dataset.stays))), "hours": int(len(dataset.y)),
+                "seed": seed, "date": date.today().isoformat(), "vigil": __version__}
+    return export_lightgbm(fitted, metadata)
 
 
 def _fit_on_held_out_calibration(name: str, train: Dataset, held: NDArray[np.bool_], seed: int) -> FittedRisk:
