@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
+
+from vigil.cli import app
+
+# DESIGN.md's "Command line", as far as it is built: `vigil process`, `report patient`, `notify`, `cohorts`,
+# `evaluate`, `ecg` and `fhir` come with other issues.
+DESIGNED_COMMANDS = {
+    "": ["demo", "serve", "worker", "simulate", "patients", "devices", "users", "risk", "glucose", "bench", "report", "audit"],
+    "patients": ["add", "assign", "list"],
+    "devices": ["add"],
+    "users": ["add"],
+    "risk": ["train", "score", "evaluate"],
+    "glucose": ["simulate"],
+    "bench": ["ingest"],
+    "report": ["figures"],
+    "audit": ["verify"],
+}
 
 
 @pytest.fixture
@@ -20,6 +38,13 @@ def vigil(tmp_path):
         return result
 
     return run
+
+
+@pytest.mark.parametrize(("group", "commands"), DESIGNED_COMMANDS.items())
+def test_the_designed_commands_are_listed_in_the_help(group, commands):
+    result = CliRunner().invoke(app, [*group.split(), "--help"])
+    listed = set(re.findall(r"^│ (\S+) ", result.output, re.MULTILINE))  # the first column of the Commands panel
+    assert result.exit_code == 0 and set(commands) <= listed, result.output
 
 
 def test_register_patient_device_user_and_assign(vigil):
