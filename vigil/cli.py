@@ -511,7 +511,8 @@ def export_deid(
 # -- running ---------------------------------------------------------------------------------
 def _start_mqtt(ctx, settings: Settings, client_id: str):
     from vigil.ingest.mosquitto import SERVICE_USER
-    from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, parse_mqtt_url
+    from vigil.ingest.mqtt import MqttIngestor
+    from vigil.mqtt import MqttEndpoint, parse_mqtt_url
 
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:

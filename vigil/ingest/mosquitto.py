@@ -11,8 +11,6 @@ from pathlib import Path
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.mosquitto import mosquitto_password_hash
 
-READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
-READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 SERVICE_USER = "vigil-ingest"
 PID_FILE = "mosquitto.pid"
 """Written by a Mosquitto started from Vigil's config, beside the password file, so Vigil can make it reload."""
