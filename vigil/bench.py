@@ -180,7 +180,7 @@ def bench_alerts(seeds: list[int], patients: int = 12, hours: float = 24, tick: 
 # -- risk scoring ------------------------------------------------------------------------------
 def bench_score(data: Path, stays: int, tick: Callable[[], None] = lambda: None) -> dict:
     """`vigil risk score` on ``stays`` Challenge files, against a baseline that only reads and writes them."""
-    from vigil.models.physionet import read_files
+    from vigil.datasets.physionet import read_files
     from vigil.models.risk import default_model
     from vigil.models.scoring import score_directory
 

@@ -645,7 +645,7 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vigil.admin import refresh_broker_files
-    from vigil.demo import register_ward, simulation_start
+    from vigil.demo import register_replay, register_ward, simulation_start
     from vigil.devices import SimClock, WardSimulator, build_clients, mixed_ward, run_simulation, transport_for_url
     from vigil.timeutil import utc_now
 
@@ -654,7 +654,7 @@ def simulate(
     settings = load_settings(db)
     store = _store(settings)
     if replay is not None:
-        from vigil.devices.replay import StayReplay, register_replay, replay_hours
+        from vigil.devices.replay import StayReplay, replay_hours
 
         stays = _load_stays_with_progress(replay, limit=patients)
         hours = hours or replay_hours(stays)
@@ -806,7 +806,7 @@ EVALUATION_FILE = "reports/risk-evaluation.json"
 def _load_stays_with_progress(data: Path, limit: int | None = None):
     from rich.progress import Progress
 
-    from vigil.models.physionet import PsvFormatError, load_stays
+    from vigil.datasets.physionet import PsvFormatError, load_stays
 
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"reading {data.name}", total=limit)
@@ -882,7 +882,7 @@ def risk_score(
     """Hourly sepsis probability and label for every row of every file, each from rows up to that hour."""
     from rich.progress import Progress
 
-    from vigil.models.physionet import PsvFormatError
+    from vigil.datasets.physionet import PsvFormatError
     from vigil.models.risk import SepsisRiskModel, default_model
     from vigil.models.scoring import score_directory
 

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from pandas.api.indexers import BaseIndexer
 
 from vigil.care.news2 import news2_component_points
-from vigil.models.physionet import HOUR, LABS, STAY_ID, VITALS
+from vigil.datasets.physionet import HOUR, LABS, STAY_ID, VITALS
 
 VARIABLES = VITALS + LABS
 PASSED_THROUGH = ("Age", "Gender", "HospAdmTime", "ICULOS")

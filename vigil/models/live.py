@@ -12,9 +12,9 @@ import pandas as pd
 
 from vigil.care.engine import EpisodeTracker
 from vigil.care.rules import RuleVerdict
+from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.domain import AlertDraft, Patient, Reading, Score
 from vigil.models.features import causal_features
-from vigil.models.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.models.risk import SepsisRiskModel
 
 SEPSIS_RISK = "sepsis_risk"
