@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from vigil.api.app import create_app
 from vigil.api.context import AppContext
-from vigil.api.security import hash_password, issue_token
 from vigil.domain import RecommendationDraft
+from vigil.security.identity import hash_password, issue_token
 from vigil.security.ratelimit import Rate, RateLimiter, RateLimits
 from vigil.timeutil import utc_now
 

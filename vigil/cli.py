@@ -78,7 +78,7 @@ def _store(settings: Settings):
 
 def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
     """Record what a command did, as the operator who ran it."""
-    from vigil.api.policy import StoreOnly, operator, record
+    from vigil.security.policy import StoreOnly, operator, record
 
     record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
 
@@ -138,7 +138,7 @@ def patients_add(
 @patients_app.command("list")
 def patients_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List every patient (an audited read)."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
+    from vigil.security.policy import StoreOnly, operator, visible_patient_ids
 
     store = _store(load_settings(db))
     rows = [
@@ -157,7 +157,7 @@ def patients_assign(
 ) -> None:
     """Give a clinician access to a patient."""
     from vigil.admin import assign
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         assign(_admin_context(db), operator(), patient, clinician)
@@ -173,7 +173,7 @@ def patients_unassign(
 ) -> None:
     """End a clinician's access to a patient."""
     from vigil.admin import unassign
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         unassign(_admin_context(db), operator(), patient, clinician)
@@ -191,7 +191,7 @@ def devices_add(
 ) -> None:
     """Register a device; its token is printed once and stored only as a hash."""
     from vigil.admin import add_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         device, token = add_device(_admin_context(db), operator(), patient, kind)
@@ -203,7 +203,7 @@ def devices_add(
 def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Revoke a device's token: its readings are refused from now on."""
     from vigil.admin import revoke_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         revoke_device(_admin_context(db), operator(), device)
@@ -214,7 +214,7 @@ def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOptio
 def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Issue a device a new token; the old one stops working."""
     from vigil.admin import rotate_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         token = rotate_device(_admin_context(db), operator(), device)
@@ -225,7 +225,7 @@ def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOptio
 def devices_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List devices (never their tokens; an audited read)."""
     from vigil.admin import list_devices
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     rows = [
         {"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
@@ -246,7 +246,7 @@ def users_add(
 ) -> None:
     """Create a login. Without --password-stdin you are prompted for the password."""
     from vigil.admin import add_user, check_new_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     ctx = _admin_context(db)
     with _admin_errors():
@@ -266,7 +266,7 @@ UsernameOption = Annotated[str, typer.Option("--username")]
 def users_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List logins with their role, patient, one-time codes and lock state (an audited read)."""
     from vigil.admin import list_users
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     rows = [{"username": u.username, "role": u.role, "patient_id": u.patient_id, "totp_enabled": u.totp_enabled,
              "locked": u.locked} for u in list_users(_admin_context(db), operator())]
@@ -278,7 +278,7 @@ def users_password(username: UsernameOption, password_stdin: Annotated[bool, typ
                    db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Set a user's password; every session and bearer token they hold ends."""
     from vigil.admin import set_password
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         ended = set_password(_admin_context(db), operator(), username, _new_password(password_stdin))
@@ -289,7 +289,7 @@ def users_password(username: UsernameOption, password_stdin: Annotated[bool, typ
 def users_lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Refuse this user's logins until unlocked; every session and bearer token they hold ends."""
     from vigil.admin import lock_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         ended = lock_user(_admin_context(db), operator(), username)
@@ -300,7 +300,7 @@ def users_lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag 
 def users_unlock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Allow this user's logins again (also lifting a lockout after failed logins)."""
     from vigil.admin import unlock_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         unlock_user(_admin_context(db), operator(), username)
@@ -476,7 +476,8 @@ def audit_show(
     """Who read or changed this patient's data, and when (itself an audited read)."""
     from fastapi import HTTPException
 
-    from vigil.api.policy import StoreOnly, operator, visible_patient
+    from vigil.api.gates import visible_patient
+    from vigil.security.policy import StoreOnly, operator
 
     store = _store(load_settings(db))
     try:
@@ -495,8 +496,8 @@ def export_deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identified research export (HIPAA Safe Harbor): no identifiers, dates shifted per patient, ages 90+ grouped."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
     from vigil.security.deid import deidentify, write_csv
+    from vigil.security.policy import StoreOnly, operator, visible_patient_ids
     from vigil.timeutil import utc_now
 
     store = _store(load_settings(db))

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from vigil.api.context import AppContext
-from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
 from vigil.datasets.physionet import STAY_ID
 from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
@@ -19,6 +18,7 @@ from vigil.devices.replay import REPLAY_DEVICE
 from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
 from vigil.pipeline import Pipeline
+from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
