@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.config import load_settings
 from vigil.care import CareEngine
@@ -23,6 +22,7 @@ from vigil.domain import AlertDraft, Device, Reading
 from vigil.ingest.validation import validate_batch
 from vigil.signal import SignalProcessor
 from vigil.timeutil import format_time, utc_now
+from vigil.web.app import create_app
 
 VITALS = {"heart_rate": 72.0, "spo2": 97.0, "resp_rate": 15.0, "body_temp": 36.8}
 

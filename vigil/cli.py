@@ -564,8 +564,8 @@ def serve(
     ca_file: CaFileOption = None,
 ) -> None:
     """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker."""
-    from vigil.api.app import create_app
     from vigil.api.context import AppContext
+    from vigil.web.app import create_app
 
     _logging()
     tls = _tls_pair(tls_cert, tls_key)
@@ -698,13 +698,13 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 1,
 ) -> None:
     """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
-    from vigil.api.app import create_app
     from vigil.api.context import AppContext
     from vigil.demo import (
         DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, prescribe_virtual_patients, register_ward,
         simulation_start, ward_started_at,
     )
     from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
+    from vigil.web.app import create_app
 
     _logging()
     logging.getLogger("vigil.devices").setLevel(logging.WARNING)
