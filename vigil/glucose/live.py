@@ -375,4 +375,5 @@ def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -
             if pid in (known or {}) or any(r.metric == "glucose" for r in batch)}
 
 
-__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "LiveGlucose", "TherapySource", "simglucose_therapy"]
+__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "ForecastCheck", "ForecastWarning", "LiveGlucose", "TherapySource",
+           "simglucose_therapy"]
