@@ -36,7 +36,8 @@ class PatientDirectory(AuditLog, Protocol):
 class HasStore(Protocol):
     """What the gates need from their caller: the store. An AppContext has one; commands use StoreOnly."""
 
-    store: PatientDirectory
+    @property
+    def store(self) -> PatientDirectory: ...
 
 
 @dataclass(frozen=True)
