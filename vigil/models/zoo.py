@@ -28,6 +28,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from vigil.models.preprocessing import Matrix, normal_scores, stay_holdout
 
+
 class RiskEstimator(Protocol):
     name: str
     fits_every_row: bool
