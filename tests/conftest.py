@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
-from vigil.api.security import hash_password
 from vigil.config import Settings, load_settings
 from vigil.ingest.mosquitto import PID_FILE, BrokerFiles, broker_config, write_broker_files
+from vigil.security.identity import hash_password
+from vigil.web.app import create_app
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from vigil import __version__
+from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, fit_calibrated, train_shipped_model
 from vigil.models.features import causal_features
-from vigil.models.physionet import load_stays
 from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
 from vigil.models.scoring import OUTPUT_HEADER
 

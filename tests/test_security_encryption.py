@@ -14,7 +14,6 @@ from dataclasses import replace
 
 import pytest
 
-from vigil.api.policy import operator
 from vigil.config import load_settings
 from vigil.security.crypto import (
     KEY_FILE,
@@ -29,6 +28,7 @@ from vigil.security.crypto import (
     save_keyring,
 )
 from vigil.security.keys import rotate_field_keys
+from vigil.security.policy import operator
 from vigil.store import SqlStore
 
 IDENTIFIERS = {

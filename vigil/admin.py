@@ -10,14 +10,12 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol, get_args
 
-from fastapi import HTTPException
-
-from vigil.api.policy import record, visible_patient, visible_patient_ids
-from vigil.api.security import USERNAME_PATTERN, hash_password
 from vigil.config import Settings
 from vigil.domain import Device, Patient, Role, User
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, reload_broker, write_broker_files
 from vigil.security.audit import AuditEntry
+from vigil.security.identity import USERNAME_PATTERN, hash_password
+from vigil.security.policy import patient_access, record, visible_patient_ids
 from vigil.security.totp import new_secret, provisioning_uri
 from vigil.store import SqlStore
 
@@ -103,10 +101,8 @@ def list_patients(ctx: AdminContext, actor: User) -> list[Patient]:
 
 def patient_audit_trail(ctx: AdminContext, actor: User, patient_id: str) -> list[AuditEntry]:
     """Who read or changed this patient's data, and when (itself an audited read)."""
-    try:
-        visible_patient(patient_id, actor, ctx, "audit.show")
-    except HTTPException:
-        raise NotFound("patient_id", f"no patient {patient_id!r}") from None
+    if patient_access(patient_id, actor, ctx, "audit.show") is None:
+        raise NotFound("patient_id", f"no patient {patient_id!r}")
     return ctx.store.audit_entries_for_patient(patient_id)
 
 

@@ -1,5 +1,5 @@
-"""A simulated ward wired to a store: register its patients and devices once, reuse them on every run, for
-`vigil demo` (in process) and `vigil simulate` (over HTTP or MQTT)."""
+"""A simulated ward, or replayed ICU stays, wired to a store: patients and devices registered once, reused on every
+run, by `vigil demo` (in process) and `vigil simulate` (over HTTP or MQTT)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ import pandas as pd
 
 from vigil.admin import refresh_broker_files
 from vigil.api.context import AppContext
-from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
+from vigil.datasets.physionet import STAY_ID
 from vigil.devices import (
     DeliveryFailed, DeliveryRejected, DeviceClient, DeviceKey, InProcessTransport, PatientProfile, WardSimulator,
     build_clients, mixed_ward,
 )
-from vigil.devices.replay import StayReplay, register_replay, replay_hours
+from vigil.devices.replay import REPLAY_DEVICE, StayReplay, replay_hours
 from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
 from vigil.pipeline import Pipeline
+from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
@@ -65,6 +66,23 @@ def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Pat
                 device, token = store.add_device(entry["patient_id"], kind)
                 entry["devices"][kind] = [device.device_id, token]
             credentials[DeviceKey(profile.key, kind)] = tuple(entry["devices"][kind])
+    write_private_json(manifest, known)
+    return credentials
+
+
+def register_replay(store: SqlStore, stays: pd.DataFrame, manifest: Path) -> Credentials:
+    """A patient and a monitor per replayed stay, created once and reused (ids and tokens in the manifest)."""
+    known = json.loads(manifest.read_text()) if manifest.exists() else {}
+    credentials = {}
+    for stay_id, rows in stays.groupby(STAY_ID, sort=True):
+        entry = known.get(stay_id)
+        if entry is None or store.get_patient(entry["patient_id"]) is None:
+            first = rows.iloc[0]
+            sex = {1.0: "male", 0.0: "female"}.get(first.get("Gender"))
+            patient = store.add_patient(f"ICU stay {stay_id}", None, sex, ["PhysioNet 2019 replay"])
+            device, token = store.add_device(patient.patient_id, REPLAY_DEVICE)
+            entry = known[stay_id] = {"patient_id": patient.patient_id, "device": [device.device_id, token]}
+        credentials[DeviceKey(stay_id, REPLAY_DEVICE)] = tuple(entry["device"])
     write_private_json(manifest, known)
     return credentials
 

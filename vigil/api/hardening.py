@@ -15,7 +15,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from vigil.api.policy import SESSION_COOKIE, bearer_token
+from vigil.api.gates import SESSION_COOKIE, bearer_token
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.audit import RequestOrigin, current_origin
 from vigil.security.ratelimit import RateLimiter, RateLimits

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import bearer_token
+from vigil.api.gates import bearer_token
 from vigil.ingest.service import BatchShapeError
 
 router = APIRouter()

@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import clinical_action, current_user, log_out, visible_patient, visible_patient_ids
-from vigil.api.security import authenticate, issue_token
+from vigil.api.gates import clinical_action, current_user, log_out, visible_patient
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
 from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import METRICS
 from vigil.models.live import SEPSIS_RISK
+from vigil.security.identity import authenticate, issue_token
+from vigil.security.policy import visible_patient_ids
 from vigil.timeutil import utc_now
 
 router = APIRouter(prefix="/api/v1")

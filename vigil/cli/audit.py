@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from vigil import admin
-from vigil.api.policy import operator
 from vigil.cli.common import CHECK_FAILED, DbOption, JsonFlag, admin_context, admin_errors, emit, fail, refusing, store_for
 from vigil.config import Settings, load_settings
 from vigil.security.audit import AUDIT_KEY_FILE, Head, verify_log
+from vigil.security.policy import operator
 
 app = typer.Typer(help="The hash-chained audit log: who read or changed what, and when.", no_args_is_help=True)
 HEAD_HELP = "SEQ:HASH, the head an earlier verify printed: fail if that entry is gone or changed (newest entries deleted)"

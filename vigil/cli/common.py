@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from vigil.admin import AdminError, CommandContext
 from vigil.config import Settings, load_settings
-from vigil.models.physionet import PsvFormatError, load_stays
+from vigil.datasets.physionet import PsvFormatError, load_stays
 from vigil.security.crypto import CryptoError, load_store_keys
 from vigil.store import SqlStore, open_store
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from vigil import admin
-from vigil.api.policy import operator
 from vigil.cli.common import DbOption, JsonFlag, admin_context, admin_errors, emit
+from vigil.security.policy import operator
 
 app = typer.Typer(help="Register devices and manage their tokens.", no_args_is_help=True)
 DeviceOption = Annotated[str, typer.Option("--device")]

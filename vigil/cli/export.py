@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from vigil.api.policy import operator
 from vigil.cli.common import DbOption, JsonFlag, emit, store_for
 from vigil.config import load_settings
 from vigil.security.deid import export_deidentified
+from vigil.security.policy import operator
 
 app = typer.Typer(help="Exports of patient data.", no_args_is_help=True)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from vigil.api.policy import operator
 from vigil.cli.common import DbOption, JsonFlag, emit, refusing, store_for
 from vigil.config import load_settings
 from vigil.security.crypto import KeyConfigError
 from vigil.security.keys import rotate_field_keys
+from vigil.security.policy import operator
 
 app = typer.Typer(help="The keys that encrypt identifiers at rest.", no_args_is_help=True)
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from vigil import admin
-from vigil.api.policy import operator
 from vigil.cli.common import DbOption, JsonFlag, admin_context, admin_errors, emit
+from vigil.security.policy import operator
 
 app = typer.Typer(help="Register and list patients; assign them to clinicians.", no_args_is_help=True)
 PatientOption = Annotated[str, typer.Option("--patient", help="patient id")]

@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from vigil.cli.common import JsonFlag, emit, err, fail, refusing, save_json, stays_with_progress
 from vigil.config import load_settings
-from vigil.models.physionet import PsvFormatError
+from vigil.datasets.physionet import PsvFormatError
 from vigil.models.reporting import markdown_table
 from vigil.models.risk import SepsisRiskModel, default_model
 from vigil.models.scoring import score_directory

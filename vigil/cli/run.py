@@ -14,7 +14,6 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.cli.common import (
     DbOption, TlsCertOption, TlsKeyOption, err, fail, refusing, setup_logging, stays_with_progress, store_for, tls_pair,
@@ -25,7 +24,9 @@ from vigil.devices import (
     DeviceClient, DeviceKey, RunProgress, SimClock, build_clients, run_simulation, transport_for_url,
 )
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER
-from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, parse_mqtt_url
+from vigil.ingest.mqtt import MqttIngestor
+from vigil.mqtt import MqttEndpoint, parse_mqtt_url
+from vigil.web.app import create_app
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
 MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]

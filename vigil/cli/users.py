@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from vigil import admin
-from vigil.api.policy import operator
 from vigil.cli.common import DbOption, JsonFlag, admin_context, admin_errors, emit
+from vigil.security.policy import operator
 
 app = typer.Typer(help="Logins for people: create, lock, unlock, reset passwords.", no_args_is_help=True)
 UsernameOption = Annotated[str, typer.Option("--username")]

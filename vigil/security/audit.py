@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,12 @@ class AuditEvent:
     resource: str = ""
     outcome: str = "ok"
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditLog(Protocol):
+    """Where audit events are appended, in order, each chained to the one before (``vigil.store.SqlStore`` is one)."""
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditEntry]: ...
 
 
 @dataclass(frozen=True)
@@ -141,8 +147,8 @@ def head_problems(expected: Head, entry: AuditEntry | None) -> list[str]:
     return []
 
 
-class AuditLog(Protocol):
-    """Where the chain is stored (the store)."""
+class AuditChain(Protocol):
+    """Where the chain is read back from, in order (``vigil.store.SqlStore`` is one)."""
 
     def audit_entries(self, after_seq: int = 0) -> list[AuditEntry]: ...
 
@@ -162,7 +168,7 @@ class Verification:
         return not self.problems
 
 
-def verify_log(log: AuditLog, key: bytes, expected: Head | None = None, head_file: Path | None = None) -> Verification:
+def verify_log(log: AuditChain, key: bytes, expected: Head | None = None, head_file: Path | None = None) -> Verification:
     """Check the whole chain, and that it still holds the head noted before: `expected`, or the one kept in
     `head_file` if that exists. An intact log's head is then kept in `head_file`. ValueError: `head_file` holds
     no head."""
@@ -180,7 +186,7 @@ def verify_log(log: AuditLog, key: bytes, expected: Head | None = None, head_fil
 class _ChainReader:
     """Every entry of the log in chain order, a batch at a time; how many were read, and the last one."""
 
-    def __init__(self, log: AuditLog):
+    def __init__(self, log: AuditChain):
         self._log = log
         self.count, self.head = 0, Head(0, GENESIS_HASH)
 

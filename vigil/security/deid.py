@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
-from vigil.api.policy import StoreOnly, visible_patient_ids
 from vigil.domain import Alert, Patient, Reading, User
-from vigil.store import SqlStore
+from vigil.security.policy import PatientDirectory, StoreOnly, visible_patient_ids
 from vigil.timeutil import format_time, utc_now
 
 OLDEST_EXACT_AGE = 89
@@ -27,6 +27,16 @@ PATIENT_COLUMNS = ["research_id", "sex", "age", "conditions"]
 READING_COLUMNS = ["research_id", "metric", "time", "value", "unit", "quality"]
 ALERT_COLUMNS = ["research_id", "rule", "severity", "time"]
 ALL_ALERTS = 1_000_000
+
+
+class ResearchSource(PatientDirectory, Protocol):
+    """What the export reads from a store (``vigil.store.SqlStore`` is one): patients, their readings and alerts."""
+
+    def list_patients(self, patient_ids: Iterable[str] | None = None) -> list[Patient]: ...
+
+    def query_readings(self, patient_id: str | None = None) -> list[Reading]: ...
+
+    def list_alerts(self, patient_ids: Iterable[str] | None = None, *, limit: int = ...) -> list[Alert]: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ def write_csv(data: DeidentifiedData, out_dir: Path) -> list[Path]:
     return written
 
 
-def export_deidentified(store: SqlStore, actor: User, out_dir: Path) -> tuple[DeidentifiedData, list[Path]]:
+def export_deidentified(store: ResearchSource, actor: User, out_dir: Path) -> tuple[DeidentifiedData, list[Path]]:
     """Every patient `actor` may see (an audited read), de-identified as of today into CSV files in `out_dir`."""
     patients = store.list_patients(visible_patient_ids(actor, StoreOnly(store), "export.deid"))
     data = deidentify(patients, store.query_readings, lambda pid: store.list_alerts([pid], limit=ALL_ALERTS), utc_now().date())

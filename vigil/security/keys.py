@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol
 
-from vigil.api.policy import StoreOnly, record
 from vigil.config import Settings
 from vigil.domain import User
-from vigil.security.crypto import KeyConfigError, KeyRing, save_keyring
-from vigil.store import SqlStore
+from vigil.security.audit import AuditLog
+from vigil.security.crypto import KeyConfigError, KeyRing, StoreKeys, save_keyring
+from vigil.security.policy import audit_event
+
+
+class EncryptedStore(AuditLog, Protocol):
+    """What rotation needs from a store (``vigil.store.SqlStore`` is one): its keys, and its encrypted values."""
+
+    keys: StoreKeys
+
+    def reencrypt_identifiers(self) -> int: ...
+
+    def key_ids_in_use(self) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -18,7 +29,7 @@ class KeyRotation:
     no_longer_needed: list[str]  # key ids no stored value needs any more
 
 
-def rotate_field_keys(settings: Settings, store: SqlStore, actor: User) -> KeyRotation:
+def rotate_field_keys(settings: Settings, store: EncryptedStore, actor: User) -> KeyRotation:
     """Encrypt every identifier under a new key, retiring the keys nothing needs then; safe to interrupt and rerun.
 
     With VIGIL_KEY the operator puts the new key first (VIGIL_KEY=NEW,OLD) and this moves everything to it;
@@ -30,11 +41,11 @@ def rotate_field_keys(settings: Settings, store: SqlStore, actor: User) -> KeyRo
     retired = sorted(set(ring.keys) - in_use - {ring.current})
     if not settings.field_key:
         save_keyring(settings, ring.retaining(in_use))  # a key still needed (written meanwhile) stays
-    record(StoreOnly(store), actor, "keys.rotate", key_id=ring.current, reencrypted=changed)
+    store.append_audit([audit_event(actor, "keys.rotate", key_id=ring.current, reencrypted=changed)])
     return KeyRotation(ring.current, changed, retired)
 
 
-def _ring_to_rotate_to(settings: Settings, store: SqlStore) -> KeyRing:
+def _ring_to_rotate_to(settings: Settings, store: EncryptedStore) -> KeyRing:
     """VIGIL_KEY's ring (which must start with a new key), or the key file's ring plus a new key, saved and in use."""
     ring = store.keys.field
     if settings.field_key:
