@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 import paho.mqtt.client as mqtt
 
+from vigil.errors import InvalidInput
 from vigil.ingest.mosquitto import READINGS_SUBSCRIPTION
 from vigil.ingest.service import BatchShapeError, IngestService
 
@@ -32,7 +33,7 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     """mqtt://[user:pass@]host[:1883] or mqtts://[user:pass@]host[:8883]."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"unsupported MQTT URL {url!r}: use mqtt://host:1883 or mqtts://host:8883")
+        raise InvalidInput(f"unsupported MQTT URL {url!r}: use mqtt://host:1883 or mqtts://host:8883")
     tls = parts.scheme == "mqtts"
     return MqttEndpoint(
         host=parts.hostname,

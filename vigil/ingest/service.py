@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from vigil.domain import Device, Reading
+from vigil.errors import InvalidInput
 from vigil.ingest.validation import Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
 from vigil.store import SqlStore
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
-class BatchShapeError(ValueError):
+class BatchShapeError(InvalidInput):
     """The body is not {"readings": [...]}; the message names the field."""
+
+    code = "invalid_batch"
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vigil.domain import Device, Reading
+from vigil.errors import InvalidInput
 from vigil.metrics import METRICS
 from vigil.timeutil import parse_time
 
 MAX_FUTURE = timedelta(minutes=5)
 
 
-class ReadingError(ValueError):
+class ReadingError(InvalidInput):
     """A reading that cannot be accepted; the message names the field and the reason."""
+
+    code = "invalid_reading"
 
 
 @dataclass(frozen=True)

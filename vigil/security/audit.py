@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from vigil.errors import InvalidInput
+
 GENESIS_HASH = "0" * 64
 AUDIT_KEY_FILE = "audit-hmac.key"
 SYSTEM_ACTOR = "system"
@@ -122,7 +124,7 @@ class Head:
     def parse(cls, text: str) -> "Head":
         seq, _, digest = text.strip().partition(":")
         if not (seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
-            raise ValueError(f"{text.strip()[:80]!r} is not SEQ:HASH (an entry number and a 64-digit hex hash)")
+            raise InvalidInput(f"{text.strip()[:80]!r} is not SEQ:HASH (an entry number and a 64-digit hex hash)")
         return cls(int(seq), digest)
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vigil.config import Settings, write_private_json
+from vigil.errors import VigilError
 from vigil.security.audit import AUDIT_KEY_FILE
 
 FORMAT = "v1"
@@ -22,20 +23,28 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
-class CryptoError(Exception):
-    """Base for key problems; never carries key material in its message."""
+class CryptoError(VigilError):
+    """Base for key problems (a server-side failure: 500); never carries key material in its message."""
+
+    code = "crypto_error"
 
 
 class DecryptionError(CryptoError):
     """A ciphertext that is malformed, under an unknown key, or was moved to another row or field."""
 
+    code = "decryption_failed"
+
 
 class UnknownKeyError(DecryptionError):
     """A ciphertext under a key this ring does not hold (e.g. one made by a rotation since the ring was loaded)."""
 
+    code = "unknown_key"
+
 
 class KeyConfigError(CryptoError):
     """VIGIL_KEY or the key file cannot be used."""
+
+    code = "key_config"
 
 
 def key_id(key: bytes) -> str:

@@ -23,6 +23,7 @@ from vigil.domain import (
     Score,
     User,
 )
+from vigil.errors import NotFound
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.store.dialects import dialect_for
@@ -220,7 +221,7 @@ class SqlStore:
         from vigil.ingest.mosquitto import mosquitto_password_hash
 
         if self.get_patient(patient_id) is None:
-            raise KeyError(f"no patient {patient_id!r}")
+            raise NotFound(f"no patient {patient_id!r}", field="patient_id")
         device = Device(new_id("d"), patient_id, kind)
         token = secrets.token_urlsafe(32)
         self._write(
@@ -239,12 +240,12 @@ class SqlStore:
             (hash_token(token), mosquitto_password_hash(token), device_id),
         )
         if not updated:
-            raise KeyError(f"no device {device_id!r}")
+            raise NotFound(f"no device {device_id!r}", field="device_id")
         return token
 
     def revoke_device(self, device_id: str) -> None:
         if not self._write("UPDATE devices SET revoked = 1 WHERE device_id = ? RETURNING device_id", (device_id,)):
-            raise KeyError(f"no device {device_id!r}")
+            raise NotFound(f"no device {device_id!r}", field="device_id")
 
     def device_for_token(self, token: str) -> Device | None:
         row = self._one(
