@@ -93,11 +93,11 @@ def _admin_context(db: Optional[str]):
 @contextmanager
 def _admin_errors():
     """A change vigil.admin refuses exits with status 2, naming the option at fault."""
-    from vigil.admin import AdminError
+    from vigil.errors import AlreadyExists, InvalidInput, NotFound
 
     try:
         yield
-    except AdminError as error:
+    except (InvalidInput, AlreadyExists, NotFound) as error:
         _fail(f"{FIELD_OPTIONS.get(error.field, '--' + error.field)}: {error.reason}")
 
 
@@ -474,14 +474,13 @@ def audit_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Who read or changed this patient's data, and when (itself an audited read)."""
-    from fastapi import HTTPException
-
     from vigil.api.policy import StoreOnly, operator, visible_patient
+    from vigil.errors import NotFound
 
     store = _store(load_settings(db))
     try:
         visible_patient(patient, operator(), StoreOnly(store), "audit.show")
-    except HTTPException:
+    except NotFound:
         _fail(f"--patient: no patient {patient!r}")
     entries = [e.as_json() for e in store.audit_entries_for_patient(patient)]
     _emit(entries, as_json, "\n".join(f"{e['time']}  {e['actor']:24s} {e['action']:22s} {e['outcome']:7s} {e['resource']}"

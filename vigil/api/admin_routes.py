@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from vigil import admin
 from vigil.api.context import AppContext, context
 from vigil.api.policy import admin_only, current_user
 from vigil.domain import Device, Role, User
+from vigil.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 Ctx = Annotated[AppContext, Depends(context)]
 CurrentUser = Annotated[User, Depends(current_user)]
 Password = Annotated[str, Field(max_length=1024, description=f"at least {admin.MIN_PASSWORD_LENGTH} characters")]
-ERROR_STATUS = {admin.InvalidInput: 422, admin.AlreadyExists: 409, admin.NotFound: 404}
 
 
 class NewUser(BaseModel):
@@ -38,11 +37,6 @@ class Assignment(BaseModel):
 
 class NewDevice(BaseModel):
     kind: str = Field(max_length=64, description="wearable, bp_cuff, cgm, pump, ...")
-
-
-async def admin_error(request: Request, error: Exception) -> JSONResponse:
-    """A change vigil.admin refused: 422 (bad value), 409 (exists already) or 404 (nothing to change), naming the field."""
-    return JSONResponse({"detail": str(error)}, status_code=ERROR_STATUS[type(error)])
 
 
 def user_json(user: User) -> dict:
@@ -135,7 +129,7 @@ def _device_admin_only(device_id: str, user: User, ctx: AppContext, action: str)
     """A device is its patient's: a caller who may not see that patient gets 404, as if there were no such device."""
     device = admin.find_device(ctx.store, device_id)
     if device is None:
-        raise HTTPException(404, "device not found")
+        raise NotFound("device not found")
     admin_only(user, ctx, action, device.patient_id, "device not found", device_id=device_id)
 
 

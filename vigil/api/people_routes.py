@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +14,7 @@ from vigil.api.policy import clinical_action, current_user, log_out, visible_pat
 from vigil.api.security import authenticate, issue_token
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
 from vigil.domain import User
+from vigil.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import METRICS
 from vigil.models.live import SEPSIS_RISK
@@ -48,7 +49,7 @@ async def login_for_token(
     """OAuth2 password form; a bearer token valid for 15 minutes. Five failures in a row lock the username for 15 minutes."""
     user = await run_in_threadpool(authenticate, ctx.store, username, password, totp)
     if user is None:
-        raise HTTPException(401, "wrong username, password or one-time code", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorised("wrong username, password or one-time code")
     return TokenResponse(access_token=issue_token(ctx.store, user.username, ctx.session_secret))
 
 
@@ -105,11 +106,11 @@ def get_readings(
 ) -> list[dict]:
     visible_patient(patient_id, user, ctx)
     if metric is not None and metric not in METRICS:
-        raise HTTPException(422, f"metric: unknown metric {metric!r}")
+        raise InvalidInput(f"unknown metric {metric!r}", field="metric")
     end = _aware(end) or utc_now() + timedelta(minutes=5)
     start = _aware(start) or end - DEFAULT_WINDOW
     if start >= end:
-        raise HTTPException(422, "start: must be before end")
+        raise InvalidInput("must be before end", field="start")
     readings = ctx.store.query_readings(patient_id, metric, start, end, limit=MAX_READINGS)
     return [reading_json(r) for r in readings]
 
@@ -170,7 +171,7 @@ def list_alerts(
 def acknowledge_alert(alert_id: RowId, user: CurrentUser, ctx: Ctx) -> dict:
     alert = ctx.store.get_alert(alert_id)
     if alert is None:
-        raise HTTPException(404, "alert not found")
+        raise NotFound("alert not found")
     clinical_action(alert.patient_id, user, ctx, "alert.acknowledge", "alert not found", alert_id=alert_id)
     return alert_json(ctx.store.acknowledge_alert(alert_id, user.username))
 
@@ -185,10 +186,10 @@ def list_recommendations(patient_id: str, user: CurrentUser, ctx: Ctx) -> list[d
 def decide_recommendation(recommendation_id: RowId, decision: Decision, user: CurrentUser, ctx: Ctx) -> dict:
     rec = ctx.store.get_recommendation(recommendation_id)
     if rec is None:
-        raise HTTPException(404, "recommendation not found")
+        raise NotFound("recommendation not found")
     clinical_action(rec.patient_id, user, ctx, "recommendation.decide", "recommendation not found",
                     recommendation_id=recommendation_id, decision=decision.decision)
     decided = ctx.store.decide_recommendation(recommendation_id, user.username, decision.decision == "accept", decision.note)
     if decided is None:
-        raise HTTPException(409, f"recommendation already {rec.status}")
+        raise Conflict(f"recommendation already {rec.status}")
     return recommendation_json(decided)

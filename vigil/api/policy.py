@@ -13,11 +13,12 @@ import getpass
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from vigil.api.context import AppContext, context
 from vigil.api.security import Audience, end_session, session_user
 from vigil.domain import Patient, User
+from vigil.errors import Forbidden, NotFound, Unauthorised
 from vigil.security.audit import AuditEvent, current_origin, origin_details
 from vigil.security.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
 from vigil.store import SqlStore
@@ -65,7 +66,7 @@ def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User 
     if user and credential.audience == "web" and request.method not in SAFE_METHODS and not csrf_ok(
         request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
     ):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+        raise Forbidden("CSRF token missing or wrong")
     return user
 
 
@@ -79,7 +80,7 @@ def log_out(request: Request, ctx: AppContext) -> None:
 
 def current_user(user: User | None = Depends(optional_user)) -> User:
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorised("login required")
     return user
 
 
@@ -115,16 +116,12 @@ def _patient_if_visible(patient_id: str, user: User, ctx: HasStore) -> Patient |
     return ctx.store.get_patient(patient_id) if patient_id in patient_ids_visible_to(user, ctx.store) else None
 
 
-def _not_found(message: str = "patient not found") -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, message)
-
-
 def visible_patient(patient_id: str, user: User, ctx: HasStore, action: str = "read") -> Patient:
     """The patient if this user may see it (the access is audited); otherwise 404, existence not revealed."""
     patient = _patient_if_visible(patient_id, user, ctx)
     record(ctx, user, action, patient_id, "ok" if patient else "denied")
     if patient is None:
-        raise _not_found()
+        raise NotFound("patient not found")
     return patient
 
 
@@ -142,9 +139,9 @@ def clinical_action(patient_id: str, user: User, ctx: HasStore, action: str, mis
     allowed = patient is not None and user.role in CLINICAL_ROLES
     record(ctx, user, action, patient_id, "ok" if allowed else "denied", **details)
     if patient is None:
-        raise _not_found(missing)
+        raise NotFound(missing)
     if not allowed:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only clinicians may do this")
+        raise Forbidden("only clinicians may do this")
     return patient
 
 
@@ -158,5 +155,5 @@ def admin_only(user: User, ctx: HasStore, action: str, patient_id: str | None = 
         return
     record(ctx, user, action, patient_id, "denied", **details)
     if not visible:
-        raise _not_found(missing)
-    raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may do this")
+        raise NotFound(missing)
+    raise Forbidden("only admins may do this")

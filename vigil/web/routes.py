@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from vigil.api.policy import (
 from vigil.api.security import SESSION_LIFETIME, authenticate, issue_token
 from vigil.api.views import alert_json, recommendation_json
 from vigil.domain import User
+from vigil.errors import Forbidden, Unauthorised
 from vigil.metrics import METRICS
 from vigil.security.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_ok, new_csrf_token
 
@@ -40,13 +41,13 @@ Ctx = Annotated[AppContext, Depends(context)]
 MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 
-class LoginRequired(Exception):
-    """Raised by pages when nobody is logged in; answered with a redirect to /login."""
+class LoginRequired(Unauthorised):
+    """Raised by pages when nobody is logged in; answered with a redirect to /login (fragments and events: 401)."""
 
 
 def page_user(user: MaybeUser) -> User:
     if user is None:
-        raise LoginRequired()
+        raise LoginRequired("login required")
     return user
 
 
@@ -60,7 +61,7 @@ def _set_cookie(response: Response, ctx: AppContext, name: str, value: str, read
 
 def _require_csrf(request: Request, submitted: str | None) -> None:
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted):
-        raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+        raise Forbidden("CSRF token missing or wrong: reload the page and try again")
 
 
 @router.get("/login", response_class=HTMLResponse)
