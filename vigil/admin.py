@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import re
 from dataclasses import dataclass
-from typing import Protocol, get_args
+from typing import Protocol
 
 from vigil.api.policy import record
 from vigil.api.security import USERNAME_PATTERN, hash_password
@@ -49,13 +49,13 @@ def _user_named(store: SqlStore, username: str) -> User | None:
 # -- accounts ------------------------------------------------------------------------------------
 def check_new_user(store: SqlStore, username: str, role: str, patient_id: str | None) -> None:
     """Why this account cannot be created (InvalidInput or AlreadyExists naming the field), if it cannot."""
-    if role not in get_args(Role):
-        raise InvalidInput(f"{role!r} is not one of {', '.join(get_args(Role))}", field="role")
+    if role not in set(Role):
+        raise InvalidInput(f"{role!r} is not one of {', '.join(Role)}", field="role")
     if not _well_formed(USERNAME_PATTERN, username):
         raise InvalidInput("1-64 letters, digits or _ . @ -", field="username")
-    if role == "patient" and not _patient_exists(store, patient_id):
+    if role == Role.PATIENT and not _patient_exists(store, patient_id):
         raise InvalidInput(f"role patient needs an existing patient id, got {patient_id!r}", field="patient_id")
-    if role != "patient" and patient_id is not None:
+    if role != Role.PATIENT and patient_id is not None:
         raise InvalidInput(f"only for role patient, not {role}", field="patient_id")
     if store.get_user(username) is not None:
         raise AlreadyExists(f"{username!r} already exists", field="username")
@@ -124,7 +124,7 @@ def end_sessions(ctx: AdminContext, actor: User, username: str) -> int:
 def assign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> None:
     """Give a clinician access to a patient."""
     user = _user_named(ctx.store, clinician)
-    if user is None or user.role != "clinician":
+    if user is None or user.role != Role.CLINICIAN:
         raise InvalidInput(f"no clinician named {clinician!r}", field="clinician")
     if not _patient_exists(ctx.store, patient_id):
         raise NotFound(f"no patient {patient_id!r}", field="patient_id")

@@ -13,11 +13,10 @@ from vigil.api.context import AppContext, context
 from vigil.api.policy import clinical_action, current_user, log_out, visible_patient, visible_patient_ids
 from vigil.api.security import authenticate, issue_token
 from vigil.api.views import alert_json, contact_json, patient_json, reading_json, recommendation_json, score_json
-from vigil.domain import User
+from vigil.domain import ScoreKind, User
 from vigil.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import METRICS
-from vigil.models.live import SEPSIS_RISK
 from vigil.timeutil import utc_now
 
 router = APIRouter(prefix="/api/v1")
@@ -69,7 +68,7 @@ def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[dict]:
     for alert in ctx.store.list_alerts(ids, open_only=True, limit=10_000):
         open_alerts[alert.patient_id] = open_alerts.get(alert.patient_id, 0) + 1
     rows = [patient_json(p, statuses.get(p.patient_id), open_alerts.get(p.patient_id, 0)) for p in patients]
-    first, second = ("sepsis_risk", "news2") if sort == "risk" else ("news2", "sepsis_risk")
+    first, second = (ScoreKind.NEWS2, ScoreKind.SEPSIS_RISK)[:: -1 if sort == "risk" else 1]
     return sorted(rows, key=lambda row: (-_score(row, first), -_score(row, second), row["name"]))
 
 
@@ -125,8 +124,8 @@ def _aware(value: datetime | None) -> datetime | None:
 def get_risk(patient_id: str, user: CurrentUser, ctx: Ctx, hours: float = Query(default=24, gt=0, le=24 * 30)) -> dict:
     visible_patient(patient_id, user, ctx)
     since = utc_now() - timedelta(hours=hours)
-    news2 = ctx.store.query_scores(patient_id, "news2", start=since)
-    sepsis = ctx.store.query_scores(patient_id, SEPSIS_RISK, start=since)
+    news2 = ctx.store.query_scores(patient_id, ScoreKind.NEWS2, start=since)
+    sepsis = ctx.store.query_scores(patient_id, ScoreKind.SEPSIS_RISK, start=since)
     return {
         "patient_id": patient_id,
         "news2": score_json(news2[-1]) if news2 else None,

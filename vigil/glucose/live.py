@@ -15,17 +15,18 @@ from numpy.typing import NDArray
 
 from vigil.care.engine import EpisodeTracker
 from vigil.care.rules import HYPOGLYCAEMIA_LEVEL_2, RuleVerdict
-from vigil.domain import AlertDraft, Reading, RecommendationDraft
+from vigil.domain import AlertDraft, AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind, Severity
 from vigil.glucose.advisor import Advice, GlucoseAdvisor
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.personalise import LOOKBACK_MIN, Personaliser
 from vigil.glucose.therapy import TherapyProfile, population_profile, safety_limits
+from vigil.metrics import MetricName
 from vigil.timeutil import format_time
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 """The live clock: minutes since this instant."""
-GLUCOSE_METRICS = ("glucose", "carbs", "insulin_bolus", "insulin_basal")
+GLUCOSE_METRICS = (MetricName.GLUCOSE, MetricName.CARBS, MetricName.INSULIN_BOLUS, MetricName.INSULIN_BASAL)
 DAY_MIN = 24 * 60.0
 WARM_UP_WINDOW = timedelta(minutes=LOOKBACK_MIN)
 """Stored diabetes data read at start-up: what the daily personalisation looks back over."""
@@ -59,9 +60,11 @@ EPISODE_CLEAR_MIN = 30.0
 """A predictive alert's episode ends once its forecast condition has been absent this long (no alert every 5 min)."""
 SERIES_WINDOW_MIN = 6 * 60.0
 
-FORECAST_LOW, FORECAST_HIGH = "glucose_forecast_low", "glucose_forecast_high"
-ALERT_RULES = {"alert_low": FORECAST_LOW, "alert_high": FORECAST_HIGH}
-RECOMMENDATION_KINDS = ("meal_bolus", "correction_bolus", "temp_basal", "rescue_carbs")
+ALERT_RULES = {"alert_low": AlertRule.GLUCOSE_FORECAST_LOW, "alert_high": AlertRule.GLUCOSE_FORECAST_HIGH}
+"""The advisor's predictive alerts and the rules they are raised under."""
+RECOMMENDATION_KINDS = (RecommendationKind.MEAL_BOLUS, RecommendationKind.CORRECTION_BOLUS, RecommendationKind.TEMP_BASAL,
+                        RecommendationKind.RESCUE_CARBS)
+"""The recommendations the glucose advice makes."""
 
 
 def to_minutes(time: datetime) -> float:
@@ -130,7 +133,7 @@ class PatientGlucose:
     advised_through: float = -np.inf
     forecasts: dict[float, NDArray[np.float64]] = field(default_factory=dict)
     residuals: list[deque] = field(default_factory=lambda: [deque(maxlen=RESIDUAL_MEMORY) for _ in BAND_HORIZONS])
-    alert_seen: dict[str, float] = field(default_factory=dict)
+    alert_seen: dict[AlertRule, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.start_from(self.therapy)
@@ -146,10 +149,10 @@ class PatientGlucose:
     def add(self, reading: Reading) -> bool:
         """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
         minute, h = to_minutes(reading.time), self.history
-        times, append = {"glucose": (h.cgm_minutes, h.add_cgm), "carbs": (h.carb_minutes, h.add_carbs),
-                         "insulin_bolus": (h.bolus_minutes, h.add_bolus),
-                         "insulin_basal": (h.basal_minutes, h.set_basal)}[reading.metric]
-        if reading.quality != "ok" or (len(times) and minute < times[-1]):
+        times, append = {MetricName.GLUCOSE: (h.cgm_minutes, h.add_cgm), MetricName.CARBS: (h.carb_minutes, h.add_carbs),
+                         MetricName.INSULIN_BOLUS: (h.bolus_minutes, h.add_bolus),
+                         MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal)}[reading.metric]
+        if reading.quality != Quality.OK or (len(times) and minute < times[-1]):
             return False
         append(minute, reading.value)
         return True
@@ -221,18 +224,19 @@ def advice_data(advice: Advice, minute: float) -> dict[str, Any]:
     return {"as_of": format_time(to_time(minute)), **data, "amount": advice.amount, "unit": advice.unit}
 
 
-def recommendation_kind(advice: Advice) -> str:
+def recommendation_kind(advice: Advice) -> RecommendationKind:
     if advice.kind == "bolus":
-        return "meal_bolus" if "meal_g" in advice.data else "correction_bolus"
-    return {"temp_basal": "temp_basal", "carbs": "rescue_carbs"}[advice.kind]
+        return RecommendationKind.MEAL_BOLUS if "meal_g" in advice.data else RecommendationKind.CORRECTION_BOLUS
+    return {"temp_basal": RecommendationKind.TEMP_BASAL, "carbs": RecommendationKind.RESCUE_CARBS}[advice.kind]
 
 
-def recommendation_action(kind: str, advice: Advice) -> str:
+def recommendation_action(kind: RecommendationKind, advice: Advice) -> str:
     return {
-        "meal_bolus": f"Meal bolus {advice.amount:.2f} U",
-        "correction_bolus": f"Correction bolus {advice.amount:.2f} U",
-        "temp_basal": f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
-        "rescue_carbs": f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
+        RecommendationKind.MEAL_BOLUS: f"Meal bolus {advice.amount:.2f} U",
+        RecommendationKind.CORRECTION_BOLUS: f"Correction bolus {advice.amount:.2f} U",
+        RecommendationKind.TEMP_BASAL:
+            f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
+        RecommendationKind.RESCUE_CARBS: f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
     }[kind]
 
 
@@ -282,9 +286,9 @@ class LiveGlucose:
     def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading],
                         outcome: GlucoseOutcome) -> None:
         added = [reading for reading in batch if state.add(reading)]
-        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == "glucose")
+        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == MetricName.GLUCOSE)
                    if minute > state.advised_through]
-        meals = [(to_minutes(r.time), r.value) for r in added if r.metric == "carbs"]
+        meals = [(to_minutes(r.time), r.value) for r in added if r.metric == MetricName.CARBS]
         for minute, grams in advice_points(new_cgm, meals).items():
             state.personalise_if_due(minute)
             if minute in new_cgm:
@@ -319,15 +323,16 @@ class LiveGlucose:
         return drafts
 
     @staticmethod
-    def _verdict(state: PatientGlucose, rule: str, minute: float, advice: Advice | None) -> RuleVerdict | None:
+    def _verdict(state: PatientGlucose, rule: AlertRule, minute: float, advice: Advice | None) -> RuleVerdict | None:
         """The forecast condition now; cleared only after ``EPISODE_CLEAR_MIN`` without it, None until then."""
         if advice is None:
             cleared = minute - state.alert_seen.get(rule, -np.inf) >= EPISODE_CLEAR_MIN
             return RuleVerdict(rule, 0) if cleared else None
         state.alert_seen[rule] = minute
-        urgent = rule == FORECAST_LOW and advice.amount < HYPOGLYCAEMIA_LEVEL_2
+        urgent = rule == AlertRule.GLUCOSE_FORECAST_LOW and advice.amount < HYPOGLYCAEMIA_LEVEL_2
         data = advice_data(advice, minute) | {"predictive": True}
-        return RuleVerdict(rule, 2 if urgent else 1, "urgent" if urgent else "warning", advice.reason, data)
+        severity = Severity.URGENT if urgent else Severity.WARNING
+        return RuleVerdict(rule, 2 if urgent else 1, severity, advice.reason, data)
 
     def view(self, patient_id: str) -> dict[str, Any] | None:
         """The last 6 h of CGM, the 2 h forecast from the latest reading with its band, IOB, COB and the settings;
@@ -371,7 +376,7 @@ def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -
         if reading.metric in GLUCOSE_METRICS:
             grouped.setdefault(reading.patient_id, []).append(reading)
     return {pid: batch for pid, batch in grouped.items()
-            if pid in (known or {}) or any(r.metric == "glucose" for r in batch)}
+            if pid in (known or {}) or any(r.metric == MetricName.GLUCOSE for r in batch)}
 
 
 __all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "LiveGlucose", "TherapySource", "simglucose_therapy"]

@@ -12,12 +12,11 @@ import pandas as pd
 
 from vigil.care.engine import EpisodeTracker
 from vigil.care.rules import RuleVerdict
-from vigil.domain import AlertDraft, Patient, Reading, Score
+from vigil.domain import AlertDraft, AlertRule, Patient, Quality, Reading, Score, ScoreKind, Severity
 from vigil.models.features import causal_features
 from vigil.models.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.models.risk import SepsisRiskModel
 
-SEPSIS_RISK = "sepsis_risk"
 CONFIRMING_HOURS = 2
 """Consecutive closed hours above the threshold before the risk alerts: one hour of an ICU-trained model on
 ward data is noisy (see the model card)."""
@@ -41,7 +40,7 @@ class PatientHours:
 
     def add(self, reading: Reading) -> None:
         column = COLUMN_OF_METRIC.get(reading.metric)
-        if column is not None and reading.quality == "ok":
+        if column is not None and reading.quality == Quality.OK:
             self.bins.setdefault(hour_of(reading.time), {}).setdefault(column, []).append(reading.value)
         if not self.bins:  # nothing the model uses yet (only carbs or insulin, say)
             return
@@ -128,7 +127,7 @@ class LiveRiskScorer:
         hours.scored_through = closed_through
         first_hour = min(hours.bins)
         return [
-            Score(patient_id, SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
+            Score(patient_id, ScoreKind.SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
                 "threshold": self.model.threshold,
                 "alarm": bool(p >= self.model.threshold),
                 "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
@@ -140,13 +139,14 @@ class LiveRiskScorer:
     def _alert(self, score: Score) -> list[AlertDraft]:
         streak = self._streaks.get(score.patient_id, 0) + 1 if score.details["alarm"] else 0
         self._streaks[score.patient_id] = streak
-        verdict = RuleVerdict(SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
+        verdict = RuleVerdict(AlertRule.SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
         if not self._episodes.should_raise(score.patient_id, verdict):
             return []
         top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
         message = (f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
                    f"{self.model.threshold:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}.")
-        return [AlertDraft(score.patient_id, SEPSIS_RISK, "warning", score.time, message, dict(score.details))]
+        return [AlertDraft(score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message,
+                           dict(score.details))]
 
 
 def _by_patient(readings: Iterable[Reading]) -> dict[str, list[Reading]]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from vigil.devices.readings import device_time, sequence_number
 from vigil.errors import InvalidInput
-from vigil.metrics import METRICS
+from vigil.metrics import METRICS, MetricName
 
 VITALS = ("HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "EtCO2")
 LABS = (
@@ -37,13 +37,13 @@ MISSING_TOKENS = frozenset({"NaN", "nan", ""})
 """Cell texts that mean "not measured"; any other cell must be a number."""
 
 VITAL_METRICS = {
-    "HR": "heart_rate",
-    "O2Sat": "spo2",
-    "Temp": "body_temp",
-    "SBP": "systolic_bp",
-    "DBP": "diastolic_bp",
-    "Resp": "resp_rate",
-    "Glucose": "glucose",
+    "HR": MetricName.HEART_RATE,
+    "O2Sat": MetricName.SPO2,
+    "Temp": MetricName.BODY_TEMP,
+    "SBP": MetricName.SYSTOLIC_BP,
+    "DBP": MetricName.DIASTOLIC_BP,
+    "Resp": MetricName.RESP_RATE,
+    "Glucose": MetricName.GLUCOSE,
 }
 """Challenge columns that Vigil ingests, mapped to metric names (units already canonical: Cel, mg/dL, ...)."""
 
@@ -271,7 +271,7 @@ def stay_readings(stay: pd.DataFrame, start_time: datetime) -> list[dict[str, An
     ]
 
 
-def _reading(metric: str, value: float, time: datetime) -> dict[str, Any]:
+def _reading(metric: MetricName, value: float, time: datetime) -> dict[str, Any]:
     return {
         "metric": metric,
         "value": value,

@@ -15,22 +15,29 @@ from vigil.config import load_settings
 from vigil.domain import (
     Alert,
     AlertDraft,
+    AlertRule,
     Device,
     Patient,
+    Quality,
     Reading,
     Recommendation,
     RecommendationDraft,
+    RecommendationKind,
+    Role,
     Score,
+    ScoreKind,
+    Severity,
     User,
 )
 from vigil.errors import NotFound
+from vigil.metrics import MetricName
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.store.dialects import dialect_for
 from vigil.store.schema import ADDED_COLUMNS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 PATIENT_IDENTIFIERS = ("name", "birth_date", "phone", "email", "address", "notes")
 # table -> (its key column, its encrypted columns); each ciphertext is bound to table.column:key.
 ENCRYPTED_COLUMNS = {"patients": ("patient_id", PATIENT_IDENTIFIERS), "users": ("username", ("totp_secret",))}
@@ -54,7 +61,7 @@ def new_id(prefix: str) -> str:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()  # keys may be enum members (metric names)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -274,14 +281,14 @@ class SqlStore:
 
     @staticmethod
     def _user(r: tuple) -> User:
-        return User(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]))
+        return User(r[0], Role(r[1]), r[2], r[3], bool(r[4]), bool(r[5]))
 
-    def add_user(self, username: str, role: str, password_hash: str, patient_id: str | None = None) -> User:
+    def add_user(self, username: str, role: Role, password_hash: str, patient_id: str | None = None) -> User:
         self._write(
             "INSERT INTO users (username, role, password_hash, patient_id, created_at) VALUES (?,?,?,?,?)",
             (username, role, password_hash, patient_id, format_time(utc_now())),
         )
-        return User(username, role, password_hash, patient_id)  # type: ignore[arg-type]
+        return User(username, Role(role), password_hash, patient_id)
 
     def get_user(self, username: str) -> User | None:
         row = self._one(f"SELECT {self._USER_COLUMNS} FROM users WHERE username = ?", (username,))
@@ -422,7 +429,7 @@ class SqlStore:
     def query_readings(
         self,
         patient_id: str | None = None,
-        metric: str | None = None,
+        metric: MetricName | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int | None = None,
@@ -444,7 +451,8 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [Reading(r[0], r[1], r[2], parse_time(r[3]), r[4], r[5], r[6], r[7]) for r in self._rows(sql, params)]
+        return [Reading(r[0], r[1], MetricName(r[2]), parse_time(r[3]), r[4], r[5], r[6], Quality(r[7]))
+                for r in self._rows(sql, params)]
 
     def count_readings(self) -> int:
         return int(self._one("SELECT count(*) FROM readings")[0])
@@ -464,7 +472,7 @@ class SqlStore:
                 conn.execute(sql, (s.patient_id, s.kind, format_time(s.time), s.value, _json(s.details)))
 
     def query_scores(
-        self, patient_id: str, kind: str, start: datetime | None = None, limit: int | None = None
+        self, patient_id: str, kind: ScoreKind, start: datetime | None = None, limit: int | None = None
     ) -> list[Score]:
         sql = "SELECT patient_id, kind, time, value, details FROM scores WHERE patient_id = ? AND kind = ?"
         params: list[Any] = [patient_id, kind]
@@ -474,7 +482,7 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) AS newest ORDER BY time"
-        return [Score(r[0], r[1], parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
+        return [Score(r[0], ScoreKind(r[1]), parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
 
     def save_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
         """Keep each patient's latest cleaned vitals and scores, as the ward list shows them."""
@@ -499,7 +507,8 @@ class SqlStore:
 
     @staticmethod
     def _alert(r: tuple) -> Alert:
-        return Alert(r[0], r[1], r[2], r[3], parse_time(r[4]), r[5], orjson.loads(r[6]), r[7], _time(r[8]))
+        return Alert(r[0], r[1], AlertRule(r[2]), Severity(r[3]), parse_time(r[4]), r[5], orjson.loads(r[6]), r[7],
+                     _time(r[8]))
 
     def raise_alert(self, draft: AlertDraft) -> Alert | None:
         """Open an alert, or escalate the open one for the same (patient, rule); None if deduplicated."""
@@ -548,7 +557,8 @@ class SqlStore:
 
     @staticmethod
     def _recommendation(r: tuple) -> Recommendation:
-        return Recommendation(r[0], r[1], r[2], parse_time(r[3]), r[4], r[5], orjson.loads(r[6]), r[7], r[8], _time(r[9]), r[10])
+        return Recommendation(r[0], r[1], RecommendationKind(r[2]), parse_time(r[3]), r[4], r[5], orjson.loads(r[6]), r[7],
+                              r[8], _time(r[9]), r[10])
 
     def add_recommendation(self, draft: RecommendationDraft) -> Recommendation | None:
         """Record a suggestion; while one of the same kind awaits a decision, it is updated instead."""
