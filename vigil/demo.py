@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from vigil.api.context import AppContext
+from vigil.api.schemas import IngestResponse
 from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
 from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
@@ -109,7 +110,7 @@ def in_process_delivery(ctx: AppContext):
         if device is None or device.device_id != device_id:
             raise DeliveryRejected(f"device {device_id}: token refused")
         try:
-            return ctx.ingest.ingest(device, payload).as_json()
+            return IngestResponse.model_validate(ctx.ingest.ingest(device, payload)).model_dump()
         except BatchShapeError as error:
             raise DeliveryRejected(str(error)) from error
         except Exception as error:  # store unavailable: the client keeps the batch and retries

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
 from vigil.api.policy import bearer_token
+from vigil.api.schemas import IngestResponse
 from vigil.errors import MalformedBody, Unauthorised
 
 router = APIRouter()
@@ -34,7 +34,7 @@ router = APIRouter()
         }
     },
 )
-async def ingest(request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
+async def ingest(request: Request, ctx: AppContext = Depends(context)) -> IngestResponse:
     """Readings are validated one by one; the answer lists accepted, duplicate and rejected ones. A body that is not
     JSON is a 400, one that is not {"readings": [...]} a 422 naming the field (BatchShapeError)."""
     token = bearer_token(request.headers.get("authorization", ""))
@@ -45,5 +45,4 @@ async def ingest(request: Request, ctx: AppContext = Depends(context)) -> JSONRe
         body = orjson.loads(await request.body())  # at most 5 MB: RequestGuard answers 413 past that
     except orjson.JSONDecodeError as error:
         raise MalformedBody(f"not valid JSON ({error})", field="body") from None
-    result = await run_in_threadpool(ctx.ingest.ingest, device, body)
-    return JSONResponse(result.as_json(), status_code=202)
+    return IngestResponse.model_validate(await run_in_threadpool(ctx.ingest.ingest, device, body))

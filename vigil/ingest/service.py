@@ -33,13 +33,6 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     stored: list[Reading] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [{"index": r.index, "error": r.error} for r in self.rejected],
-        }
-
 
 def batch_readings(body: Any) -> list[Any]:
     """The raw readings list of an ingest body, or BatchShapeError naming what is wrong."""

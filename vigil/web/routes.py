@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +19,8 @@ from vigil.api.people_routes import ward
 from vigil.api.policy import (
     SESSION_COOKIE, log_out, optional_user, patient_ids_visible_to, visible_patient, visible_patient_ids,
 )
+from vigil.api.schemas import AlertOut, RecommendationOut, Schema
 from vigil.api.security import SESSION_LIFETIME, authenticate, issue_token
-from vigil.api.views import alert_json, recommendation_json
 from vigil.domain import User
 from vigil.errors import Forbidden, Unauthorised
 from vigil.metrics import METRICS
@@ -103,7 +104,7 @@ def ward_page(request: Request, user: PageUser, sort: str = "news2") -> HTMLResp
 
 @router.get("/fragments/ward", response_class=HTMLResponse)
 def ward_fragment(request: Request, user: PageUser, ctx: Ctx, sort: str = "news2") -> HTMLResponse:
-    rows = ward(user, ctx, "risk" if sort == "risk" else "news2")
+    rows = [row.model_dump(mode="json") for row in ward(user, ctx, "risk" if sort == "risk" else "news2")]
     return templates.TemplateResponse(request, "ward_rows.html", {"rows": rows, "metrics": METRICS})
 
 
@@ -115,7 +116,7 @@ def alerts_fragment(request: Request, user: PageUser, ctx: Ctx, patient_id: str 
     else:
         visible = visible_patient_ids(user, ctx)
     names = {p.patient_id: p.name for p in ctx.store.list_patients(visible)}
-    alerts = [alert_json(a) for a in ctx.store.list_alerts(visible, limit=50)]
+    alerts = _json(AlertOut, ctx.store.list_alerts(visible, limit=50))
     return templates.TemplateResponse(request, "alerts.html", {"alerts": alerts, "names": names, "user": user})
 
 
@@ -131,15 +132,20 @@ def patient_page(request: Request, patient_id: str, user: PageUser, ctx: Ctx) ->
 @router.get("/fragments/patients/{patient_id}/recommendations", response_class=HTMLResponse)
 def recommendations_fragment(request: Request, patient_id: str, user: PageUser, ctx: Ctx) -> HTMLResponse:
     visible_patient(patient_id, user, ctx)
-    recs = [recommendation_json(r) for r in ctx.store.list_recommendations(patient_id, limit=30)]
+    recs = _json(RecommendationOut, ctx.store.list_recommendations(patient_id, limit=30))
     return templates.TemplateResponse(request, "recommendations.html", {"recommendations": recs, "user": user})
+
+
+def _json(schema: type[Schema], values: Iterable[object]) -> list[dict]:
+    """Domain values as the API answers them, for the templates."""
+    return [schema.model_validate(value).model_dump(mode="json") for value in values]
 
 
 def _ward_digest(user: User, ctx: AppContext) -> str:
     """A hash of the statuses and alerts this user can see: tells a page to refresh, carries no patient data."""
     ids = patient_ids_visible_to(user, ctx.store)
     statuses = ctx.store.list_status(ids)
-    alerts = [alert_json(a) for a in ctx.store.list_alerts(ids, limit=50)]
+    alerts = _json(AlertOut, ctx.store.list_alerts(ids, limit=50))
     return hashlib.sha256(orjson.dumps([sorted(ids), statuses, alerts], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
