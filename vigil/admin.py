@@ -69,7 +69,7 @@ def check_password(password: str) -> None:
 def add_user(ctx: AdminContext, actor: User, username: str, role: str, password: str, patient_id: str | None = None) -> User:
     check_new_user(ctx.store, username, role, patient_id)
     check_password(password)
-    user = ctx.store.add_user(username, role, hash_password(password), patient_id)
+    user = ctx.store.add_user(username, Role(role), hash_password(password), patient_id)
     record(ctx, actor, "permission.user_add", patient_id, username=username, role=role)
     return user
 

@@ -67,7 +67,7 @@ def _metric(name, loinc, unit, display, hard, plausible, aliases=None, unit_requ
 _PER_MIN = {"bpm": _identity, "1/min": _identity, "{beats}/min": _identity, "{breaths}/min": _identity}
 _MM_HG = {"mmHg": _identity, "mm Hg": _identity}
 
-METRICS: dict[MetricName, Metric] = {
+METRICS: dict[str, Metric] = {  # keyed by MetricName; a reading's metric is looked up as the str it is
     m.name: m
     for m in [
         _metric(MetricName.HEART_RATE, "8867-4", "/min", "Heart rate", (0, 350), (25, 250), _PER_MIN),

@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api.policy import SESSION_COOKIE, bearer_token
 from vigil.errors import RateLimited, TooLarge, VigilError
@@ -35,9 +35,6 @@ SECURITY_HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 
-Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 
 def body_limit(path: str) -> int:
@@ -97,7 +94,7 @@ class RequestGuard:
         if self.tls:
             extra.append((b"strict-transport-security", HSTS.encode()))
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
@@ -122,7 +119,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
     HTTPException, which FastAPI lets through its body parsing where it would turn any other error into a 400)."""
     received = 0
 
-    async def receiving() -> dict:
+    async def receiving() -> Message:
         nonlocal received
         message = await receive()
         if message["type"] == "http.request":

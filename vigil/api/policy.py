@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 
 from vigil.api.context import AppContext, context
 from vigil.api.security import Audience, end_session, session_user
-from vigil.domain import Patient, User
+from vigil.domain import Patient, Role, User
 from vigil.errors import Forbidden, NotFound, Unauthorised
 from vigil.security.audit import AuditEvent, current_origin, origin_details
 from vigil.security.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
@@ -86,7 +86,7 @@ def current_user(user: User | None = Depends(optional_user)) -> User:
 
 def operator() -> User:
     """Whoever runs a `vigil` command on the server: they hold the keys and the database, so they act as admin."""
-    return User(f"cli:{getpass.getuser()}", "admin", "")
+    return User(f"cli:{getpass.getuser()}", Role.ADMIN, "")
 
 
 def actor_of(user: User) -> str:

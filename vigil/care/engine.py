@@ -197,7 +197,7 @@ class CareEngine:
     def _alert(snapshot: VitalsSnapshot, verdict: RuleVerdict) -> AlertDraft:
         return AlertDraft(
             patient_id=snapshot.patient_id,
-            rule=verdict.rule,
+            rule=AlertRule(verdict.rule),
             severity=verdict.severity,
             time=snapshot.time,
             message=verdict.message,

@@ -151,7 +151,7 @@ class PatientGlucose:
         minute, h = to_minutes(reading.time), self.history
         times, append = {MetricName.GLUCOSE: (h.cgm_minutes, h.add_cgm), MetricName.CARBS: (h.carb_minutes, h.add_carbs),
                          MetricName.INSULIN_BOLUS: (h.bolus_minutes, h.add_bolus),
-                         MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal)}[reading.metric]
+                         MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal)}[MetricName(reading.metric)]
         if reading.quality != Quality.OK or (len(times) and minute < times[-1]):
             return False
         append(minute, reading.value)

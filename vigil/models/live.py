@@ -22,7 +22,7 @@ CONFIRMING_HOURS = 2
 ward data is noisy (see the model card)."""
 MAX_HOURS = 24 * 7
 """Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
-COLUMN_OF_METRIC = {metric: column for column, metric in VITAL_METRICS.items()}
+COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_METRICS.items()}
 
 
 def hour_of(time: datetime) -> datetime:

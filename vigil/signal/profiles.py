@@ -60,7 +60,7 @@ def _meal_or_bolus() -> MetricProfile:
     return MetricProfile(kind="amount", freshness_seconds=4 * HOUR, feature_window_seconds=4 * HOUR)
 
 
-METRIC_PROFILES: dict[MetricName, MetricProfile] = {
+METRIC_PROFILES: dict[str, MetricProfile] = {
     MetricName.HEART_RATE: _wearable_vital(min_deviation=5.0),
     MetricName.SPO2: _wearable_vital(min_deviation=2.0),
     MetricName.RESP_RATE: _wearable_vital(min_deviation=3.0),
