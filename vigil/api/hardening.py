@@ -36,7 +36,6 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-
 def body_limit(path: str) -> int:
     return INGEST_BODY_LIMIT if path == INGEST_PATH else BODY_LIMIT
 
