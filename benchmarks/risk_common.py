@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, patient_folds
-from vigil.models.physionet import load_stays
 
 FOLDS = 5
 SEED = 0

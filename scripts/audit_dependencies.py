@@ -1,7 +1,9 @@
 """Dependency audit for CI: pip-audit over Vigil's own dependencies as installed (not the whole environment).
 
-Exit status 1 on a known vulnerability. When pip-audit cannot reach its vulnerability data (it then skips
-every package), it says so plainly and exits 0: nothing could be checked, and that is not a finding.
+Exit status 1 on a known vulnerability, and 1 when pip-audit itself crashes (no JSON report): a broken audit
+must not pass as a clean one. Only when pip-audit ran but could not reach its vulnerability data (it then
+skips every package, or does not answer in time) does it say "NOT performed" and exit 0: nothing could be
+checked, and that is not a finding.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ def verdict(report: dict) -> tuple[int, str]:
     return 0, f"no known vulnerabilities in {len(audited)} audited dependencies ({skipped} could not be audited)"
 
 
+class AuditCrashed(RuntimeError):
+    """pip-audit exited without a JSON report: the audit did not run."""
+
+
 def run_pip_audit(pins: dict[str, str]) -> dict:
+    """pip-audit's JSON report on these pins; raises AuditCrashed when pip-audit produced none."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as requirements:
         requirements.write("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
         requirements.flush()
@@ -64,14 +71,27 @@ def run_pip_audit(pins: dict[str, str]) -> dict:
             result = subprocess.run(command, capture_output=True, text=True, timeout=AUDIT_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             return {"dependencies": [{"name": n, "skip_reason": "pip-audit timed out"} for n in pins]}
+    return parse_report(result)
+
+
+def parse_report(result: subprocess.CompletedProcess) -> dict:
+    """The JSON report of a finished pip-audit run (exit 0, or 1 with vulnerabilities found)."""
     try:
-        return json.loads(result.stdout)
+        report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return {"dependencies": [{"name": n, "skip_reason": f"pip-audit failed: {result.stderr.strip()[-300:]}"} for n in pins]}
+        report = None
+    if not isinstance(report, dict) or "dependencies" not in report:
+        raise AuditCrashed(f"pip-audit exited {result.returncode} without a report: {result.stderr.strip()[-500:]}")
+    return report
 
 
 def main() -> int:
-    status, message = verdict(run_pip_audit(installed_closure()))
+    try:
+        report = run_pip_audit(installed_closure())
+    except AuditCrashed as crash:
+        print(f"dependency audit FAILED: {crash}")
+        return 1
+    status, message = verdict(report)
     print(message)
     return status
 

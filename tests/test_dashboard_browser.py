@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, require_service, wait_for_port
-from vigil.api.security import hash_password
+from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 

@@ -20,8 +20,9 @@ from vigil.demo import register_ward
 from vigil.devices import MqttTransport, PatientProfile, SimClock, WardSimulator, build_clients, run_simulation
 from vigil.devices.profiles import Deterioration
 from vigil.ingest.mosquitto import SERVICE_USER
-from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor
+from vigil.ingest.mqtt import MqttIngestor
 from vigil.ingest.service import IngestService
+from vigil.mqtt import MqttEndpoint
 from vigil.pipeline import Pipeline
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vigil import admin
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
+from vigil.datasets.physionet import PsvFormatError
 from vigil.domain import AlertRule, Quality, RecommendationKind, ScoreKind, Severity
 from vigil.errors import (
     AlreadyExists,
@@ -28,9 +28,9 @@ from vigil.errors import (
 from vigil.ingest.service import BatchShapeError
 from vigil.ingest.validation import ReadingError
 from vigil.metrics import METRICS, VITAL_SIGNS, MetricName
-from vigil.models.physionet import PsvFormatError
 from vigil.security.crypto import CryptoError, DecryptionError, KeyConfigError, UnknownKeyError
 from vigil.timeutil import format_time, utc_now
+from vigil.web.app import create_app
 from vigil.web.routes import LoginRequired
 
 STATUSES = {InvalidInput: 422, MalformedBody: 400, Unauthorised: 401, Forbidden: 403, NotFound: 404, Conflict: 409,

@@ -12,8 +12,9 @@ import pytest
 
 from tests.conftest import running_broker
 from vigil.ingest.mosquitto import SERVICE_USER, write_broker_files
-from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, device_id_from_topic, mqtt_client, parse_mqtt_url
+from vigil.ingest.mqtt import MqttIngestor
 from vigil.ingest.service import IngestService
+from vigil.mqtt import MqttEndpoint, device_id_from_topic, mqtt_client, parse_mqtt_url
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 

@@ -12,8 +12,9 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from vigil.models.evaluation import Dataset, cross_validate, fit_calibrated, patient_folds
+from vigil.models.preprocessing import stay_holdout
 from vigil.models.reporting import merge_evaluations
-from vigil.models.zoo import MlpRisk, _stay_holdout
+from vigil.models.zoo import MlpRisk
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 
@@ -73,7 +74,7 @@ def test_mlp_keeps_the_epoch_with_the_lowest_loss_on_held_out_stays():
     mlp = MlpRisk(seed=0, max_epochs=12, patience=3).fit(data.X, data.y, data.stays)
     curve = mlp.loss_curve()
     assert len(curve["train_log_loss"]) == len(curve["validation_log_loss"]) >= 1
-    held = _stay_holdout(data.stays, fraction=0.1, seed=0)
+    held = stay_holdout(data.stays, fraction=0.1, seed=0)
     kept_loss = log_loss(data.y[held], mlp.score(data.X[held], data.stays[held]), labels=[0, 1])
     assert kept_loss == pytest.approx(min(curve["validation_log_loss"]), rel=1e-6)
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.care.news2 import news2_component_points, news2_score
+from vigil.care.news2 import news2_score
+from vigil.datasets.physionet import LABEL, VITALS, load_stays
 from vigil.models.features import (
     FEATURE_NAMES,
     NEVER_MEASURED_HOURS,
@@ -22,7 +23,7 @@ from vigil.models.features import (
     news2_total,
     qsofa_total,
 )
-from vigil.models.physionet import LABEL, VITALS, load_stays
+from vigil.news2_chart import news2_component_points
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 NAN = np.nan

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from vigil.care.predictive import CONFIRMING_HOURS, SepsisRiskAlerts
 from vigil.domain import Patient, Reading, ScoreKind
 from vigil.models.features import causal_features
-from vigil.models.live import CONFIRMING_HOURS, LiveRiskScorer, patient_demographics
+from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import default_model
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -27,16 +28,16 @@ def readings(hours: float, vitals=WELL, start=START, patient="p1") -> list[Readi
 def test_each_closed_hour_is_scored_once_with_an_explanation():
     scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
     first = scorer.update(readings(3.5))
-    assert [s.time for s in first.scores] == [START + timedelta(hours=h) for h in (1, 2, 3)]
-    assert all(s.kind == ScoreKind.SEPSIS_RISK and 0 <= s.value <= 1 for s in first.scores)
-    assert len(first.scores[0].details["explanation"]) == 5
+    assert [s.time for s in first] == [START + timedelta(hours=h) for h in (1, 2, 3)]
+    assert all(s.kind == ScoreKind.SEPSIS_RISK and 0 <= s.value <= 1 for s in first)
+    assert len(first[0].details["explanation"]) == 5
     later = scorer.update(readings(1, start=START + timedelta(hours=3.5)))
-    assert [s.time for s in later.scores] == [START + timedelta(hours=4)]
+    assert [s.time for s in later] == [START + timedelta(hours=4)]
 
 
 def test_live_hours_match_the_challenge_features_of_the_same_hourly_medians():
     scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
-    scores = scorer.update(readings(4)).scores
+    scores = scorer.update(readings(4))
     hours = scorer._patients["p1"]
     frame = hours.frame(START + timedelta(hours=2))
     expected = default_model().probability_from_features(causal_features(frame).to_numpy(np.float32))
@@ -49,10 +50,10 @@ def test_alert_needs_consecutive_hours_above_the_threshold():
     scorer = LiveRiskScorer(model, lambda patient: (None, None))
     scorer.model = type(model)(model.booster_text, model.calibration_x, model.calibration_y, threshold=0.0,
                                metadata=model.metadata)  # every hour alarms
-    outcome = scorer.update(readings(CONFIRMING_HOURS + 2.5))
-    assert len(outcome.alerts) == 1
-    assert outcome.alerts[0].time == START + timedelta(hours=CONFIRMING_HOURS)
-    assert "strongest contributions" in outcome.alerts[0].message and outcome.alerts[0].data["explanation"]
+    alerts = SepsisRiskAlerts().update(scorer.update(readings(CONFIRMING_HOURS + 2.5)))
+    assert len(alerts) == 1
+    assert alerts[0].time == START + timedelta(hours=CONFIRMING_HOURS)
+    assert "strongest contributions" in alerts[0].message and alerts[0].data["explanation"]
 
 
 def test_demographics_from_the_registry():

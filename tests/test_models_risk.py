@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, fit_calibrated
 from vigil.models.features import causal_features
-from vigil.models.physionet import load_stays
 from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
 from vigil.models.scoring import OUTPUT_HEADER
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.models.physionet import load_stays
+from vigil.datasets.physionet import load_stays
 from vigil.models.utility import normalize, normalized_utility, stay_utility, utility_parts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"

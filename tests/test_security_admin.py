@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import mosquitto_from
 from vigil import admin
-from vigil.api.policy import operator
 from vigil.ingest.mosquitto import write_broker_files
-from vigil.ingest.mqtt import MqttEndpoint, mqtt_client
+from vigil.mqtt import MqttEndpoint, mqtt_client
+from vigil.security.policy import operator
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 

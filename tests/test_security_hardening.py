@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
-from vigil.api.security import hash_password, issue_token
 from vigil.domain import RecommendationDraft
+from vigil.security.identity import hash_password, issue_token
 from vigil.security.ratelimit import Rate, RateLimiter, RateLimits
 from vigil.timeutil import utc_now
+from vigil.web.app import create_app
 
 
 def test_an_unhandled_error_is_a_generic_500_with_a_request_id(ward, caplog):

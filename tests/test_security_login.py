@@ -8,8 +8,8 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from vigil.api.security import authenticate, issue_token
 from vigil.domain import AlertDraft
+from vigil.security.identity import authenticate, issue_token
 from vigil.security.totp import STEP_SECONDS, code_at, matching_step, new_secret, provisioning_uri
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from starlette.routing import Mount
 
-from vigil.api.security import SESSION_LIFETIME, issue_token
 from vigil.domain import AlertDraft, AlertRule, RecommendationDraft, RecommendationKind
+from vigil.security.identity import SESSION_LIFETIME, issue_token
 from vigil.timeutil import utc_now
 
 ROLES = ("anonymous", "device", "patient", "clinician", "other_clinician", "admin")

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import free_port, require_service, wait_for_port
-from vigil.api.security import hash_password
 from vigil.devices.transports import DeliveryFailed, HttpTransport, MqttTransport
+from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 

@@ -8,12 +8,12 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from vigil.api.policy import record
-from vigil.api.security import USERNAME_PATTERN, hash_password
 from vigil.config import Settings
 from vigil.domain import Device, Role, User
 from vigil.errors import AlreadyExists, InvalidInput, NotFound
 from vigil.ingest.mosquitto import reload_broker, write_broker_files
+from vigil.security.identity import USERNAME_PATTERN, hash_password
+from vigil.security.policy import record
 from vigil.store import SqlStore
 
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from vigil.api.app import create_app
 from vigil.api.context import AppContext
 from vigil.config import load_settings
 from vigil.care import CareEngine
@@ -23,6 +22,7 @@ from vigil.domain import AlertDraft, AlertRule, Device, Reading
 from vigil.ingest.validation import validate_batch
 from vigil.signal import SignalProcessor
 from vigil.timeutil import format_time, utc_now
+from vigil.web.app import create_app
 
 VITALS = {"heart_rate": 72.0, "spo2": 97.0, "resp_rate": 15.0, "body_temp": 36.8}
 
@@ -180,7 +180,7 @@ def bench_alerts(seeds: list[int], patients: int = 12, hours: float = 24, tick: 
 # -- risk scoring ------------------------------------------------------------------------------
 def bench_score(data: Path, stays: int, tick: Callable[[], None] = lambda: None) -> dict:
     """`vigil risk score` on ``stays`` Challenge files, against a baseline that only reads and writes them."""
-    from vigil.models.physionet import read_files
+    from vigil.datasets.physionet import read_files
     from vigil.models.risk import default_model
     from vigil.models.scoring import score_directory
 

@@ -78,7 +78,7 @@ def _store(settings: Settings):
 
 def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
     """Record what a command did, as the operator who ran it."""
-    from vigil.api.policy import StoreOnly, operator, record
+    from vigil.security.policy import StoreOnly, operator, record
 
     record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
 
@@ -138,7 +138,7 @@ def patients_add(
 @patients_app.command("list")
 def patients_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List every patient (an audited read)."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
+    from vigil.security.policy import StoreOnly, operator, visible_patient_ids
 
     store = _store(load_settings(db))
     rows = [
@@ -157,7 +157,7 @@ def patients_assign(
 ) -> None:
     """Give a clinician access to a patient."""
     from vigil.admin import assign
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         assign(_admin_context(db), operator(), patient, clinician)
@@ -173,7 +173,7 @@ def patients_unassign(
 ) -> None:
     """End a clinician's access to a patient."""
     from vigil.admin import unassign
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         unassign(_admin_context(db), operator(), patient, clinician)
@@ -191,7 +191,7 @@ def devices_add(
 ) -> None:
     """Register a device; its token is printed once and stored only as a hash."""
     from vigil.admin import add_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         device, token = add_device(_admin_context(db), operator(), patient, kind)
@@ -203,7 +203,7 @@ def devices_add(
 def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Revoke a device's token: its readings are refused from now on."""
     from vigil.admin import revoke_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         revoke_device(_admin_context(db), operator(), device)
@@ -214,7 +214,7 @@ def devices_revoke(device: Annotated[str, typer.Option("--device")], db: DbOptio
 def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Issue a device a new token; the old one stops working."""
     from vigil.admin import rotate_device
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         token = rotate_device(_admin_context(db), operator(), device)
@@ -225,7 +225,7 @@ def devices_rotate(device: Annotated[str, typer.Option("--device")], db: DbOptio
 def devices_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List devices (never their tokens; an audited read)."""
     from vigil.admin import list_devices
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     rows = [
         {"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
@@ -246,7 +246,7 @@ def users_add(
 ) -> None:
     """Create a login. Without --password-stdin you are prompted for the password."""
     from vigil.admin import add_user, check_new_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     ctx = _admin_context(db)
     with _admin_errors():
@@ -266,7 +266,7 @@ UsernameOption = Annotated[str, typer.Option("--username")]
 def users_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List logins with their role, patient, one-time codes and lock state (an audited read)."""
     from vigil.admin import list_users
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     rows = [{"username": u.username, "role": u.role, "patient_id": u.patient_id, "totp_enabled": u.totp_enabled,
              "locked": u.locked} for u in list_users(_admin_context(db), operator())]
@@ -278,7 +278,7 @@ def users_password(username: UsernameOption, password_stdin: Annotated[bool, typ
                    db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Set a user's password; every session and bearer token they hold ends."""
     from vigil.admin import set_password
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         ended = set_password(_admin_context(db), operator(), username, _new_password(password_stdin))
@@ -289,7 +289,7 @@ def users_password(username: UsernameOption, password_stdin: Annotated[bool, typ
 def users_lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Refuse this user's logins until unlocked; every session and bearer token they hold ends."""
     from vigil.admin import lock_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         ended = lock_user(_admin_context(db), operator(), username)
@@ -300,7 +300,7 @@ def users_lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag 
 def users_unlock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
     """Allow this user's logins again (also lifting a lockout after failed logins)."""
     from vigil.admin import unlock_user
-    from vigil.api.policy import operator
+    from vigil.security.policy import operator
 
     with _admin_errors():
         unlock_user(_admin_context(db), operator(), username)
@@ -474,8 +474,9 @@ def audit_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Who read or changed this patient's data, and when (itself an audited read)."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient
+    from vigil.api.gates import visible_patient
     from vigil.errors import NotFound
+    from vigil.security.policy import StoreOnly, operator
 
     store = _store(load_settings(db))
     try:
@@ -494,8 +495,8 @@ def export_deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identified research export (HIPAA Safe Harbor): no identifiers, dates shifted per patient, ages 90+ grouped."""
-    from vigil.api.policy import StoreOnly, operator, visible_patient_ids
     from vigil.security.deid import deidentify, write_csv
+    from vigil.security.policy import StoreOnly, operator, visible_patient_ids
     from vigil.timeutil import utc_now
 
     store = _store(load_settings(db))
@@ -510,7 +511,8 @@ def export_deid(
 # -- running ---------------------------------------------------------------------------------
 def _start_mqtt(ctx, settings: Settings, client_id: str):
     from vigil.ingest.mosquitto import SERVICE_USER
-    from vigil.ingest.mqtt import MqttEndpoint, MqttIngestor, parse_mqtt_url
+    from vigil.ingest.mqtt import MqttIngestor
+    from vigil.mqtt import MqttEndpoint, parse_mqtt_url
 
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:
@@ -561,8 +563,8 @@ def serve(
     ca_file: CaFileOption = None,
 ) -> None:
     """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker."""
-    from vigil.api.app import create_app
     from vigil.api.context import AppContext
+    from vigil.web.app import create_app
 
     _logging()
     tls = _tls_pair(tls_cert, tls_key)
@@ -643,7 +645,7 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vigil.admin import refresh_broker_files
-    from vigil.demo import register_ward, simulation_start
+    from vigil.demo import register_replay, register_ward, simulation_start
     from vigil.devices import SimClock, WardSimulator, build_clients, mixed_ward, run_simulation, transport_for_url
     from vigil.timeutil import utc_now
 
@@ -652,7 +654,7 @@ def simulate(
     settings = load_settings(db)
     store = _store(settings)
     if replay is not None:
-        from vigil.devices.replay import StayReplay, register_replay, replay_hours
+        from vigil.devices.replay import StayReplay, replay_hours
 
         stays = _load_stays_with_progress(replay, limit=patients)
         hours = hours or replay_hours(stays)
@@ -695,13 +697,13 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 1,
 ) -> None:
     """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
-    from vigil.api.app import create_app
     from vigil.api.context import AppContext
     from vigil.demo import (
         DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, prescribe_virtual_patients, register_ward,
         simulation_start, ward_started_at,
     )
     from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
+    from vigil.web.app import create_app
 
     _logging()
     logging.getLogger("vigil.devices").setLevel(logging.WARNING)
@@ -804,7 +806,7 @@ EVALUATION_FILE = "reports/risk-evaluation.json"
 def _load_stays_with_progress(data: Path, limit: int | None = None):
     from rich.progress import Progress
 
-    from vigil.models.physionet import PsvFormatError, load_stays
+    from vigil.datasets.physionet import PsvFormatError, load_stays
 
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"reading {data.name}", total=limit)
@@ -880,7 +882,7 @@ def risk_score(
     """Hourly sepsis probability and label for every row of every file, each from rows up to that hour."""
     from rich.progress import Progress
 
-    from vigil.models.physionet import PsvFormatError
+    from vigil.datasets.physionet import PsvFormatError
     from vigil.models.risk import SepsisRiskModel, default_model
     from vigil.models.scoring import score_directory
 

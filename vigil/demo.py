@@ -1,4 +1,5 @@
-"""A simulated ward wired to a store: register its patients and devices once, reuse them on every run."""
+"""A simulated ward, or replayed ICU stays, wired to a store: patients and devices registered once, reused on every
+run."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from vigil.api.context import AppContext
 from vigil.api.schemas import IngestResponse
-from vigil.api.security import hash_password
 from vigil.config import Settings, write_private_json
+from vigil.datasets.physionet import STAY_ID
 from vigil.devices import DeliveryFailed, DeliveryRejected, DeviceKey, PatientProfile
+from vigil.devices.replay import REPLAY_DEVICE
 from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
 from vigil.pipeline import Pipeline
+from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
@@ -58,6 +63,23 @@ def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Pat
                 device, token = store.add_device(entry["patient_id"], kind)
                 entry["devices"][kind] = [device.device_id, token]
             credentials[DeviceKey(profile.key, kind)] = tuple(entry["devices"][kind])
+    write_private_json(manifest, known)
+    return credentials
+
+
+def register_replay(store: SqlStore, stays: pd.DataFrame, manifest: Path) -> Credentials:
+    """A patient and a monitor per replayed stay, created once and reused (ids and tokens in the manifest)."""
+    known = json.loads(manifest.read_text()) if manifest.exists() else {}
+    credentials = {}
+    for stay_id, rows in stays.groupby(STAY_ID, sort=True):
+        entry = known.get(stay_id)
+        if entry is None or store.get_patient(entry["patient_id"]) is None:
+            first = rows.iloc[0]
+            sex = {1.0: "male", 0.0: "female"}.get(first.get("Gender"))
+            patient = store.add_patient(f"ICU stay {stay_id}", None, sex, ["PhysioNet 2019 replay"])
+            device, token = store.add_device(patient.patient_id, REPLAY_DEVICE)
+            entry = known[stay_id] = {"patient_id": patient.patient_id, "device": [device.device_id, token]}
+        credentials[DeviceKey(stay_id, REPLAY_DEVICE)] = tuple(entry["device"])
     write_private_json(manifest, known)
     return credentials
 

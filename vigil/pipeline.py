@@ -1,5 +1,5 @@
 """The stream processor: stored readings -> signal (clean, features) -> care (NEWS2, alerts), hourly risk and glucose
-advice -> store."""
+advice -> care (their alerts) -> store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from vigil.care import CareEngine, CareOutcome
+from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
 from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose, WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
@@ -63,6 +64,8 @@ class Pipeline:
         self.care = care or CareEngine()
         self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
         self.glucose = glucose or LiveGlucose()
+        self.risk_alerts = SepsisRiskAlerts()
+        self.forecast_alerts = GlucoseForecastAlerts()
         self._lock = threading.Lock()
         self._latest_scores: dict[str, dict[str, dict]] = {}
 
@@ -73,7 +76,9 @@ class Pipeline:
             for snapshot in self.signal.process(readings):
                 outcome = self.care.evaluate(snapshot)
                 self._remember_scores(snapshot.patient_id, outcome.scores)
-            for score in self.risk.update(readings).scores:
+            scores = self.risk.update(readings)
+            self.risk_alerts.update(scores)  # resumes streaks and open episodes; their alerts were raised before
+            for score in scores:
                 self._remember_scores(score.patient_id, [score])
             self.glucose.warm_up(self._stored_glucose_readings())
         log.info("warmed up from %d stored readings", len(readings))
@@ -87,14 +92,15 @@ class Pipeline:
                 for chunk in time_slices(readings)
                 for snapshot in self.signal.process(chunk, as_of_batch=True)
             ]
-            risk = self.risk.update(readings)
-            for score in risk.scores:
+            risk_scores = self.risk.update(readings)
+            for score in risk_scores:
                 self._remember_scores(score.patient_id, [score])
-            self.store.add_scores(risk.scores)
+            self.store.add_scores(risk_scores)
             glucose = self.glucose.update(readings)
             for draft in glucose.recommendations:
                 self.store.add_recommendation(draft)
-            return self._record(evaluated) + self._raise(risk.alerts) + self._raise(glucose.alerts)
+            return (self._record(evaluated) + self._raise(self.risk_alerts.update(risk_scores))
+                    + self._raise(self.forecast_alerts.update(glucose.checks)))
 
     def _stored_glucose_readings(self) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""

@@ -1,1 +1,1 @@
-"""API stage: the FastAPI app for devices and people."""
+"""API stage: the FastAPI routes for devices and people."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from vigil import admin
 from vigil.api.context import AppContext, context
-from vigil.api.policy import admin_only, current_user
+from vigil.api.gates import admin_only, current_user
 from vigil.api.schemas import (
     AssignmentOut,
     DeviceOut,

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from vigil.api.policy import SESSION_COOKIE, bearer_token
+from vigil.api.gates import SESSION_COOKIE, bearer_token
 from vigil.errors import RateLimited, TooLarge, VigilError
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.audit import RequestOrigin, current_origin

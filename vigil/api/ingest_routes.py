@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import bearer_token
+from vigil.api.gates import bearer_token
 from vigil.api.schemas import IngestResponse
 from vigil.errors import MalformedBody, Unauthorised
 

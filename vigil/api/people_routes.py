@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
-from vigil.api.policy import clinical_action, current_user, log_out, visible_patient, visible_patient_ids
+from vigil.api.gates import clinical_action, current_user, log_out, visible_patient
 from vigil.api.schemas import (
     AlertOut,
     GlucoseOut,
@@ -26,11 +26,12 @@ from vigil.api.schemas import (
     SepsisRisk,
     TokenResponse,
 )
-from vigil.api.security import authenticate, issue_token
 from vigil.domain import ScoreKind, User
 from vigil.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import MetricName
+from vigil.security.identity import authenticate, issue_token
+from vigil.security.policy import visible_patient_ids
 from vigil.timeutil import utc_now
 
 router = APIRouter(prefix="/api/v1")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, SpO2Scale, explain, news2_score
+from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, explain, news2_score
 from vigil.care.rules import (
     RuleVerdict,
     glucose_high,
@@ -29,6 +29,7 @@ from vigil.domain import (
     ScoreKind,
     VitalsSnapshot,
 )
+from vigil.news2_chart import SpO2Scale
 
 MIN_NEWS2_PARAMETERS = 3
 """NEWS2 is scored only when at least this many of its five measured vital signs are fresh:

@@ -1,49 +1,34 @@
 """NEWS2, the Royal College of Physicians' National Early Warning Score 2 (2017), and its clinical response.
 
 Inputs are rounded to the chart's resolution first (whole numbers; temperature to 0.1 degC), half up,
-then scored with the official chart bands. A vital sign that was not measured contributes nothing
-and is listed in ``missing``. Supplemental oxygen defaults to "on air" and consciousness to "Alert"
+then scored with the official chart bands (``vigil.news2_chart``). A vital sign that was not measured
+contributes nothing and is listed in ``missing``. Supplemental oxygen defaults to "on air" and consciousness to "Alert"
 when not given (a remote-monitoring patient is usually at home, on air, and awake); such defaults are
 listed in ``assumed`` so that a reader knows which parts of the score were not observed.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, get_args
 
-import numpy as np
+from vigil.news2_chart import SCORING_RESOLUTION, SpO2Scale, band_score, parameter_bands
 
 Consciousness = Literal["alert", "confusion", "voice", "pain", "unresponsive"]
 """ACVPU; "confusion" means new confusion (or new delirium / worsening confusion)."""
 
 RiskBand = Literal["low", "low-medium", "medium", "high"]
-SpO2Scale = Literal[1, 2]
 
 CONSCIOUSNESS_LEVELS: tuple[Consciousness, ...] = get_args(Consciousness)
 
 MEASURED_PARAMETERS = ("resp_rate", "spo2", "systolic_bp", "heart_rate", "body_temp")
 """The NEWS2 parameters a device measures, named as in the metric catalogue."""
-SCORING_RESOLUTION = {"resp_rate": 0, "spo2": 0, "systolic_bp": 0, "heart_rate": 0, "body_temp": 1}
-"""Decimal places each measured parameter is rounded to before scoring."""
 
 RED_SCORE = 3
 MEDIUM_RISK_TOTAL = 5
 HIGH_RISK_TOTAL = 7
 
-Bands = tuple[tuple[float, int], ...]
-"""(inclusive upper limit, score) pairs in ascending order; the first limit the value fits gives its score."""
-
-INF = math.inf
-RESP_RATE_BANDS: Bands = ((8, 3), (11, 1), (20, 0), (24, 2), (INF, 3))
-SPO2_SCALE_1_BANDS: Bands = ((91, 3), (93, 2), (95, 1), (INF, 0))
-SPO2_SCALE_2_ON_AIR_BANDS: Bands = ((83, 3), (85, 2), (87, 1), (INF, 0))
-SPO2_SCALE_2_ON_OXYGEN_BANDS: Bands = ((83, 3), (85, 2), (87, 1), (92, 0), (94, 1), (96, 2), (INF, 3))
-SYSTOLIC_BP_BANDS: Bands = ((90, 3), (100, 2), (110, 1), (219, 0), (INF, 3))
-PULSE_BANDS: Bands = ((40, 3), (50, 1), (90, 0), (110, 1), (130, 2), (INF, 3))
-TEMPERATURE_BANDS: Bands = ((35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1), (INF, 2))
 SUPPLEMENTAL_OXYGEN_SCORE = 2
 
 PARAMETER_LABELS = {
@@ -150,18 +135,6 @@ def round_half_up(value: float, decimals: int = 0) -> float:
     return float(Decimal(str(value)).quantize(quantum, rounding=ROUND_HALF_UP))
 
 
-def band_score(value: float, bands: Bands) -> int:
-    """The score of the first band whose inclusive upper limit holds ``value``."""
-    return next(score for upper, score in bands if value <= upper)
-
-
-def spo2_bands(scale: SpO2Scale, on_oxygen: bool) -> Bands:
-    """Scale 1, or scale 2 (prescribed 88-92 % target in hypercapnic respiratory failure) on air or oxygen."""
-    if scale == 1:
-        return SPO2_SCALE_1_BANDS
-    return SPO2_SCALE_2_ON_OXYGEN_BANDS if on_oxygen else SPO2_SCALE_2_ON_AIR_BANDS
-
-
 def risk_band(total: int, components: dict[str, int]) -> RiskBand:
     """Clinical risk: high >= 7, medium 5-6, low-medium for a single red parameter below 5, else low."""
     if total >= HIGH_RISK_TOTAL:
@@ -182,18 +155,6 @@ def describe_parameter(name: str, value: float | bool | str) -> str:
     return f"{label} {shown}{unit}"
 
 
-def parameter_bands(parameter: str, spo2_scale: SpO2Scale = 1, on_oxygen: bool = False) -> Bands:
-    """The chart bands of one measured parameter (SpO2 by scale and oxygen)."""
-    bands = {
-        "resp_rate": RESP_RATE_BANDS,
-        "spo2": spo2_bands(spo2_scale, on_oxygen),
-        "systolic_bp": SYSTOLIC_BP_BANDS,
-        "heart_rate": PULSE_BANDS,
-        "body_temp": TEMPERATURE_BANDS,
-    }
-    return bands[parameter]
-
-
 def score_measured(
     measurements: dict[str, float | None], spo2_scale: SpO2Scale, on_oxygen: bool
 ) -> dict[str, tuple[float, int]]:
@@ -204,24 +165,6 @@ def score_measured(
             rounded = round_half_up(raw, SCORING_RESOLUTION[name])
             scored[name] = (rounded, band_score(rounded, parameter_bands(name, spo2_scale, on_oxygen)))
     return scored
-
-
-def news2_component_points(
-    parameter: str, values: np.ndarray, spo2_scale: SpO2Scale = 1, on_oxygen: bool = False
-) -> np.ndarray:
-    """Vectorised ``score_measured`` for one parameter: each value's points (int8), 0 where it is NaN.
-
-    Values are rounded half up to the chart's resolution like ``round_half_up``; rounding to 9 decimal
-    places first absorbs binary representation error (38.05 * 10 = 380.49999999999994 counts as 380.5).
-    """
-    scale = 10.0 ** SCORING_RESOLUTION[parameter]
-    values = np.asarray(values, dtype=np.float64)
-    rounded = np.floor(np.round(values * scale, 9) + 0.5) / scale
-    bands = parameter_bands(parameter, spo2_scale, on_oxygen)
-    limits = np.array([upper for upper, _ in bands])
-    points = np.array([score for _, score in bands], dtype=np.int8)
-    band_index = np.searchsorted(limits, np.nan_to_num(rounded, nan=-INF), side="left")
-    return np.where(np.isnan(rounded), 0, points[band_index]).astype(np.int8)
 
 
 def news2_score(

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
-from vigil.config import write_private_json
-from vigil.devices.readings import DeviceBatch, DeviceKey
-from vigil.models.physionet import STAY_ID, stay_readings
-from vigil.store import SqlStore
+from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
+from vigil.devices.readings import DeviceBatch, DeviceKey, device_time, sequence_number
+from vigil.metrics import METRICS, MetricName
 from vigil.timeutil import parse_time
 
 REPLAY_DEVICE = "icu_monitor"
+
+
+def stay_readings(stay: pd.DataFrame, start_time: datetime) -> list[dict[str, Any]]:
+    """One stay's measured vitals and glucose as ingest readings, hour h stamped ``start_time + h`` hours.
+
+    Values are sent as recorded (no rounding or clamping), so the ingest stage judges them as it would a
+    device's; seq numbers are the simulated devices' (metric slot per minute), so a resent replay is a duplicate.
+    """
+    if start_time.tzinfo is None:
+        raise ValueError("start_time must be timezone-aware")
+    if STAY_ID in stay.columns and stay[STAY_ID].nunique() > 1:
+        raise ValueError("stay_readings takes the rows of one stay")
+    present = [column for column in VITAL_METRICS if column in stay.columns]
+    measured = stay.melt(id_vars=[HOUR], value_vars=present, var_name="column").dropna(subset=["value"])
+    measured = measured.sort_values(HOUR, kind="stable")
+    return [
+        _reading(VITAL_METRICS[column], float(value), start_time + timedelta(hours=int(hour)))
+        for hour, column, value in measured.itertuples(index=False)
+    ]
+
+
+def _reading(metric: MetricName, value: float, time: datetime) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "value": value,
+        "unit": METRICS[metric].unit,
+        "time": device_time(time),
+        "seq": sequence_number(metric, time),
+    }
 
 
 class StayReplay:
@@ -48,26 +75,9 @@ class StayReplay:
         return batches
 
 
-def register_replay(store: SqlStore, stays: pd.DataFrame, manifest: Path) -> dict[DeviceKey, tuple[str, str]]:
-    """A patient and a monitor per replayed stay, created once and reused (ids and tokens in the manifest)."""
-    known = json.loads(manifest.read_text()) if manifest.exists() else {}
-    credentials = {}
-    for stay_id, rows in stays.groupby(STAY_ID, sort=True):
-        entry = known.get(stay_id)
-        if entry is None or store.get_patient(entry["patient_id"]) is None:
-            first = rows.iloc[0]
-            sex = {1.0: "male", 0.0: "female"}.get(first.get("Gender"))
-            patient = store.add_patient(f"ICU stay {stay_id}", None, sex, ["PhysioNet 2019 replay"])
-            device, token = store.add_device(patient.patient_id, REPLAY_DEVICE)
-            entry = known[stay_id] = {"patient_id": patient.patient_id, "device": [device.device_id, token]}
-        credentials[DeviceKey(stay_id, REPLAY_DEVICE)] = tuple(entry["device"])
-    write_private_json(manifest, known)
-    return credentials
-
-
 def replay_hours(stays: pd.DataFrame) -> int:
     """Hours needed to replay the longest stay."""
     return int(stays.groupby(STAY_ID).size().max())
 
 
-__all__ = ["REPLAY_DEVICE", "StayReplay", "register_replay", "replay_hours"]
+__all__ = ["REPLAY_DEVICE", "StayReplay", "replay_hours", "stay_readings"]

@@ -13,8 +13,7 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from vigil.errors import InvalidInput
-from vigil.ingest.mosquitto import READINGS_TOPIC
-from vigil.ingest.mqtt import mqtt_client, parse_mqtt_url
+from vigil.mqtt import READINGS_TOPIC, mqtt_client, parse_mqtt_url
 
 INGEST_PATH = "/api/v1/ingest"
 RETRYABLE_STATUS = frozenset({408, 425, 429})

@@ -1,5 +1,6 @@
 """Live glucose advice: each patient's diabetes data from the stream, the advisor's output as recommendations and
-predictive alerts, and the forecast with its band for the dashboard. Decision support only: nothing is dosed."""
+forecast warnings (which the care stage turns into alerts), and the forecast with its band for the dashboard.
+Decision support only: nothing is dosed."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.care.engine import EpisodeTracker
-from vigil.care.rules import HYPOGLYCAEMIA_LEVEL_2, RuleVerdict
-from vigil.domain import AlertDraft, AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind, Severity
+from vigil.domain import AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind
 from vigil.glucose.advisor import Advice, GlucoseAdvisor
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
@@ -56,8 +55,6 @@ MATERIAL_BASAL_SHARE = 0.25
 MIN_BASAL_CHANGE_U_PER_H = 0.1
 """A temporary basal is recommended only when it differs from the last one recommended (at first, the programmed
 basal) by a quarter of the programmed basal and at least 0.1 U/h."""
-EPISODE_CLEAR_MIN = 30.0
-"""A predictive alert's episode ends once its forecast condition has been absent this long (no alert every 5 min)."""
 SERIES_WINDOW_MIN = 6 * 60.0
 
 ALERT_RULES = {"alert_low": AlertRule.GLUCOSE_FORECAST_LOW, "alert_high": AlertRule.GLUCOSE_FORECAST_HIGH}
@@ -133,7 +130,6 @@ class PatientGlucose:
     advised_through: float = -np.inf
     forecasts: dict[float, NDArray[np.float64]] = field(default_factory=dict)
     residuals: list[deque] = field(default_factory=lambda: [deque(maxlen=RESIDUAL_MEMORY) for _ in BAND_HORIZONS])
-    alert_seen: dict[AlertRule, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.start_from(self.therapy)
@@ -203,9 +199,29 @@ class PatientGlucose:
 
 
 @dataclass(frozen=True)
+class ForecastWarning:
+    """The advisor's warning that glucose is forecast out of range: ``rule`` (AlertRule.GLUCOSE_FORECAST_LOW or
+    GLUCOSE_FORECAST_HIGH), the forecast glucose (mg/dL) it warns of, the advisor's reason and the numbers behind it."""
+
+    rule: AlertRule
+    glucose: float
+    reason: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ForecastCheck:
+    """One patient's forecast at one advice point and its warnings (none: the forecast stays in range)."""
+
+    patient_id: str
+    time: datetime
+    warnings: tuple[ForecastWarning, ...] = ()
+
+
+@dataclass(frozen=True)
 class GlucoseOutcome:
     recommendations: list[RecommendationDraft] = field(default_factory=list)
-    alerts: list[AlertDraft] = field(default_factory=list)
+    checks: list[ForecastCheck] = field(default_factory=list)
 
 
 def advice_points(cgm_minutes: Sequence[float], meals: Sequence[tuple[float, float]]) -> dict[float, float]:
@@ -222,6 +238,13 @@ def advice_data(advice: Advice, minute: float) -> dict[str, Any]:
     """The numbers behind a piece of advice given at ``minute``, timed by a timestamp rather than the live clock."""
     data = {key: value for key, value in advice.data.items() if key != "now"}
     return {"as_of": format_time(to_time(minute)), **data, "amount": advice.amount, "unit": advice.unit}
+
+
+def forecast_check(patient_id: str, minute: float, advice: list[Advice]) -> ForecastCheck:
+    """The advisor's predictive alerts at ``minute`` as forecast warnings, for the care stage to judge."""
+    warnings = tuple(ForecastWarning(ALERT_RULES[item.kind], item.amount, item.reason, advice_data(item, minute))
+                     for item in advice if item.kind in ALERT_RULES)
+    return ForecastCheck(patient_id, to_time(minute), warnings)
 
 
 def recommendation_kind(advice: Advice) -> RecommendationKind:
@@ -242,12 +265,11 @@ def recommendation_action(kind: RecommendationKind, advice: Advice) -> str:
 
 class LiveGlucose:
     """Per-patient glucose advice on the stream: at most one run of the advisor per new CGM reading (and one per
-    meal announced after it); its advice becomes recommendations awaiting a clinician and deduplicated alerts."""
+    meal announced after it); its advice becomes recommendations awaiting a clinician and forecast warnings."""
 
     def __init__(self) -> None:
         self._patients: dict[str, PatientGlucose] = {}
         self._prescribed: dict[str, TherapySource] = {}
-        self._episodes = EpisodeTracker()
         self._lock = threading.Lock()
 
     def prescribe(self, patient_id: str, therapy: TherapySource) -> None:
@@ -271,7 +293,7 @@ class LiveGlucose:
                 state.personalise_if_due(float(minutes[-1]))
 
     def update(self, readings: Iterable[Reading]) -> GlucoseOutcome:
-        """Advise on newly stored readings; returns the recommendations and alerts to record."""
+        """Advise on newly stored readings; returns the recommendations to record and the forecasts checked."""
         outcome = GlucoseOutcome()
         with self._lock:
             for patient_id, batch in _streaming_glucose(readings, self._patients).items():
@@ -295,7 +317,7 @@ class LiveGlucose:
                 state.observe(minute)
             advice = state.advisor.advise(state.history, minute, grams)
             outcome.recommendations.extend(self._recommendations(patient_id, state, minute, advice))
-            outcome.alerts.extend(self._alerts(patient_id, state, minute, advice))
+            outcome.checks.append(forecast_check(patient_id, minute, advice))
         state.advised_through = max([state.advised_through, *new_cgm])
 
     @staticmethod
@@ -311,28 +333,6 @@ class LiveGlucose:
             drafts.append(RecommendationDraft(patient_id, kind, to_time(minute), recommendation_action(kind, item),
                                               item.reason, data))
         return drafts
-
-    def _alerts(self, patient_id: str, state: PatientGlucose, minute: float, advice: list[Advice]) -> list[AlertDraft]:
-        present = {item.kind: item for item in advice if item.kind in ALERT_RULES}
-        drafts = []
-        for kind, rule in ALERT_RULES.items():
-            verdict = self._verdict(state, rule, minute, present.get(kind))
-            if verdict is not None and self._episodes.should_raise(patient_id, verdict):
-                drafts.append(AlertDraft(patient_id, rule, verdict.severity, to_time(minute), verdict.message,
-                                         verdict.data))
-        return drafts
-
-    @staticmethod
-    def _verdict(state: PatientGlucose, rule: AlertRule, minute: float, advice: Advice | None) -> RuleVerdict | None:
-        """The forecast condition now; cleared only after ``EPISODE_CLEAR_MIN`` without it, None until then."""
-        if advice is None:
-            cleared = minute - state.alert_seen.get(rule, -np.inf) >= EPISODE_CLEAR_MIN
-            return RuleVerdict(rule, 0) if cleared else None
-        state.alert_seen[rule] = minute
-        urgent = rule == AlertRule.GLUCOSE_FORECAST_LOW and advice.amount < HYPOGLYCAEMIA_LEVEL_2
-        data = advice_data(advice, minute) | {"predictive": True}
-        severity = Severity.URGENT if urgent else Severity.WARNING
-        return RuleVerdict(rule, 2 if urgent else 1, severity, advice.reason, data)
 
     def view(self, patient_id: str) -> dict[str, Any] | None:
         """The last 6 h of CGM, the 2 h forecast from the latest reading with its band, IOB, COB and the settings;
@@ -379,4 +379,5 @@ def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -
             if pid in (known or {}) or any(r.metric == MetricName.GLUCOSE for r in batch)}
 
 
-__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "LiveGlucose", "TherapySource", "simglucose_therapy"]
+__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "ForecastCheck", "ForecastWarning", "LiveGlucose", "TherapySource",
+           "simglucose_therapy"]

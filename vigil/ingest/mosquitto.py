@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
-import secrets
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.ingest.service import MAX_BODY_BYTES
+from vigil.security.mosquitto import mosquitto_password_hash
 
-READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
-READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 SERVICE_USER = "vigil-ingest"
 PID_FILE = "mosquitto.pid"
 """Written by a Mosquitto started from Vigil's config, beside the password file, so Vigil can make it reload."""
-_ITERATIONS = 101  # mosquitto_passwd's own default for $7$ (PBKDF2-SHA512)
-
-
-def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations: int = _ITERATIONS) -> str:
-    """The '$7$' PBKDF2-SHA512 hash that Mosquitto 2 reads from its password file."""
-    salt = salt or secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def acl_text(service_user: str = SERVICE_USER) -> str:

@@ -6,13 +6,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from vigil.domain import Device, Reading
 from vigil.errors import InvalidInput
 from vigil.ingest.validation import Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
-from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -45,10 +44,22 @@ def batch_readings(body: Any) -> list[Any]:
     return body["readings"]
 
 
+class DeviceReadingStore(Protocol):
+    """What ingestion needs from a store: the device registry, and readings stored durably with their audit entry in
+    one transaction (True per new reading, False per duplicate). ``vigil.store.SqlStore`` is one; the composition
+    roots pass it in."""
+
+    def device_for_token(self, token: str) -> Device | None: ...
+
+    def get_device(self, device_id: str) -> Device | None: ...
+
+    def insert_readings(self, readings: Sequence[Reading], audit: AuditEvent | None = None) -> list[bool]: ...
+
+
 class IngestService:
     """The one ingestion path used by HTTP, MQTT and the in-process simulator."""
 
-    def __init__(self, store: SqlStore, on_stored: Callable[[Sequence[Reading]], None] | None = None):
+    def __init__(self, store: DeviceReadingStore, on_stored: Callable[[Sequence[Reading]], None] | None = None):
         self.store = store
         self.on_stored = on_stored
 

@@ -20,8 +20,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from vigil.datasets.physionet import HOUR, LABEL, STAY_ID
 from vigil.models.features import causal_features, news2_total, qsofa_total
-from vigil.models.physionet import HOUR, LABEL, STAY_ID
 from vigil.models.utility import utility_parts
 from vigil.models.zoo import RiskEstimator, make_model
 

@@ -19,8 +19,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from pandas.api.indexers import BaseIndexer
 
-from vigil.care.news2 import news2_component_points
-from vigil.models.physionet import HOUR, LABS, STAY_ID, VITALS
+from vigil.datasets.physionet import HOUR, LABS, STAY_ID, VITALS
+from vigil.news2_chart import news2_component_points
 
 VARIABLES = VITALS + LABS
 PASSED_THROUGH = ("Age", "Gender", "HospAdmTime", "ICULOS")

@@ -10,16 +10,11 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from vigil.care.engine import EpisodeTracker
-from vigil.care.rules import RuleVerdict
-from vigil.domain import AlertDraft, AlertRule, Patient, Quality, Reading, Score, ScoreKind, Severity
+from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
+from vigil.domain import Patient, Quality, Reading, Score, ScoreKind
 from vigil.models.features import causal_features
-from vigil.models.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.models.risk import SepsisRiskModel
 
-CONFIRMING_HOURS = 2
-"""Consecutive closed hours above the threshold before the risk alerts: one hour of an ICU-trained model on
-ward data is noisy (see the model card)."""
 MAX_HOURS = 24 * 7
 """Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
 COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_METRICS.items()}
@@ -75,12 +70,6 @@ def patient_demographics(patient: Patient | None, today: date) -> tuple[float | 
     return age, gender
 
 
-@dataclass(frozen=True)
-class RiskOutcome:
-    scores: list[Score]
-    alerts: list[AlertDraft]
-
-
 class LiveRiskScorer:
     """Scores each patient's hour once it has closed (a reading from a later hour has arrived)."""
 
@@ -89,22 +78,18 @@ class LiveRiskScorer:
         self.demographics = demographics
         self.explain_top = explain_top
         self._patients: dict[str, PatientHours] = {}
-        self._episodes = EpisodeTracker()
-        self._streaks: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def update(self, readings: Sequence[Reading]) -> RiskOutcome:
+    def update(self, readings: Sequence[Reading]) -> list[Score]:
+        """The scores of the hours these readings closed, each patient's in hour order."""
         scores: list[Score] = []
-        alerts: list[AlertDraft] = []
         with self._lock:
             for patient_id, batch in _by_patient(readings).items():
                 hours = self._hours(patient_id)
                 for reading in batch:
                     hours.add(reading)
-                for score in self._score_closed_hours(patient_id, hours):
-                    scores.append(score)
-                    alerts += self._alert(score)
-        return RiskOutcome(scores, alerts)
+                scores += self._score_closed_hours(patient_id, hours)
+        return scores
 
     def _hours(self, patient_id: str) -> PatientHours:
         if patient_id not in self._patients:
@@ -135,18 +120,6 @@ class LiveRiskScorer:
             })
             for i, p, explanation in zip(new, probability, explanations)
         ]
-
-    def _alert(self, score: Score) -> list[AlertDraft]:
-        streak = self._streaks.get(score.patient_id, 0) + 1 if score.details["alarm"] else 0
-        self._streaks[score.patient_id] = streak
-        verdict = RuleVerdict(AlertRule.SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
-        if not self._episodes.should_raise(score.patient_id, verdict):
-            return []
-        top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
-        message = (f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
-                   f"{self.model.threshold:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}.")
-        return [AlertDraft(score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message,
-                           dict(score.details))]
 
 
 def _by_patient(readings: Iterable[Reading]) -> dict[str, list[Reading]]:

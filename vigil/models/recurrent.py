@@ -3,7 +3,7 @@
 ``GruRisk`` follows the interface of ``vigil.models.zoo``. Its rows are the causal hourly features; the rows of a
 stay must be contiguous and in hour order (contiguity is checked, hour order is trusted). Missing values are
 imputed with the training median and every feature is mapped to the normal score of its training quantile
-(``zoo.normal_scores``, kept in ``preprocessing``); missingness itself is already among the features. The
+(``preprocessing.normal_scores``, kept in ``preprocessing``); missingness itself is already among the features. The
 network is input -> linear -> ReLU -> dropout -> one-layer unidirectional GRU -> dropout -> linear, one logit
 per hour, trained with binary cross-entropy (septic hours weighted by the square root of the class ratio)
 and weight decay on mini-batches of stays, and stopped early on a patient-level validation split. Needs
@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from vigil.models.zoo import Matrix, _stay_holdout, normal_scores
+from vigil.models.preprocessing import Matrix, normal_scores, stay_holdout
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class GruRisk:
             raise ValueError(f"X, y and stays need one entry per row; got {len(X)}, {len(y)} and {len(stays)}")
         if len(segments.starts) < 2:
             raise ValueError("fit needs at least 2 stays (a share of them is held out for early stopping)")
-        validation_rows = _stay_holdout(np.asarray(stays), fraction=self.validation_fraction, seed=self.seed)
+        validation_rows = stay_holdout(np.asarray(stays), fraction=self.validation_fraction, seed=self.seed)
         validation = validation_rows[segments.starts]
         training_labels = np.asarray(y)[~validation_rows]
         positives = int(training_labels.sum())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.models.physionet import STAY_ID, parse_stays, read_files
+from vigil.datasets.physionet import STAY_ID, parse_stays, read_files
 from vigil.models.risk import SepsisRiskModel
 
 OUTPUT_HEADER = "PredictedProbability|PredictedLabel"

@@ -22,11 +22,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import QuantileTransformer, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
-Matrix = NDArray[np.float32]
+from vigil.models.preprocessing import Matrix, normal_scores, stay_holdout
 
 
 class RiskEstimator(Protocol):
@@ -90,7 +90,7 @@ class MlpRisk:
         self._curve: dict[str, list[float]] = {"train_log_loss": [], "validation_log_loss": []}
 
     def fit(self, X: Matrix, y, stays) -> "MlpRisk":
-        validation = _stay_holdout(stays, fraction=0.1, seed=self.seed)
+        validation = stay_holdout(stays, fraction=0.1, seed=self.seed)
         train_X = self.preprocessing.fit_transform(X[~validation])
         held_X = self.preprocessing.transform(X[validation])
         train_y, held_y = y[~validation], y[validation]
@@ -148,25 +148,6 @@ class LightGbmRisk:
 
     def loss_curve(self) -> dict[str, list[float]]:
         return {f"{name}_log_loss": list(map(float, result["binary_logloss"])) for name, result in self.model.evals_result_.items()}
-
-
-def normal_scores(seed: int) -> Pipeline:
-    """Missing values -> the training median, then each feature -> the normal score of its training quantile."""
-    return make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True),
-        QuantileTransformer(output_distribution="normal", subsample=20_000, random_state=seed),
-    )
-
-
-def stays_held_out(stays: NDArray, count: int, seed: int) -> NDArray[np.bool_]:
-    """Row mask of ``count`` (at least one) stays drawn at random: a patient-level hold-out."""
-    chosen = np.random.default_rng(seed).choice(np.unique(stays), size=max(1, count), replace=False)
-    return np.isin(stays, chosen)
-
-
-def _stay_holdout(stays: NDArray, fraction: float, seed: int) -> NDArray[np.bool_]:
-    """The models' own early-stopping hold-out: ``fraction`` of the stays, rounded down."""
-    return stays_held_out(stays, int(fraction * len(np.unique(stays))), seed)
 
 
 MODEL_FACTORIES: dict[str, Callable[[int], RiskEstimator]] = {

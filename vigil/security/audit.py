@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -36,6 +36,12 @@ class AuditEvent:
     resource: str = ""
     outcome: str = "ok"
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditLog(Protocol):
+    """Where audit events are appended, in order, each chained to the one before (``vigil.store.SqlStore`` is one)."""
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditEntry]: ...
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from vigil.errors import NotFound
 from vigil.metrics import MetricName
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
+from vigil.security.mosquitto import mosquitto_password_hash
 from vigil.store.dialects import dialect_for
 from vigil.store.schema import ADDED_COLUMNS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
@@ -225,8 +226,6 @@ class SqlStore:
     # -- devices ----------------------------------------------------------------------------
     def add_device(self, patient_id: str, kind: str) -> tuple[Device, str]:
         """Register a device for a patient; returns it with its token, which is stored only hashed."""
-        from vigil.ingest.mosquitto import mosquitto_password_hash
-
         if self.get_patient(patient_id) is None:
             raise NotFound(f"no patient {patient_id!r}", field="patient_id")
         device = Device(new_id("d"), patient_id, kind)
@@ -239,8 +238,6 @@ class SqlStore:
 
     def rotate_device_token(self, device_id: str) -> str:
         """Give a device a new token (the old one stops working) and re-enable it."""
-        from vigil.ingest.mosquitto import mosquitto_password_hash
-
         token = secrets.token_urlsafe(32)
         updated = self._write(
             "UPDATE devices SET token_hash = ?, mqtt_hash = ?, revoked = 0 WHERE device_id = ? RETURNING device_id",

@@ -1,1 +1,1 @@
-"""Web stage: the clinician dashboard served by the API process."""
+"""Web stage: the clinician dashboard, and the application that serves it together with the API."""

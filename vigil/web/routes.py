@@ -15,16 +15,15 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
+from vigil.api.gates import SESSION_COOKIE, log_out, optional_user, visible_patient
 from vigil.api.people_routes import ward
-from vigil.api.policy import (
-    SESSION_COOKIE, log_out, optional_user, patient_ids_visible_to, visible_patient, visible_patient_ids,
-)
 from vigil.api.schemas import AlertOut, RecommendationOut, Schema
-from vigil.api.security import SESSION_LIFETIME, authenticate, issue_token
 from vigil.domain import User
 from vigil.errors import Forbidden, Unauthorised
 from vigil.metrics import METRICS
 from vigil.security.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_ok, new_csrf_token
+from vigil.security.identity import SESSION_LIFETIME, authenticate, issue_token
+from vigil.security.policy import patient_ids_visible_to, visible_patient_ids
 
 WEB_DIR = Path(__file__).parent
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from vigil.domain import User
-from vigil.security.audit import AuditEvent, origin_details
+from vigil.security.audit import AuditEvent, AuditLog, origin_details
 from vigil.security.totp import matching_step
-from vigil.store import SqlStore
 from vigil.timeutil import utc_now
 
 Audience = Literal["api", "web"]
@@ -29,6 +28,29 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("vigil-no-such-user")
 
 
+class AccountStore(AuditLog, Protocol):
+    """What identities need from a store (``vigil.store.SqlStore`` is one): accounts, failed logins, used one-time
+    code steps and sessions."""
+
+    def get_user(self, username: str) -> User | None: ...
+
+    def locked_until(self, username: str) -> datetime | None: ...
+
+    def record_login_failure(self, username: str, limit: int, lock_until: datetime) -> bool: ...
+
+    def clear_login_failures(self, username: str) -> None: ...
+
+    def totp_secret(self, username: str) -> str | None: ...
+
+    def claim_totp_step(self, username: str, step: int) -> bool: ...
+
+    def add_session(self, jti: str, username: str, audience: str, expires_at: datetime) -> None: ...
+
+    def session_active(self, jti: str, username: str, audience: str) -> bool: ...
+
+    def end_session(self, jti: str) -> bool: ...
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -40,7 +62,7 @@ def verify_password(user: User | None, password: str) -> bool:
         return False
 
 
-def authenticate(store: SqlStore, username: str, password: str, code: str | None = None) -> User | None:
+def authenticate(store: AccountStore, username: str, password: str, code: str | None = None) -> User | None:
     """The user if password (and one-time code, when enabled) are right and the account is not locked.
 
     Every attempt is audited. A locked account (after failures, or by an admin), a wrong password, a
@@ -66,7 +88,7 @@ def authenticate(store: SqlStore, username: str, password: str, code: str | None
     return user if outcome == "ok" else None
 
 
-def _second_factor_ok(store: SqlStore, user: User, code: str | None) -> bool:
+def _second_factor_ok(store: AccountStore, user: User, code: str | None) -> bool:
     """No one-time codes for this user, or a valid code whose time step was not used before."""
     if not user.totp_enabled:
         return True
@@ -74,7 +96,7 @@ def _second_factor_ok(store: SqlStore, user: User, code: str | None) -> bool:
     return step is not None and store.claim_totp_step(user.username, step)
 
 
-def issue_token(store: SqlStore, username: str, secret: str, audience: Audience = "api",
+def issue_token(store: AccountStore, username: str, secret: str, audience: Audience = "api",
                 lifetime: timedelta = API_TOKEN_LIFETIME) -> str:
     """A signed token for `audience`: 'api' bearer tokens (15 min) or 'web' session cookies (8 h), recorded
     under a random id (`jti`) so that it can be ended before it expires."""
@@ -91,7 +113,7 @@ def _claims(token: str, secret: str, audience: Audience) -> dict | None:
         return None
 
 
-def session_user(store: SqlStore, token: str, secret: str, audience: Audience = "api") -> User | None:
+def session_user(store: AccountStore, token: str, secret: str, audience: Audience = "api") -> User | None:
     """The user of a validly signed, unexpired token for this audience whose session has not ended, unless locked."""
     claims = _claims(token, secret, audience)
     if claims is None or not store.session_active(claims["jti"], claims["sub"], audience):
@@ -100,7 +122,7 @@ def session_user(store: SqlStore, token: str, secret: str, audience: Audience = 
     return user if user is not None and not user.locked else None
 
 
-def end_session(store: SqlStore, token: str, secret: str, audience: Audience = "api") -> bool:
+def end_session(store: AccountStore, token: str, secret: str, audience: Audience = "api") -> bool:
     """End the session of this token (it is refused from now on); False if the token is not valid or already ended."""
     claims = _claims(token, secret, audience)
     return claims is not None and store.end_session(claims["jti"])

@@ -10,10 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.domain import Device
-from vigil.ingest.validation import validate_batch
-from vigil.metrics import METRICS
-from vigil.models.physionet import (
+from vigil.datasets.physionet import (
     CHALLENGE_COLUMNS,
     LABEL,
     REQUIRED_COLUMNS,
@@ -21,8 +18,11 @@ from vigil.models.physionet import (
     PsvFormatError,
     load_stays,
     read_psv,
-    stay_readings,
 )
+from vigil.devices.replay import stay_readings
+from vigil.domain import Device
+from vigil.ingest.validation import validate_batch
+from vigil.metrics import METRICS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 STAYS = sorted(path.stem for path in FIXTURE.glob("*.psv"))

@@ -1,4 +1,4 @@
-"""PhysioNet/CinC Challenge 2019 stays (pipe-separated, one row per ICU hour): loading, checking, replaying."""
+"""PhysioNet/CinC Challenge 2019 stays (pipe-separated, one row per ICU hour): the format, loading and checking."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ import io
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import lru_cache
 from os import PathLike
 from pathlib import Path, PurePosixPath
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
 
-from vigil.devices.readings import device_time, sequence_number
 from vigil.errors import InvalidInput
-from vigil.metrics import METRICS, MetricName
+from vigil.metrics import MetricName
 
 VITALS = ("HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "EtCO2")
 LABS = (
@@ -250,32 +248,3 @@ def _is_number(cell: str) -> bool:
     except ValueError:
         return False
     return "_" not in cell
-
-
-def stay_readings(stay: pd.DataFrame, start_time: datetime) -> list[dict[str, Any]]:
-    """One stay's measured vitals and glucose as ingest readings, hour h stamped ``start_time + h`` hours.
-
-    Values are sent as recorded (no rounding or clamping), so the ingest stage judges them as it would a
-    device's; seq numbers are the simulated devices' (metric slot per minute), so a resent replay is a duplicate.
-    """
-    if start_time.tzinfo is None:
-        raise ValueError("start_time must be timezone-aware")
-    if STAY_ID in stay.columns and stay[STAY_ID].nunique() > 1:
-        raise ValueError("stay_readings takes the rows of one stay")
-    present = [column for column in VITAL_METRICS if column in stay.columns]
-    measured = stay.melt(id_vars=[HOUR], value_vars=present, var_name="column").dropna(subset=["value"])
-    measured = measured.sort_values(HOUR, kind="stable")
-    return [
-        _reading(VITAL_METRICS[column], float(value), start_time + timedelta(hours=int(hour)))
-        for hour, column, value in measured.itertuples(index=False)
-    ]
-
-
-def _reading(metric: MetricName, value: float, time: datetime) -> dict[str, Any]:
-    return {
-        "metric": metric,
-        "value": value,
-        "unit": METRICS[metric].unit,
-        "time": device_time(time),
-        "seq": sequence_number(metric, time),
-    }

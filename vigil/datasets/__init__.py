@@ -1,0 +1,1 @@
+"""Public data sets in their own file formats, shared by the stages that train on them and replay them."""
