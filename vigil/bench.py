@@ -15,8 +15,8 @@ import httpx
 import uvicorn
 
 from vigil.api.context import AppContext
-from vigil.config import load_settings
 from vigil.care import CareEngine
+from vigil.config import load_settings
 from vigil.devices import WardSimulator, mixed_ward
 from vigil.domain import AlertDraft, AlertRule, Device, Reading
 from vigil.ingest.validation import validate_batch
@@ -88,7 +88,7 @@ def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[]
         batches = synthetic_batches(readings, batch_size)
         store_device, _ = _device(ctx, "store baseline")
         pipeline_device, _ = _device(ctx, "pipeline")
-        http_device, token = _device(ctx, "http")
+        _http_device, token = _device(ctx, "http")
 
         def validated(device: Device, batch: list[dict]) -> list[Reading]:
             return validate_batch(batch, device, utc_now())[0]

@@ -8,7 +8,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -34,10 +34,10 @@ app.add_typer(export_app, name="export")
 
 err = Console(stderr=True)
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
-MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
+DbOption = Annotated[str | None, typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
+MqttOption = Annotated[str | None, typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on stdout")]
-CaFileOption = Annotated[Optional[str], typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
+CaFileOption = Annotated[str | None, typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
                                                      "(VIGIL_CA_FILE; default: the system's CAs)")]
 # vigil.admin names the field at fault; these are the options that carry those fields.
 FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password"}
@@ -83,7 +83,7 @@ def _audit(store, action: str, patient_id: str | None = None, outcome: str = "ok
     record(StoreOnly(store), operator(), action, patient_id, outcome, **details)
 
 
-def _admin_context(db: Optional[str]):
+def _admin_context(db: str | None):
     from vigil.admin import CommandContext
 
     settings = load_settings(db)
@@ -109,13 +109,13 @@ def _logging() -> None:
 @patients_app.command("add")
 def patients_add(
     name: Annotated[str, typer.Option("--name", help="full name")],
-    birth_date: Annotated[Optional[str], typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
-    sex: Annotated[Optional[str], typer.Option("--sex", help="female, male, other, unknown")] = None,
-    condition: Annotated[Optional[list[str]], typer.Option("--condition", help="repeatable")] = None,
-    phone: Annotated[Optional[str], typer.Option("--phone")] = None,
-    email: Annotated[Optional[str], typer.Option("--email")] = None,
-    address: Annotated[Optional[str], typer.Option("--address")] = None,
-    notes: Annotated[Optional[str], typer.Option("--notes", help="free-text notes")] = None,
+    birth_date: Annotated[str | None, typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
+    sex: Annotated[str | None, typer.Option("--sex", help="female, male, other, unknown")] = None,
+    condition: Annotated[list[str] | None, typer.Option("--condition", help="repeatable")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    address: Annotated[str | None, typer.Option("--address")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="free-text notes")] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -239,7 +239,7 @@ def devices_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
 def users_add(
     username: Annotated[str, typer.Option("--username")],
     role: Annotated[str, typer.Option("--role", help="admin, clinician or patient")],
-    patient: Annotated[Optional[str], typer.Option("--patient", help="for role patient: their patient id")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="for role patient: their patient id")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
     db: DbOption = None,
     as_json: JsonFlag = False,
@@ -332,7 +332,7 @@ def users_totp(
 
 
 # -- broker ----------------------------------------------------------------------------------
-def _tls_pair(cert: Optional[Path], key: Optional[Path]) -> Optional[tuple[Path, Path]]:
+def _tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
     """--tls-cert and --tls-key: both (existing files) or neither."""
     if (cert is None) != (key is None):
         _fail("--tls-cert and --tls-key go together")
@@ -342,17 +342,17 @@ def _tls_pair(cert: Optional[Path], key: Optional[Path]) -> Optional[tuple[Path,
     return (cert.resolve(), key.resolve()) if cert and key else None
 
 
-TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="server certificate chain (PEM)")]
-TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="its private key (PEM)")]
+TlsCertOption = Annotated[Path | None, typer.Option("--tls-cert", help="server certificate chain (PEM)")]
+TlsKeyOption = Annotated[Path | None, typer.Option("--tls-key", help="its private key (PEM)")]
 
 
 @mqtt_app.command("config")
 def mqtt_config(
-    out: Annotated[Optional[Path], typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="default 1883, or 8883 with TLS")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="default 1883, or 8883 with TLS")] = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
-    tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="CA certificate that issued --tls-cert (PEM)")] = None,
+    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="CA certificate that issued --tls-cert (PEM)")] = None,
     db: DbOption = None,
 ) -> None:
     """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
@@ -415,8 +415,8 @@ HEAD_HELP = "SEQ:HASH, the head an earlier verify printed: fail if that entry is
 
 @audit_app.command("verify")
 def audit_verify(
-    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help=HEAD_HELP)] = None,
-    head_file: Annotated[Optional[Path], typer.Option("--head-file", help="expect the head kept in this file (if it "
+    expect_head: Annotated[str | None, typer.Option("--expect-head", help=HEAD_HELP)] = None,
+    head_file: Annotated[Path | None, typer.Option("--head-file", help="expect the head kept in this file (if it "
                                                       "exists), and keep the verified head there; store it apart from the database")] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
@@ -447,7 +447,7 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-def _expected_head(expect_head: Optional[str], head_file: Optional[Path]):
+def _expected_head(expect_head: str | None, head_file: Path | None):
     """The head given by --expect-head or kept in --head-file (None if neither, or the file is not there yet)."""
     from vigil.security.audit import Head
 
@@ -523,7 +523,7 @@ def _start_mqtt(ctx, settings: Settings, client_id: str):
     return ingestor
 
 
-def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: Optional[tuple[Path, Path]] = None) -> None:
+def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: tuple[Path, Path] | None = None) -> None:
     """Run uvicorn (HTTPS with `tls` = (certificate, key)) in a thread until Ctrl-C or SIGTERM, then shut it
     down gracefully (exit status 0)."""
     import uvicorn
@@ -544,7 +544,7 @@ def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: Op
         _fail(f"could not serve on {host}:{port} (see the log above)")
 
 
-def _with_ca(settings: Settings, ca_file: Optional[str]) -> Settings:
+def _with_ca(settings: Settings, ca_file: str | None) -> Settings:
     from dataclasses import replace
 
     return replace(settings, ca_file=ca_file) if ca_file else settings
@@ -626,12 +626,12 @@ FINITE_RUN_FLUSH_SECONDS = 900.0
 @app.command()
 def simulate(
     patients: Annotated[int, typer.Option("--patients", min=1, max=500, help="number of simulated patients")],
-    url: Annotated[Optional[str], typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
-    mqtt: Annotated[Optional[str], typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
+    mqtt: Annotated[str | None, typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
     speed: Annotated[float, typer.Option("--speed", min=0.01, help="simulated seconds per wall-clock second")] = 1.0,
-    hours: Annotated[Optional[float], typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 1,
-    replay: Annotated[Optional[Path], typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
+    replay: Annotated[Path | None, typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
                                                    "(a directory or .tar.gz) instead of simulating")] = None,
     db: DbOption = None,
     ca_file: CaFileOption = None,
@@ -699,8 +699,14 @@ def demo(
     """A simulated ward streaming into the dashboard: SQLite under ./vigil-data, login printed."""
     from vigil.api.context import AppContext
     from vigil.demo import (
-        DEMO_ONSET, ensure_demo_login, in_process_delivery, patient_ids, prescribe_virtual_patients, register_ward,
-        simulation_start, ward_started_at,
+        DEMO_ONSET,
+        ensure_demo_login,
+        in_process_delivery,
+        patient_ids,
+        prescribe_virtual_patients,
+        register_ward,
+        simulation_start,
+        ward_started_at,
     )
     from vigil.devices import InProcessTransport, SimClock, WardSimulator, build_clients, mixed_ward, run_simulation
     from vigil.web.app import create_app
@@ -819,11 +825,11 @@ def _load_stays_with_progress(data: Path, limit: int | None = None):
 @risk_app.command("evaluate")
 def risk_evaluate(
     data: Annotated[Path, typer.Argument(help="a directory of .psv files or the .tar.gz")],
-    models: Annotated[Optional[str], typer.Option("--models", help="comma-separated; default all available")] = None,
+    models: Annotated[str | None, typer.Option("--models", help="comma-separated; default all available")] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, max=10)] = 5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=10, help="patient-bootstrap replicates")] = 200,
-    save: Annotated[Optional[Path], typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Patient-level cross-validation of every model against the NEWS2 and qSOFA rules."""
@@ -865,7 +871,7 @@ def risk_train(
     dataset = Dataset.from_frame(_load_stays_with_progress(data))
     with err.status("training LightGBM on every stay"):
         fitted = fit_calibrated("lightgbm", dataset, seed)
-    metadata = {"trained_on": str(data), "stays": int(len(set(dataset.stays))), "hours": int(len(dataset.y)),
+    metadata = {"trained_on": str(data), "stays": len(set(dataset.stays)), "hours": len(dataset.y),
                 "seed": seed, "date": date.today().isoformat(), "vigil": __import__("vigil").__version__}
     model = export_lightgbm(fitted, metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -877,7 +883,7 @@ def risk_train(
 def risk_score(
     in_dir: Annotated[Path, typer.Argument(help="directory of Challenge .psv files")],
     out_dir: Annotated[Path, typer.Argument(help="where to write one output file per input file")],
-    model: Annotated[Optional[Path], typer.Option("--model", help="default: the model shipped with Vigil")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="default: the model shipped with Vigil")] = None,
 ) -> None:
     """Hourly sepsis probability and label for every row of every file, each from rows up to that hour."""
     from rich.progress import Progress
@@ -901,7 +907,7 @@ def risk_score(
     err.print(f"scored {count} files into {out_dir}")
 
 
-def _saved_evaluation(sources: Optional[list[Path]]) -> dict:
+def _saved_evaluation(sources: list[Path] | None) -> dict:
     """One or more saved `vigil risk evaluate` runs, merged (model subsets of one data set, folds and seed)."""
     from vigil.models.reporting import merge_evaluations
 
@@ -915,7 +921,7 @@ def _saved_evaluation(sources: Optional[list[Path]]) -> dict:
         _fail(f"--evaluation: {error}")
 
 
-EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
+EvaluationFiles = Annotated[list[Path] | None, typer.Option(
     "--evaluation", help=f"saved run(s), repeatable to merge model subsets; default VIGIL_HOME/{EVALUATION_FILE}")]
 
 
@@ -923,7 +929,7 @@ EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
 def report_figures(
     out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
     evaluation: EvaluationFiles = None,
-    glucose_forecast: Annotated[Optional[Path], typer.Option(
+    glucose_forecast: Annotated[Path | None, typer.Option(
         "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure")] = None,
 ) -> None:
     """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, and the glucose-forecast figure."""
@@ -996,7 +1002,7 @@ def _virtual_patients(selection: str) -> list[str]:
         raise
 
 
-def _save_json(result: dict, save: Optional[Path]) -> None:
+def _save_json(result: dict, save: Path | None) -> None:
     if save:
         save.parent.mkdir(parents=True, exist_ok=True)
         save.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
@@ -1011,7 +1017,7 @@ def glucose_simulate(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
                                            help="also run simglucose's BBController on the same meals")] = False,
     workers: Annotated[int, typer.Option("--workers", min=0, help="parallel processes (0: one per CPU)")] = 0,
-    save: Annotated[Optional[Path], typer.Option("--save", help="also write the result (JSON) here")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="also write the result (JSON) here")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Closed loop: virtual patients follow every piece of Vigil's advice for DAYS days of random meals."""
@@ -1050,7 +1056,7 @@ def glucose_forecast_eval(
     train_days: Annotated[int, typer.Option("--train-days", min=1)] = 4,
     test_days: Annotated[int, typer.Option("--test-days", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 1,
-    save: Annotated[Optional[Path], typer.Option("--save", help="also write the result (JSON) here")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="also write the result (JSON) here")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Glucose forecasts at 30 and 60 minutes on held-out simulated days: RMSE, MAE, Clarke A+B, per model."""

@@ -8,7 +8,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from vigil.glucose.therapy import TherapyProfile, population_profile, safety_lim
 from vigil.metrics import MetricName
 from vigil.timeutil import format_time
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 """The live clock: minutes since this instant."""
 GLUCOSE_METRICS = (MetricName.GLUCOSE, MetricName.CARBS, MetricName.INSULIN_BOLUS, MetricName.INSULIN_BASAL)
 DAY_MIN = 24 * 60.0
@@ -157,7 +157,7 @@ class PatientGlucose:
         """At a CGM reading: score the earlier forecasts it checks, then forecast from it."""
         value = float(self.history.cgm_values[self.history.cgm_minutes == minute][-1])
         for made, path in list(self.forecasts.items()):
-            index = int(round((minute - made) / 5.0)) - 1
+            index = round((minute - made) / 5.0) - 1
             if 0 <= index < len(BAND_HORIZONS) and abs(minute - made - BAND_HORIZONS[index]) <= 2.5:
                 self.residuals[index].append(value - path[index])
             if minute - made > BAND_HORIZONS[-1]:

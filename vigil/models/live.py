@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_M
 
 
 def hour_of(time: datetime) -> datetime:
-    return time.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass

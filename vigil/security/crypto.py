@@ -68,7 +68,7 @@ class KeyRing:
     current: str
 
     @classmethod
-    def of(cls, keys: Iterable[bytes]) -> "KeyRing":
+    def of(cls, keys: Iterable[bytes]) -> KeyRing:
         """A ring of these keys; the first one encrypts."""
         ordered = list(keys)
         for key in ordered:
@@ -79,14 +79,14 @@ class KeyRing:
         return cls({key_id(k): k for k in ordered}, key_id(ordered[0]))
 
     @classmethod
-    def generate(cls) -> "KeyRing":
+    def generate(cls) -> KeyRing:
         return cls.of([secrets.token_bytes(KEY_BYTES)])
 
-    def with_new_current_key(self) -> "KeyRing":
+    def with_new_current_key(self) -> KeyRing:
         """This ring plus a fresh key that encrypts from now on; the old keys still decrypt."""
         return KeyRing.of([secrets.token_bytes(KEY_BYTES), *self.keys.values()])
 
-    def retaining(self, key_ids: set[str]) -> "KeyRing":
+    def retaining(self, key_ids: set[str]) -> KeyRing:
         """This ring with only the current key and those in `key_ids`."""
         return KeyRing({kid: key for kid, key in self.keys.items() if kid in key_ids or kid == self.current}, self.current)
 
@@ -109,7 +109,7 @@ class KeyRing:
         return {"current": self.current, "keys": {kid: _b64(key) for kid, key in self.keys.items()}}
 
     @classmethod
-    def from_json(cls, value: dict) -> "KeyRing":
+    def from_json(cls, value: dict) -> KeyRing:
         keys = {kid: _unb64(text) for kid, text in value["keys"].items()}
         ring = cls.of([keys[value["current"]], *(k for kid, k in keys.items() if kid != value["current"])])
         if set(ring.keys) != set(keys):
@@ -176,7 +176,7 @@ class StoreKeys:
 
     field: KeyRing
     audit: bytes
-    reload: Callable[[], "StoreKeys"] | None = None
+    reload: Callable[[], StoreKeys] | None = None
 
 
 def load_store_keys(settings: Settings) -> StoreKeys:

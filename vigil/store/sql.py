@@ -83,7 +83,7 @@ class SqlStore:
         self._local = threading.local()
         self._dialect.run_script(self._conn(), SCHEMA.replace("{id}", self._dialect.id_column))
         self._add_missing_columns()
-        if self._one("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",))[0]:
+        if self._count("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",)):
             self.reencrypt_identifiers()  # a store written before identifiers were encrypted
 
     @property
@@ -112,6 +112,11 @@ class SqlStore:
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
+
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The single number a ``SELECT count(*) ...`` answers."""
+        row = self._one(sql, params)
+        return int(row[0]) if row else 0
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         conn = self._conn()
@@ -192,11 +197,12 @@ class SqlStore:
         self, name: str, birth_date: str | None = None, sex: str | None = None, conditions: Iterable[str] = (),
         phone: str | None = None, email: str | None = None, address: str | None = None, notes: str | None = None,
     ) -> Patient:
-        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), utc_now(), phone, email, address, notes)
+        created_at = utc_now()
+        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), created_at, phone, email, address, notes)
         identifiers = [self._seal("patients", c, patient.patient_id, getattr(patient, c)) for c in PATIENT_IDENTIFIERS]
         self._write(
             f"INSERT INTO patients ({_PATIENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (patient.patient_id, sex, _json(list(patient.conditions)), format_time(patient.created_at), *identifiers),
+            (patient.patient_id, sex, _json(list(patient.conditions)), format_time(created_at), *identifiers),
         )
         return patient
 
@@ -219,7 +225,9 @@ class SqlStore:
 
     def _patient(self, row: tuple) -> Patient:
         patient_id, sex, conditions, created_at, *sealed = row
-        identifiers = {c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)}
+        identifiers: dict[str, Any] = {
+            c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)
+        }
         return Patient(patient_id=patient_id, sex=sex, conditions=tuple(orjson.loads(conditions)),
                        created_at=_time(created_at), **identifiers)
 
@@ -452,7 +460,7 @@ class SqlStore:
                 for r in self._rows(sql, params)]
 
     def count_readings(self) -> int:
-        return int(self._one("SELECT count(*) FROM readings")[0])
+        return self._count("SELECT count(*) FROM readings")
 
     def last_reading_time(self) -> datetime | None:
         row = self._one("SELECT max(time) FROM readings")
