@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
+from risk_common import FOLDS
 from sklearn.metrics import roc_auc_score
 
-from risk_common import FOLDS
+from vigil.datasets.physionet import HOUR, LABS, STAY_ID, VITALS, load_stays
 from vigil.models import features
 from vigil.models.evaluation import Dataset, cross_validate, normalized
-from vigil.datasets.physionet import HOUR, LABS, STAY_ID, VITALS, load_stays
 
 SOFA_LIMITS = {
     "sofa_coagulation": ("Platelets", (150, 100, 50, 20), True),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
+from risk_common import FOLDS, SEED, development_set, save_figure
 from sklearn.metrics import roc_auc_score
 
-from risk_common import FOLDS, SEED, development_set, save_figure
 from vigil.models.evaluation import Dataset, fit_calibrated, normalized
 
 SHARES = (0.25, 0.5, 0.75, 1.0)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 from rich.progress import Progress
+from risk_common import FOLDS, development_set, save_figure
 from sklearn.metrics import roc_auc_score
 
-from risk_common import FOLDS, development_set, save_figure
 from vigil.models.evaluation import Dataset
 from vigil.models.zoo import LightGbmRisk
 

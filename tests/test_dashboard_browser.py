@@ -49,7 +49,7 @@ def server(tmp_path):
     store = SqlStore(db_url)
     store.add_user("nurse", "clinician", hash_password(PASSWORD))
     tokens = {}
-    for name, unwell in (("Well Walter", False), ("Unwell Una", True), ("Hidden Hugo", True), ("Diabetic Dora", False)):
+    for name, _unwell in (("Well Walter", False), ("Unwell Una", True), ("Hidden Hugo", True), ("Diabetic Dora", False)):
         patient = store.add_patient(name)
         if name != "Hidden Hugo":
             store.assign(patient.patient_id, "nurse")

@@ -169,7 +169,7 @@ def test_a_bad_file_among_good_ones_is_named(tmp_path: Path) -> None:
 
 
 def test_not_a_stay_source(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no .psv files"):
+    with pytest.raises(ValueError, match=r"no \.psv files"):
         load_stays(tmp_path)
     with pytest.raises(ValueError, match="not a directory"):
         load_stays(write(tmp_path, "notes.txt", "hello"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -11,7 +11,7 @@ from vigil.devices import PatientProfile, WardSimulator
 from vigil.devices.readings import DeviceKey
 from vigil.timeutil import parse_time
 
-START = datetime(2026, 11, 27, 5, 0, tzinfo=timezone.utc)  # breakfast comes between 05:00 and 09:00
+START = datetime(2026, 11, 27, 5, 0, tzinfo=UTC)  # breakfast comes between 05:00 and 09:00
 HOURS = 4
 CGM = DeviceKey("t1d", "cgm")
 

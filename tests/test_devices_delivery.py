@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -32,7 +32,7 @@ from vigil.devices import (
     transport_for_url,
 )
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 class FakeWallClock:
@@ -173,7 +173,7 @@ def small_ward(start: datetime) -> WardSimulator:
 
 
 def test_run_simulation_delivers_everything_and_counts_resends():
-    start = datetime.now(timezone.utc) - timedelta(hours=2)
+    start = datetime.now(UTC) - timedelta(hours=2)
     simulator = small_ward(start)
     ingest = DedupingIngest()
     credentials = {key: (f"dev-{key}", f"tok-{key}") for key in simulator.device_keys}
@@ -190,7 +190,7 @@ def test_run_simulation_delivers_everything_and_counts_resends():
 
 
 def test_run_simulation_stops_when_asked_and_needs_a_client_per_device():
-    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    start = datetime.now(UTC) - timedelta(hours=1)
     simulator = small_ward(start)
     credentials = {key: (str(key), "token") for key in simulator.device_keys}
     clients = build_clients(credentials, InProcessTransport(DedupingIngest()))

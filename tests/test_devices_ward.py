@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from vigil.devices.readings import DeviceKey
 from vigil.metrics import METRICS
 from vigil.timeutil import parse_time
 
-START = datetime(2026, 11, 27, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 ONSET = timedelta(hours=10)  # 10:00, daytime
 
 

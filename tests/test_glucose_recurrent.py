@@ -5,10 +5,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from vigil.glucose.forecast import DaysWindow, Persistence  # noqa: E402
-from vigil.glucose.recurrent import GruForecaster  # noqa: E402
-
-from tests.test_glucose_forecast import DAY, series_of  # noqa: E402
+from tests.test_glucose_forecast import DAY, series_of
+from vigil.glucose.forecast import DaysWindow, Persistence
+from vigil.glucose.recurrent import GruForecaster
 
 
 def wave(period: float, phase: float = 0.0):

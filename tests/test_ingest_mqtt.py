@@ -114,7 +114,7 @@ def test_wrong_password_cannot_connect(registry, broker):
 
 
 def test_revoked_device_is_locked_out_after_files_are_rewritten(tmp_path, registry):
-    store, (device_a, token_a), _ = registry
+    store, (device_a, _token_a), _ = registry
     store.revoke_device(device_a)
     assert device_a not in dict(store.mqtt_credentials())
     files = write_broker_files(tmp_path / "again", store.mqtt_credentials(), SERVICE_PASSWORD)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from vigil.care.predictive import CONFIRMING_HOURS, SepsisRiskAlerts
-from vigil.domain import Patient, Reading
+from vigil.domain import Patient, Reading, ScoreKind
 from vigil.models.features import causal_features
-from vigil.models.live import SEPSIS_RISK, LiveRiskScorer, patient_demographics
+from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import default_model
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ def test_each_closed_hour_is_scored_once_with_an_explanation():
     scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
     first = scorer.update(readings(3.5))
     assert [s.time for s in first] == [START + timedelta(hours=h) for h in (1, 2, 3)]
-    assert all(s.kind == SEPSIS_RISK and 0 <= s.value <= 1 for s in first)
+    assert all(s.kind == ScoreKind.SEPSIS_RISK and 0 <= s.value <= 1 for s in first)
     assert len(first[0].details["explanation"]) == 5
     later = scorer.update(readings(1, start=START + timedelta(hours=3.5)))
     assert [s.time for s in later] == [START + timedelta(hours=4)]

@@ -44,7 +44,7 @@ def test_nul_characters_are_answered_without_a_500_on_postgresql(settings, postg
     ctx = AppContext.build(replace(settings, db_url=postgres_url))
     patient = ctx.store.add_patient("Ada Lovelace")
     ctx.store.add_user("dr_who", "clinician", hash_password("correct horse battery"))
-    rec = ctx.store.add_recommendation(RecommendationDraft(patient.patient_id, "escalate", utc_now(), "review", "because"))
+    rec = ctx.store.add_recommendation(RecommendationDraft(patient.patient_id, "escalation", utc_now(), "review", "because"))
     ctx.store.assign(patient.patient_id, "dr_who")
     headers = {"Authorization": f"Bearer {issue_token(ctx.store, 'dr_who', ctx.session_secret)}"}
     with TestClient(create_app(ctx), raise_server_exceptions=False) as client:

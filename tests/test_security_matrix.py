@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from starlette.routing import Mount
 
-from vigil.domain import AlertDraft, RecommendationDraft
+from vigil.domain import AlertDraft, AlertRule, RecommendationDraft, RecommendationKind
 from vigil.security.identity import SESSION_LIFETIME, issue_token
 from vigil.timeutil import utc_now
 
@@ -104,14 +104,17 @@ def _assignment_path(ward, target: str) -> str:
 
 
 def _alert(ward, target: str) -> str:
-    alert = ward.ctx.store.raise_alert(AlertDraft(_patient(ward, target), f"rule_{utc_now().timestamp()}", "urgent", utc_now(), "x"))
-    return str(alert.alert_id)
+    """A new open alert: the store keeps one open alert per patient and rule, so the open ones are acknowledged first."""
+    store, patient_id = ward.ctx.store, _patient(ward, target)
+    for alert in store.list_alerts([patient_id], open_only=True):
+        store.acknowledge_alert(alert.alert_id, "dr_who")
+    return str(store.raise_alert(AlertDraft(patient_id, AlertRule.GLUCOSE_LOW, "urgent", utc_now(), "x")).alert_id)
 
 
 def _recommendation(ward, target: str) -> str:
-    rec = ward.ctx.store.add_recommendation(RecommendationDraft(_patient(ward, target), f"k{utc_now().timestamp()}",
-                                                                utc_now(), "review", "because"))
-    return str(rec.recommendation_id)
+    """A pending recommendation (the one still pending, until someone decides it)."""
+    draft = RecommendationDraft(_patient(ward, target), RecommendationKind.ESCALATION, utc_now(), "review", "because")
+    return str(ward.ctx.store.add_recommendation(draft).recommendation_id)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,6 @@ from vigil.devices.transports import DeliveryFailed, HttpTransport, MqttTranspor
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
-
 
 PASSWORD = "transport layer security"
 
@@ -52,7 +51,7 @@ def _write_key(key, path: Path) -> None:
 def make_pki(directory: Path, label: str) -> Pki:
     """A self-signed CA and a server certificate it issued for 127.0.0.1 and localhost."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name(f"{label} test CA")).issuer_name(_name(f"{label} test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
@@ -120,7 +119,7 @@ def _running(args: list[str], env: dict, log: Path):
 
 
 def test_serve_over_https_only_with_the_right_ca(settings, registry, pki, stranger_ca, tmp_path):
-    store, patient_id, device_id, token = registry
+    _store, _patient_id, device_id, token = registry
     port = free_port()
     args = [sys.executable, "-m", "vigil", "serve", "--port", str(port), "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]
     with _running(args, _env(settings), tmp_path / "serve.log"):
@@ -151,7 +150,7 @@ def test_serve_refuses_half_a_tls_configuration(settings, pki):
 
 def test_mqtt_over_tls_from_the_generated_config(settings, registry, pki, stranger_ca, tmp_path):
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
-    store, patient_id, device_id, token = registry
+    store, _patient_id, device_id, token = registry
     port = free_port()
     subprocess.run([sys.executable, "-m", "vigil", "mqtt", "config", "--port", str(port), "--tls-cert", str(pki.cert),
                     "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)], env=_env(settings), check=True, capture_output=True)

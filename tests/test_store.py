@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from vigil.domain import AlertDraft, Reading, Score
+from vigil.errors import NotFound
 from vigil.store import SqlStore, hash_token
 from vigil.timeutil import utc_now
 
@@ -18,7 +19,7 @@ def test_patients_devices_users_round_trip(any_store_url):
     device, token = store.add_device(patient.patient_id, "bp_cuff")
     assert store.device_for_token(token) == device
     assert store.device_for_token("wrong") is None
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         store.add_device("pnothere", "wearable")
     store.add_user("nurse", "clinician", "hash")
     store.assign(patient.patient_id, "nurse")

@@ -8,10 +8,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Protocol, get_args
+from typing import Protocol
 
 from vigil.config import Settings
 from vigil.domain import Device, Patient, Role, User
+from vigil.errors import AlreadyExists, InvalidInput, NotFound
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, reload_broker, write_broker_files
 from vigil.security.audit import AuditEntry
 from vigil.security.identity import USERNAME_PATTERN, hash_password
@@ -22,27 +23,6 @@ from vigil.store import SqlStore
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # patient and device ids; anything else names nothing, so is never looked up
 KIND_PATTERN = r"[A-Za-z0-9_. -]{1,64}"
 MIN_PASSWORD_LENGTH = 8
-
-
-class AdminError(ValueError):
-    """A change that cannot be made; `field` names the input at fault."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class InvalidInput(AdminError):
-    """A value that is not acceptable (wrong form, or naming something that does not exist)."""
-
-
-class AlreadyExists(AdminError):
-    """The thing to create exists already."""
-
-
-class NotFound(AdminError):
-    """The thing to change does not exist."""
 
 
 class AdminContext(Protocol):
@@ -78,9 +58,9 @@ def add_patient(
 ) -> Patient:
     """Register a patient; name, birth date, contact details and notes are stored encrypted."""
     if birth_date and not _is_date(birth_date):
-        raise InvalidInput("birth_date", f"{birth_date!r} is not a date in YYYY-MM-DD form")
+        raise InvalidInput(f"{birth_date!r} is not a date in YYYY-MM-DD form", field="birth_date")
     if not name.strip():
-        raise InvalidInput("name", "must not be empty")
+        raise InvalidInput("must not be empty", field="name")
     patient = ctx.store.add_patient(name.strip(), birth_date, sex, conditions or [], phone, email, address, notes)
     record(ctx, actor, "patient.add", patient.patient_id)
     return patient
@@ -102,34 +82,34 @@ def list_patients(ctx: AdminContext, actor: User) -> list[Patient]:
 def patient_audit_trail(ctx: AdminContext, actor: User, patient_id: str) -> list[AuditEntry]:
     """Who read or changed this patient's data, and when (itself an audited read)."""
     if patient_access(patient_id, actor, ctx, "audit.show") is None:
-        raise NotFound("patient_id", f"no patient {patient_id!r}")
+        raise NotFound(f"no patient {patient_id!r}", field="patient_id")
     return ctx.store.audit_entries_for_patient(patient_id)
 
 
 # -- accounts ------------------------------------------------------------------------------------
 def check_new_user(store: SqlStore, username: str, role: str, patient_id: str | None) -> None:
-    """Why this account cannot be created (AdminError naming the field), if it cannot."""
-    if role not in get_args(Role):
-        raise InvalidInput("role", f"{role!r} is not one of {', '.join(get_args(Role))}")
+    """Why this account cannot be created (InvalidInput or AlreadyExists naming the field), if it cannot."""
+    if role not in set(Role):
+        raise InvalidInput(f"{role!r} is not one of {', '.join(Role)}", field="role")
     if not _well_formed(USERNAME_PATTERN, username):
-        raise InvalidInput("username", "1-64 letters, digits or _ . @ -")
-    if role == "patient" and not _patient_exists(store, patient_id):
-        raise InvalidInput("patient_id", f"role patient needs an existing patient id, got {patient_id!r}")
-    if role != "patient" and patient_id is not None:
-        raise InvalidInput("patient_id", f"only for role patient, not {role}")
+        raise InvalidInput("1-64 letters, digits or _ . @ -", field="username")
+    if role == Role.PATIENT and not _patient_exists(store, patient_id):
+        raise InvalidInput(f"role patient needs an existing patient id, got {patient_id!r}", field="patient_id")
+    if role != Role.PATIENT and patient_id is not None:
+        raise InvalidInput(f"only for role patient, not {role}", field="patient_id")
     if store.get_user(username) is not None:
-        raise AlreadyExists("username", f"{username!r} already exists")
+        raise AlreadyExists(f"{username!r} already exists", field="username")
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
 
 
 def add_user(ctx: AdminContext, actor: User, username: str, role: str, password: str, patient_id: str | None = None) -> User:
     check_new_user(ctx.store, username, role, patient_id)
     check_password(password)
-    user = ctx.store.add_user(username, role, hash_password(password), patient_id)
+    user = ctx.store.add_user(username, Role(role), hash_password(password), patient_id)
     record(ctx, actor, "permission.user_add", patient_id, username=username, role=role)
     return user
 
@@ -144,7 +124,7 @@ def list_users(ctx: AdminContext, actor: User) -> list[User]:
 def _existing_user(store: SqlStore, username: str) -> User:
     user = _user_named(store, username)
     if user is None:
-        raise NotFound("username", f"no user {username!r}")
+        raise NotFound(f"no user {username!r}", field="username")
     return user
 
 
@@ -194,10 +174,10 @@ def end_sessions(ctx: AdminContext, actor: User, username: str) -> int:
 def assign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> None:
     """Give a clinician access to a patient."""
     user = _user_named(ctx.store, clinician)
-    if user is None or user.role != "clinician":
-        raise InvalidInput("clinician", f"no clinician named {clinician!r}")
+    if user is None or user.role != Role.CLINICIAN:
+        raise InvalidInput(f"no clinician named {clinician!r}", field="clinician")
     if not _patient_exists(ctx.store, patient_id):
-        raise NotFound("patient_id", f"no patient {patient_id!r}")
+        raise NotFound(f"no patient {patient_id!r}", field="patient_id")
     ctx.store.assign(patient_id, clinician)
     record(ctx, actor, "permission.assign", patient_id, clinician=clinician)
 
@@ -205,7 +185,7 @@ def assign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> N
 def unassign(ctx: AdminContext, actor: User, patient_id: str, clinician: str) -> None:
     """End a clinician's access to a patient."""
     if _user_named(ctx.store, clinician) is None or not ctx.store.unassign(patient_id, clinician):
-        raise NotFound("clinician", f"{clinician!r} is not assigned to patient {patient_id!r}")
+        raise NotFound(f"{clinician!r} is not assigned to patient {patient_id!r}", field="clinician")
     record(ctx, actor, "permission.unassign", patient_id, clinician=clinician)
 
 
@@ -231,9 +211,9 @@ def refresh_broker_files(settings: Settings, store: SqlStore) -> None:
 def add_device(ctx: AdminContext, actor: User, patient_id: str, kind: str) -> tuple[Device, str]:
     """Register a device for a patient; returns it with its token, which is stored only as a hash."""
     if not _well_formed(KIND_PATTERN, kind.strip()):
-        raise InvalidInput("kind", "1-64 letters, digits, spaces or _ . - (e.g. wearable, bp_cuff, cgm)")
+        raise InvalidInput("1-64 letters, digits, spaces or _ . - (e.g. wearable, bp_cuff, cgm)", field="kind")
     if not _patient_exists(ctx.store, patient_id):
-        raise NotFound("patient_id", f"no patient {patient_id!r}")
+        raise NotFound(f"no patient {patient_id!r}", field="patient_id")
     device, token = ctx.store.add_device(patient_id, kind.strip())
     record(ctx, actor, "device.add", patient_id, device_id=device.device_id)
     refresh_broker_files(ctx.settings, ctx.store)
@@ -254,7 +234,7 @@ def find_device(store: SqlStore, device_id: str) -> Device | None:
 def _existing_device(store: SqlStore, device_id: str) -> Device:
     device = find_device(store, device_id)
     if device is None:
-        raise NotFound("device_id", f"no device {device_id!r}")
+        raise NotFound(f"no device {device_id!r}", field="device_id")
     return device
 
 

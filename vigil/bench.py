@@ -15,10 +15,10 @@ import httpx
 import uvicorn
 
 from vigil.api.context import AppContext
-from vigil.config import load_settings
 from vigil.care import CareEngine
+from vigil.config import load_settings
 from vigil.devices import WardSimulator, mixed_ward
-from vigil.domain import AlertDraft, Device, Reading
+from vigil.domain import AlertDraft, AlertRule, Device, Reading
 from vigil.ingest.validation import validate_batch
 from vigil.signal import SignalProcessor
 from vigil.timeutil import format_time, utc_now
@@ -88,7 +88,7 @@ def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[]
         batches = synthetic_batches(readings, batch_size)
         store_device, _ = _device(ctx, "store baseline")
         pipeline_device, _ = _device(ctx, "pipeline")
-        http_device, token = _device(ctx, "http")
+        _http_device, token = _device(ctx, "http")
 
         def validated(device: Device, batch: list[dict]) -> list[Reading]:
             return validate_batch(batch, device, utc_now())[0]
@@ -115,7 +115,7 @@ def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[]
 
 
 # -- alert burden ------------------------------------------------------------------------------
-VITAL_SIGN_RULES = ("news2_urgent", "news2_single_3", "hr_rise")
+VITAL_SIGN_RULES = (AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE)
 
 
 def _care_engines() -> dict[str, CareEngine]:
@@ -126,7 +126,7 @@ def _care_engines() -> dict[str, CareEngine]:
     }
 
 
-def _first_alert_minutes(alerts: list[AlertDraft], patient: str, rule: str, onset: datetime) -> float | None:
+def _first_alert_minutes(alerts: list[AlertDraft], patient: str, rule: AlertRule, onset: datetime) -> float | None:
     times = [a.time for a in alerts if a.patient_id == patient and a.rule == rule]
     return round((min(times) - onset).total_seconds() / 60, 1) if times else None
 
@@ -155,10 +155,10 @@ def _summarise_alerts(alerts: list[AlertDraft], profiles, unwell: dict[str, date
     return {
         "vital_sign_alerts_on_well_patients": len(false_alarms),
         "per_well_patient_day": round(len(false_alarms) / max(len(well), 1) / (hours / 24), 3),
-        "by_rule": {rule: sum(a.rule == rule for a in false_alarms) for rule in VITAL_SIGN_RULES},
+        "by_rule": {rule.value: sum(a.rule == rule for a in false_alarms) for rule in VITAL_SIGN_RULES},
         "glucose_alerts": sum(a.rule.startswith("glucose") for a in alerts),
         "deteriorating_first_news2_alert_minutes_after_onset": {
-            key: _first_alert_minutes(alerts, key, "news2_urgent", onset) for key, onset in unwell.items()
+            key: _first_alert_minutes(alerts, key, AlertRule.NEWS2_URGENT, onset) for key, onset in unwell.items()
         },
     }
 

@@ -12,11 +12,19 @@ import pandas as pd
 
 from vigil.admin import refresh_broker_files
 from vigil.api.context import AppContext
+from vigil.api.schemas import IngestResponse
 from vigil.config import Settings, write_private_json
 from vigil.datasets.physionet import STAY_ID
 from vigil.devices import (
-    DeliveryFailed, DeliveryRejected, DeviceClient, DeviceKey, InProcessTransport, PatientProfile, WardSimulator,
-    build_clients, mixed_ward,
+    DeliveryFailed,
+    DeliveryRejected,
+    DeviceClient,
+    DeviceKey,
+    InProcessTransport,
+    PatientProfile,
+    WardSimulator,
+    build_clients,
+    mixed_ward,
 )
 from vigil.devices.replay import REPLAY_DEVICE, StayReplay, replay_hours
 from vigil.glucose.live import simglucose_therapy
@@ -135,7 +143,7 @@ def in_process_delivery(ctx: AppContext):
         if device is None or device.device_id != device_id:
             raise DeliveryRejected(f"device {device_id}: token refused")
         try:
-            return ctx.ingest.ingest(device, payload).as_json()
+            return IngestResponse.model_validate(ctx.ingest.ingest(device, payload)).model_dump()
         except BatchShapeError as error:
             raise DeliveryRejected(str(error)) from error
         except Exception as error:  # store unavailable: the client keeps the batch and retries

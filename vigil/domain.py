@@ -4,11 +4,58 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
-Quality = Literal["ok", "implausible"]
-Role = Literal["admin", "clinician", "patient"]
-Severity = Literal["info", "warning", "urgent"]
+
+class Quality(StrEnum):
+    """A stored reading's quality flag: implausible ones are kept but ignored by the signal stage."""
+
+    OK = "ok"
+    IMPLAUSIBLE = "implausible"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    CLINICIAN = "clinician"
+    PATIENT = "patient"
+
+
+class Severity(StrEnum):
+    """An alert's severity, least severe first (the store escalates an open alert in this order)."""
+
+    INFO = "info"
+    WARNING = "warning"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+class ScoreKind(StrEnum):
+    NEWS2 = "news2"
+    SEPSIS_RISK = "sepsis_risk"
+
+
+class AlertRule(StrEnum):
+    """Every rule an alert can be raised by: care's rules on the vitals, the sepsis model, the glucose forecast."""
+
+    NEWS2_URGENT = "news2_urgent"
+    NEWS2_SINGLE_RED = "news2_single_3"
+    HEART_RATE_RISE = "hr_rise"
+    GLUCOSE_LOW = "glucose_low"
+    GLUCOSE_HIGH = "glucose_high"
+    SEPSIS_RISK = "sepsis_risk"
+    GLUCOSE_FORECAST_LOW = "glucose_forecast_low"
+    GLUCOSE_FORECAST_HIGH = "glucose_forecast_high"
+
+
+class RecommendationKind(StrEnum):
+    """What a recommendation suggests: escalating care (NEWS2), or insulin and carbohydrate (the glucose advisor)."""
+
+    ESCALATION = "escalation"
+    MEAL_BOLUS = "meal_bolus"
+    CORRECTION_BOLUS = "correction_bolus"
+    TEMP_BASAL = "temp_basal"
+    RESCUE_CARBS = "rescue_carbs"
 
 
 @dataclass(frozen=True)
@@ -17,12 +64,12 @@ class Reading:
 
     patient_id: str
     device_id: str
-    metric: str
+    metric: str  # a vigil.metrics.MetricName (the domain imports no other Vigil module)
     time: datetime  # timezone-aware UTC
     value: float
     unit: str
     seq: int | None = None
-    quality: Quality = "ok"
+    quality: Quality = Quality.OK
 
 
 @dataclass(frozen=True)
@@ -76,7 +123,7 @@ class Score:
     """A derived score for a patient at a time (NEWS2 now, model risks later)."""
 
     patient_id: str
-    kind: str
+    kind: ScoreKind
     time: datetime
     value: float
     details: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +134,7 @@ class AlertDraft:
     """An alert the care stage wants raised; the store deduplicates on (patient_id, rule)."""
 
     patient_id: str
-    rule: str
+    rule: AlertRule
     severity: Severity
     time: datetime
     message: str
@@ -98,7 +145,7 @@ class AlertDraft:
 class Alert:
     alert_id: int
     patient_id: str
-    rule: str
+    rule: AlertRule
     severity: Severity
     time: datetime
     message: str
@@ -112,7 +159,7 @@ class RecommendationDraft:
     """A suggestion for the care team, with its reason and the data behind it."""
 
     patient_id: str
-    kind: str
+    kind: RecommendationKind
     time: datetime
     action: str
     reason: str
@@ -123,7 +170,7 @@ class RecommendationDraft:
 class Recommendation:
     recommendation_id: int
     patient_id: str
-    kind: str
+    kind: RecommendationKind
     time: datetime
     action: str
     reason: str

@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
+from vigil.errors import InvalidInput
+
 READINGS_TOPIC = "vigil/v1/devices/{device_id}/readings"
 READINGS_SUBSCRIPTION = "vigil/v1/devices/+/readings"
 
@@ -25,7 +27,7 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     """mqtt://[user:pass@]host[:1883] or mqtts://[user:pass@]host[:8883]."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"unsupported MQTT URL {url!r}: use mqtt://host:1883 or mqtts://host:8883")
+        raise InvalidInput(f"unsupported MQTT URL {url!r}: use mqtt://host:1883 or mqtts://host:8883")
     tls = parts.scheme == "mqtts"
     return MqttEndpoint(
         host=parts.hostname,

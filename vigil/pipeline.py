@@ -11,7 +11,8 @@ from datetime import timedelta
 from vigil.care import CareEngine, CareOutcome
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
 from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
-from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose, WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
+from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
+from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import default_model
 from vigil.signal import SignalProcessor

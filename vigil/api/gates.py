@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from vigil.api.context import AppContext, context
 from vigil.domain import Patient, User
+from vigil.errors import Forbidden, NotFound, Unauthorised
 from vigil.security.csrf import CSRF_COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
 from vigil.security.identity import Audience, end_session, session_user
 from vigil.security.policy import Decision, HasStore, admin_decision, clinical_decision, patient_access, record
@@ -45,7 +46,7 @@ def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User 
     if user and credential.audience == "web" and request.method not in SAFE_METHODS and not csrf_ok(
         request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
     ):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+        raise Forbidden("CSRF token missing or wrong")
     return user
 
 
@@ -59,27 +60,23 @@ def log_out(request: Request, ctx: AppContext) -> None:
 
 def current_user(user: User | None = Depends(optional_user)) -> User:
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "login required", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorised("login required")
     return user
 
 
 # -- the gates: the policy decides and records, these answer -----------------------------------
-def _not_found(message: str = "patient not found") -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, message)
-
-
 def _enforce(decision: Decision, missing: str, forbidden: str) -> None:
     if decision == "hidden":
-        raise _not_found(missing)
+        raise NotFound(missing)
     if decision == "forbidden":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, forbidden)
+        raise Forbidden(forbidden)
 
 
 def visible_patient(patient_id: str, user: User, ctx: HasStore, action: str = "read") -> Patient:
     """The patient if this user may see it (the access is audited); otherwise 404, existence not revealed."""
     patient = patient_access(patient_id, user, ctx, action)
     if patient is None:
-        raise _not_found()
+        raise NotFound("patient not found")
     return patient
 
 

@@ -1,21 +1,20 @@
 """What every request passes through first: a request id, rate limits, a body size limit, security headers,
-and a generic answer (never a stack trace) when something fails inside; validation errors that do not echo
-what was sent."""
+and a generic answer (never a stack trace) when something fails inside; the one answer to an error of the tree
+(vigil.errors); validation errors that do not echo what was sent."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import secrets
-from collections.abc import Awaitable, Callable
 
-import orjson
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api.gates import SESSION_COOKIE, bearer_token
+from vigil.errors import RateLimited, TooLarge, VigilError
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.audit import RequestOrigin, current_origin
 from vigil.security.ratelimit import RateLimiter, RateLimits
@@ -35,10 +34,6 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
 }
 HSTS = "max-age=31536000; includeSubDomains"
-
-Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
 
 
 def body_limit(path: str) -> int:
@@ -67,11 +62,11 @@ class RequestGuard:
         send = self._with_headers(send, request_id)
         retry_after = self._rate_limited(scope, headers, address)
         if retry_after:
-            return await _error(send, 429, "too many requests; slow down", {"retry-after": str(math.ceil(retry_after))})
+            return await error_response(RateLimited("too many requests; slow down", retry_after))(scope, receive, send)
         limit = body_limit(scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            return await _error(send, 413, _too_large(limit))
+            return await error_response(TooLarge(_too_large(limit)))(scope, receive, send)
         token = current_origin.set(RequestOrigin(request_id, scope["method"], scope["path"], address))
         try:
             await self.app(scope, _limited(receive, limit), send)
@@ -98,7 +93,7 @@ class RequestGuard:
         if self.tls:
             extra.append((b"strict-transport-security", HSTS.encode()))
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
@@ -119,27 +114,34 @@ def _credential(headers: dict[str, str]) -> str | None:
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
-    """The body as it streams in, until it passes the limit: then a 413 for whoever is reading it."""
+    """The body as it streams in, until it passes the limit: then a 413 for whoever is reading it (an
+    HTTPException, which FastAPI lets through its body parsing where it would turn any other error into a 400)."""
     received = 0
 
-    async def receiving() -> dict:
+    async def receiving() -> Message:
         nonlocal received
         message = await receive()
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise HTTPException(413, _too_large(limit))
+                error = TooLarge(_too_large(limit))
+                raise HTTPException(error.http_status, str(error))
         return message
 
     return receiving
 
 
-async def _error(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    body = orjson.dumps({"detail": detail})
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+def error_response(error: VigilError) -> JSONResponse:
+    """How the API answers an error of the tree: its HTTP status, `{"detail": message}` and its headers."""
+    return JSONResponse({"detail": str(error)}, status_code=error.http_status, headers=error.headers or None)
+
+
+async def vigil_error(request: Request, error: VigilError) -> JSONResponse:
+    """The exception handler for the whole tree: a refusal (4xx) is answered with its message; a failure
+    inside (5xx: keys, configuration) like any internal error, since its message is for the log only."""
+    if error.http_status >= 500:
+        return await internal_error(request, error)
+    return error_response(error)
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vigil.api.context import AppContext, context
 from vigil.api.gates import bearer_token
-from vigil.ingest.service import BatchShapeError
+from vigil.api.schemas import IngestResponse
+from vigil.errors import MalformedBody, Unauthorised
 
 router = APIRouter()
-
-
-def _error(status: int, detail: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
 
 
 @router.post(
@@ -38,18 +34,15 @@ def _error(status: int, detail: str, **headers: str) -> JSONResponse:
         }
     },
 )
-async def ingest(request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
-    """Readings are validated one by one; the answer lists accepted, duplicate and rejected ones."""
+async def ingest(request: Request, ctx: AppContext = Depends(context)) -> IngestResponse:
+    """Readings are validated one by one; the answer lists accepted, duplicate and rejected ones. A body that is not
+    JSON is a 400, one that is not {"readings": [...]} a 422 naming the field (BatchShapeError)."""
     token = bearer_token(request.headers.get("authorization", ""))
     device = await run_in_threadpool(ctx.ingest.authenticate, token) if token else None
     if device is None:
-        return _error(401, "invalid or revoked device token", **{"WWW-Authenticate": "Bearer"})
+        raise Unauthorised("invalid or revoked device token")
     try:
         body = orjson.loads(await request.body())  # at most 5 MB: RequestGuard answers 413 past that
     except orjson.JSONDecodeError as error:
-        return _error(400, f"body: not valid JSON ({error})")
-    try:
-        result = await run_in_threadpool(ctx.ingest.ingest, device, body)
-    except BatchShapeError as error:
-        return _error(422, str(error))
-    return JSONResponse(result.as_json(), status_code=202)
+        raise MalformedBody(f"not valid JSON ({error})", field="body") from None
+    return IngestResponse.model_validate(await run_in_threadpool(ctx.ingest.ingest, device, body))

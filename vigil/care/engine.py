@@ -12,9 +12,6 @@ from datetime import datetime, timedelta
 
 from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, explain, news2_score
 from vigil.care.rules import (
-    HEART_RATE_RISE,
-    NEWS2_SINGLE_RED,
-    NEWS2_URGENT,
     RuleVerdict,
     glucose_high,
     glucose_low,
@@ -23,19 +20,26 @@ from vigil.care.rules import (
     news2_single_red,
     news2_urgent,
 )
-from vigil.domain import AlertDraft, RecommendationDraft, Score, VitalsSnapshot
+from vigil.domain import (
+    AlertDraft,
+    AlertRule,
+    RecommendationDraft,
+    RecommendationKind,
+    Score,
+    ScoreKind,
+    VitalsSnapshot,
+)
 from vigil.news2_chart import SpO2Scale
 
 MIN_NEWS2_PARAMETERS = 3
 """NEWS2 is scored only when at least this many of its five measured vital signs are fresh:
 fewer would make a low total meaningless. Missing ones are listed in the score's details."""
 
-ESCALATION = "escalation"
-
 CONFIRMATION = timedelta(minutes=10)
 """A vital-sign condition must persist this long (in snapshot time) before it raises an alert or an
 escalation: continuous wearables see transient spikes that a nurse's spot check would not."""
-RESTING_RULES = frozenset({NEWS2_URGENT, NEWS2_SINGLE_RED, HEART_RATE_RISE, ESCALATION})
+RESTING_RULES = frozenset({AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE,
+                           RecommendationKind.ESCALATION})
 """Rules about vital signs at rest: not judged while the patient is active, and confirmed over time."""
 
 SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]
@@ -134,7 +138,7 @@ def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> Re
     response = score.response
     return RecommendationDraft(
         patient_id=snapshot.patient_id,
-        kind=ESCALATION,
+        kind=RecommendationKind.ESCALATION,
         time=snapshot.time,
         action=f"{response.action} Monitoring: {response.monitoring}.",
         reason=f"{explain(score)} {response.trigger}.",
@@ -184,7 +188,8 @@ class CareEngine:
     def _recommendations(self, snapshot: VitalsSnapshot, score: News2Score | None) -> list[RecommendationDraft]:
         if score is None:
             return []
-        escalation = self._gate.judge(snapshot, RuleVerdict(ESCALATION, news2_escalation_level(score)))
+        verdict = RuleVerdict(RecommendationKind.ESCALATION, news2_escalation_level(score))
+        escalation = self._gate.judge(snapshot, verdict)
         if escalation is None or not self._episodes.should_raise(snapshot.patient_id, escalation):
             return []
         return [escalation_recommendation(snapshot, score)]
@@ -193,7 +198,7 @@ class CareEngine:
     def _alert(snapshot: VitalsSnapshot, verdict: RuleVerdict) -> AlertDraft:
         return AlertDraft(
             patient_id=snapshot.patient_id,
-            rule=verdict.rule,
+            rule=AlertRule(verdict.rule),
             severity=verdict.severity,
             time=snapshot.time,
             message=verdict.message,
@@ -204,7 +209,7 @@ class CareEngine:
     def _score(snapshot: VitalsSnapshot, score: News2Score) -> Score:
         return Score(
             patient_id=snapshot.patient_id,
-            kind="news2",
+            kind=ScoreKind.NEWS2,
             time=snapshot.time,
             value=float(score.total),
             details=score.details(),

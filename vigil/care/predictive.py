@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 
 from vigil.care.engine import EpisodeTracker
 from vigil.care.rules import HYPOGLYCAEMIA_LEVEL_2, RuleVerdict
-from vigil.domain import AlertDraft, Score
-from vigil.glucose.live import FORECAST_HIGH, FORECAST_LOW, ForecastCheck, ForecastWarning
-from vigil.models.live import SEPSIS_RISK
+from vigil.domain import AlertDraft, AlertRule, Score, Severity
+from vigil.glucose.live import ForecastCheck, ForecastWarning
 
 CONFIRMING_HOURS = 2
 """Consecutive closed hours above the threshold before the risk alerts: one hour of an ICU-trained model on
@@ -38,13 +37,14 @@ class SepsisRiskAlerts:
     def _alert(self, score: Score) -> AlertDraft | None:
         streak = self._streaks.get(score.patient_id, 0) + 1 if score.details["alarm"] else 0
         self._streaks[score.patient_id] = streak
-        verdict = RuleVerdict(SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
+        verdict = RuleVerdict(AlertRule.SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
         if not self._episodes.should_raise(score.patient_id, verdict):
             return None
         top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
         message = (f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
                    f"{score.details['threshold']:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}.")
-        return AlertDraft(score.patient_id, SEPSIS_RISK, "warning", score.time, message, dict(score.details))
+        return AlertDraft(score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message,
+                          dict(score.details))
 
 
 class GlucoseForecastAlerts:
@@ -54,27 +54,27 @@ class GlucoseForecastAlerts:
 
     def __init__(self) -> None:
         self._episodes = EpisodeTracker()
-        self._last_warned: dict[tuple[str, str], datetime] = {}
+        self._last_warned: dict[tuple[str, AlertRule], datetime] = {}
 
     def update(self, checks: Iterable[ForecastCheck]) -> list[AlertDraft]:
         """The alerts these checks (each patient's in time order) raise."""
         drafts = []
         for check in checks:
             warnings = {warning.rule: warning for warning in check.warnings}
-            for rule in (FORECAST_LOW, FORECAST_HIGH):
+            for rule in (AlertRule.GLUCOSE_FORECAST_LOW, AlertRule.GLUCOSE_FORECAST_HIGH):
                 verdict = self._verdict(check, rule, warnings.get(rule))
                 if verdict is not None and self._episodes.should_raise(check.patient_id, verdict):
                     drafts.append(AlertDraft(check.patient_id, rule, verdict.severity, check.time, verdict.message,
                                              verdict.data))
         return drafts
 
-    def _verdict(self, check: ForecastCheck, rule: str, warning: ForecastWarning | None) -> RuleVerdict | None:
+    def _verdict(self, check: ForecastCheck, rule: AlertRule, warning: ForecastWarning | None) -> RuleVerdict | None:
         """The forecast condition now; cleared only after ``FORECAST_EPISODE_CLEAR`` without it, None until then."""
         key = (check.patient_id, rule)
         if warning is None:
             last = self._last_warned.get(key)
             return RuleVerdict(rule, 0) if last is None or check.time - last >= FORECAST_EPISODE_CLEAR else None
         self._last_warned[key] = check.time
-        urgent = rule == FORECAST_LOW and warning.glucose < HYPOGLYCAEMIA_LEVEL_2
-        return RuleVerdict(rule, 2 if urgent else 1, "urgent" if urgent else "warning", warning.reason,
-                           warning.data | {"predictive": True})
+        urgent = rule == AlertRule.GLUCOSE_FORECAST_LOW and warning.glucose < HYPOGLYCAEMIA_LEVEL_2
+        severity = Severity.URGENT if urgent else Severity.WARNING
+        return RuleVerdict(rule, 2 if urgent else 1, severity, warning.reason, warning.data | {"predictive": True})

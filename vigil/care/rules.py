@@ -17,13 +17,8 @@ from vigil.care.news2 import (
     describe_parameter,
     explain,
 )
-from vigil.domain import Severity, VitalsSnapshot
-
-NEWS2_URGENT = "news2_urgent"
-NEWS2_SINGLE_RED = "news2_single_3"
-HEART_RATE_RISE = "hr_rise"
-GLUCOSE_LOW = "glucose_low"
-GLUCOSE_HIGH = "glucose_high"
+from vigil.domain import AlertRule, RecommendationKind, Severity, VitalsSnapshot
+from vigil.metrics import MetricName
 
 HR_RISE_MIN_ABSOLUTE = 30.0
 """A heart-rate rise alert needs the recent median at least this many beats/min above baseline..."""
@@ -37,11 +32,12 @@ HYPERGLYCAEMIA = 250.0  # mg/dL, above this: marked hyperglycaemia (warning)
 
 @dataclass(frozen=True)
 class RuleVerdict:
-    """A rule's view of its condition now; level 0 means the condition is absent."""
+    """A rule's view of its condition now; level 0 means the condition is absent. The care engine also tracks
+    escalation advice as a verdict, under its recommendation kind."""
 
-    rule: str
+    rule: AlertRule | RecommendationKind
     level: int
-    severity: Severity = "info"
+    severity: Severity = Severity.INFO
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -59,9 +55,9 @@ def news2_urgent(score: News2Score | None) -> RuleVerdict | None:
         return None
     level = news2_escalation_level(score)
     if level == 0:
-        return RuleVerdict(NEWS2_URGENT, 0)
+        return RuleVerdict(AlertRule.NEWS2_URGENT, 0)
     message = f"{explain(score)} {score.response.trigger}: {score.response.action}"
-    return RuleVerdict(NEWS2_URGENT, level, "urgent", message, score.details())
+    return RuleVerdict(AlertRule.NEWS2_URGENT, level, Severity.URGENT, message, score.details())
 
 
 def news2_single_red(score: News2Score | None) -> RuleVerdict | None:
@@ -70,40 +66,41 @@ def news2_single_red(score: News2Score | None) -> RuleVerdict | None:
         return None
     red = score.red_parameters
     if not red:
-        return RuleVerdict(NEWS2_SINGLE_RED, 0)
-    severity: Severity = "urgent" if score.total >= MEDIUM_RISK_TOTAL else "warning"
+        return RuleVerdict(AlertRule.NEWS2_SINGLE_RED, 0)
+    severity = Severity.URGENT if score.total >= MEDIUM_RISK_TOTAL else Severity.WARNING
     described = ", ".join(describe_parameter(name, score.values[name]) for name in red)
     message = (
         f"{described} scores 3 on its own (NEWS2 total {score.total}): the medical team should "
         "review the patient and decide whether to escalate care."
     )
-    return RuleVerdict(NEWS2_SINGLE_RED, 1, severity, message, {"red_parameters": list(red), **score.details()})
+    data = {"red_parameters": list(red), **score.details()}
+    return RuleVerdict(AlertRule.NEWS2_SINGLE_RED, 1, severity, message, data)
 
 
 def heart_rate_rise(snapshot: VitalsSnapshot) -> RuleVerdict | None:
     """The 15-minute median heart rate well above the patient's own 24-hour baseline."""
-    heart_rate = snapshot.features.get("heart_rate", {})
+    heart_rate = snapshot.features.get(MetricName.HEART_RATE, {})
     baseline, recent = heart_rate.get("baseline"), heart_rate.get("recent_median")
     if baseline is None or recent is None:
         return None
     rise = recent - baseline
     if rise < HR_RISE_MIN_ABSOLUTE or rise < HR_RISE_MIN_FRACTION * baseline:
-        return RuleVerdict(HEART_RATE_RISE, 0)
+        return RuleVerdict(AlertRule.HEART_RATE_RISE, 0)
     message = (
         f"Heart rate over the last 15 minutes is {recent:.0f}/min, {rise:.0f}/min ({rise / baseline:.0%}) "
         f"above this patient's 24-hour baseline of {baseline:.0f}/min."
     )
     data = {"recent_median": recent, "baseline": baseline, "rise": rise, "rise_fraction": rise / baseline}
-    return RuleVerdict(HEART_RATE_RISE, 1, "warning", message, data)
+    return RuleVerdict(AlertRule.HEART_RATE_RISE, 1, Severity.WARNING, message, data)
 
 
 def _glucose_data(snapshot: VitalsSnapshot, threshold: float) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "glucose": snapshot.values["glucose"],
-        "measured_at": snapshot.measured_at["glucose"].isoformat(),
+        "glucose": snapshot.values[MetricName.GLUCOSE],
+        "measured_at": snapshot.measured_at[MetricName.GLUCOSE].isoformat(),
         "threshold": threshold,
     }
-    trend = snapshot.features.get("glucose", {}).get("trend_per_min")
+    trend = snapshot.features.get(MetricName.GLUCOSE, {}).get("trend_per_min")
     if trend is not None:
         data["trend_per_min"] = trend
     return data
@@ -111,27 +108,29 @@ def _glucose_data(snapshot: VitalsSnapshot, threshold: float) -> dict[str, Any]:
 
 def glucose_low(snapshot: VitalsSnapshot) -> RuleVerdict | None:
     """Glucose below 70 mg/dL (level 1 hypoglycaemia), urgent below 54 mg/dL (level 2)."""
-    glucose = snapshot.values.get("glucose")
+    glucose = snapshot.values.get(MetricName.GLUCOSE)
     if glucose is None:
         return None
     if glucose >= HYPOGLYCAEMIA_LEVEL_1:
-        return RuleVerdict(GLUCOSE_LOW, 0)
+        return RuleVerdict(AlertRule.GLUCOSE_LOW, 0)
     if glucose < HYPOGLYCAEMIA_LEVEL_2:
         message = (
             f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_2:.0f} mg/dL "
             "(level 2, clinically significant hypoglycaemia): treat now."
         )
-        return RuleVerdict(GLUCOSE_LOW, 2, "urgent", message, _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_2))
+        data = _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_2)
+        return RuleVerdict(AlertRule.GLUCOSE_LOW, 2, Severity.URGENT, message, data)
     message = f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_1:.0f} mg/dL (level 1 hypoglycaemia)."
-    return RuleVerdict(GLUCOSE_LOW, 1, "warning", message, _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_1))
+    data = _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_1)
+    return RuleVerdict(AlertRule.GLUCOSE_LOW, 1, Severity.WARNING, message, data)
 
 
 def glucose_high(snapshot: VitalsSnapshot) -> RuleVerdict | None:
     """Glucose above 250 mg/dL."""
-    glucose = snapshot.values.get("glucose")
+    glucose = snapshot.values.get(MetricName.GLUCOSE)
     if glucose is None:
         return None
     if glucose <= HYPERGLYCAEMIA:
-        return RuleVerdict(GLUCOSE_HIGH, 0)
+        return RuleVerdict(AlertRule.GLUCOSE_HIGH, 0)
     message = f"Glucose is {glucose:.0f} mg/dL, above {HYPERGLYCAEMIA:.0f} mg/dL (marked hyperglycaemia)."
-    return RuleVerdict(GLUCOSE_HIGH, 1, "warning", message, _glucose_data(snapshot, HYPERGLYCAEMIA))
+    return RuleVerdict(AlertRule.GLUCOSE_HIGH, 1, Severity.WARNING, message, _glucose_data(snapshot, HYPERGLYCAEMIA))

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from vigil import admin
-from vigil.cli.common import CHECK_FAILED, DbOption, JsonFlag, admin_context, admin_errors, emit, fail, refusing, store_for
+from vigil.cli.common import (
+    CHECK_FAILED,
+    DbOption,
+    JsonFlag,
+    admin_context,
+    admin_errors,
+    emit,
+    fail,
+    refusing,
+    store_for,
+)
 from vigil.config import Settings, load_settings
 from vigil.security.audit import AUDIT_KEY_FILE, Head, verify_log
 from vigil.security.policy import operator
@@ -22,8 +32,8 @@ SHOWN_PROBLEMS = 100
 
 @app.command("verify")
 def verify(
-    expect_head: Annotated[Optional[str], typer.Option("--expect-head", help=HEAD_HELP)] = None,
-    head_file: Annotated[Optional[Path], typer.Option("--head-file", help=HEAD_FILE_HELP)] = None,
+    expect_head: Annotated[str | None, typer.Option("--expect-head", help=HEAD_HELP)] = None,
+    head_file: Annotated[Path | None, typer.Option("--head-file", help=HEAD_FILE_HELP)] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -42,7 +52,7 @@ def verify(
         raise typer.Exit(CHECK_FAILED)
 
 
-def _expected_head(expect_head: Optional[str], head_file: Optional[Path]) -> Optional[Head]:
+def _expected_head(expect_head: str | None, head_file: Path | None) -> Head | None:
     """The head given by --expect-head (None without it), once --head-file is known not to be given too."""
     if expect_head and head_file:
         fail("--expect-head, --head-file: give one of them")

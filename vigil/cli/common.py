@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import pandas as pd
@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from vigil.admin import AdminError, CommandContext
+from vigil.admin import CommandContext
 from vigil.config import Settings, load_settings
 from vigil.datasets.physionet import PsvFormatError, load_stays
+from vigil.errors import AlreadyExists, InvalidInput, NotFound
 from vigil.security.crypto import CryptoError, load_store_keys
 from vigil.store import SqlStore, open_store
 
@@ -28,10 +29,10 @@ REFUSED = 2
 
 err = Console(stderr=True)
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
+DbOption = Annotated[str | None, typer.Option("--db", help="sqlite:///path.db or postgresql://... (VIGIL_DB)")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on stdout")]
-TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="server certificate chain (PEM)")]
-TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="its private key (PEM)")]
+TlsCertOption = Annotated[Path | None, typer.Option("--tls-cert", help="server certificate chain (PEM)")]
+TlsKeyOption = Annotated[Path | None, typer.Option("--tls-key", help="its private key (PEM)")]
 # vigil.admin names the field at fault; these are the options that carry those fields.
 FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password", "birth_date": "--birth-date"}
 
@@ -63,7 +64,7 @@ def admin_errors() -> Iterator[None]:
     """A change vigil.admin refuses is refused, naming the option at fault."""
     try:
         yield
-    except AdminError as error:
+    except (InvalidInput, AlreadyExists, NotFound) as error:
         fail(f"{FIELD_OPTIONS.get(error.field, '--' + error.field)}: {error.reason}")
 
 
@@ -84,7 +85,7 @@ def store_for(settings: Settings) -> SqlStore:
     return store
 
 
-def admin_context(db: Optional[str]) -> CommandContext:
+def admin_context(db: str | None) -> CommandContext:
     settings = load_settings(db)
     return CommandContext(store_for(settings), settings)
 
@@ -93,7 +94,7 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def tls_pair(cert: Optional[Path], key: Optional[Path]) -> Optional[tuple[Path, Path]]:
+def tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
     """--tls-cert and --tls-key: both (existing files) or neither."""
     if (cert is None) != (key is None):
         fail("--tls-cert and --tls-key go together")

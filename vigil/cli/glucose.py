@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,7 +19,7 @@ from vigil.glucose.simulation import closed_loop_result, simulate_cohort
 app = typer.Typer(help="Type-1 diabetes on the UVA/Padova simulator (simglucose): forecasts and therapy.",
                   no_args_is_help=True)
 PatientsOption = Annotated[str, typer.Option("--patients", help="all, child, adolescent, adult or NAME,NAME,...")]
-SaveOption = Annotated[Optional[Path], typer.Option("--save", help="also write the result (JSON) here")]
+SaveOption = Annotated[Path | None, typer.Option("--save", help="also write the result (JSON) here")]
 
 
 @app.command("simulate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,11 +17,11 @@ app = typer.Typer(help="The Mosquitto broker's password and ACL files.", no_args
 
 @app.command("config")
 def config(
-    out: Annotated[Optional[Path], typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="default 1883, or 8883 with TLS")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="directory (default VIGIL_HOME/mosquitto)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="default 1883, or 8883 with TLS")] = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
-    tls_ca: Annotated[Optional[Path], typer.Option("--tls-ca", help="CA certificate that issued --tls-cert (PEM)")] = None,
+    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="CA certificate that issued --tls-cert (PEM)")] = None,
     db: DbOption = None,
 ) -> None:
     """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
@@ -33,7 +33,7 @@ def config(
     err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / SERVICE_PASSWORD_SECRET})")
 
 
-def _broker_tls(cert: Optional[Path], key: Optional[Path], ca: Optional[Path]) -> Optional[BrokerTls]:
+def _broker_tls(cert: Path | None, key: Path | None, ca: Path | None) -> BrokerTls | None:
     pair = tls_pair(cert, key)
     if pair and (ca is None or not ca.is_file()):
         fail("--tls-ca: the CA certificate file is required with --tls-cert")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,13 +18,13 @@ ClinicianOption = Annotated[str, typer.Option("--clinician", help="clinician's u
 @app.command("add")
 def add(
     name: Annotated[str, typer.Option("--name", help="full name")],
-    birth_date: Annotated[Optional[str], typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
-    sex: Annotated[Optional[str], typer.Option("--sex", help="female, male, other, unknown")] = None,
-    condition: Annotated[Optional[list[str]], typer.Option("--condition", help="repeatable")] = None,
-    phone: Annotated[Optional[str], typer.Option("--phone")] = None,
-    email: Annotated[Optional[str], typer.Option("--email")] = None,
-    address: Annotated[Optional[str], typer.Option("--address")] = None,
-    notes: Annotated[Optional[str], typer.Option("--notes", help="free-text notes")] = None,
+    birth_date: Annotated[str | None, typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
+    sex: Annotated[str | None, typer.Option("--sex", help="female, male, other, unknown")] = None,
+    condition: Annotated[list[str] | None, typer.Option("--condition", help="repeatable")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    address: Annotated[str | None, typer.Option("--address")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="free-text notes")] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:

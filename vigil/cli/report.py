@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -15,7 +15,7 @@ from vigil.glucose.forecast_report import forecast_figure
 from vigil.models.reporting import comparison_figure, loss_figure, markdown_table, merge_evaluations
 
 app = typer.Typer(help="Figures of the measured results.", no_args_is_help=True)
-EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
+EvaluationFiles = Annotated[list[Path] | None, typer.Option(
     "--evaluation", help=f"saved run(s), repeatable to merge model subsets; default VIGIL_HOME/{EVALUATION_FILE}")]
 
 
@@ -23,7 +23,7 @@ EvaluationFiles = Annotated[Optional[list[Path]], typer.Option(
 def figures(
     out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
     evaluation: EvaluationFiles = None,
-    glucose_forecast: Annotated[Optional[Path], typer.Option(
+    glucose_forecast: Annotated[Path | None, typer.Option(
         "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure")] = None,
 ) -> None:
     """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, and the glucose-forecast figure."""
@@ -41,7 +41,7 @@ def table(evaluation: EvaluationFiles = None, as_json: JsonFlag = False) -> None
     emit(result, as_json, markdown_table(result))
 
 
-def _saved_evaluation(sources: Optional[list[Path]]) -> dict[str, Any]:
+def _saved_evaluation(sources: list[Path] | None) -> dict[str, Any]:
     """One or more saved `vigil risk evaluate` runs, merged (model subsets of one data set, folds and seed)."""
     paths = sources or [load_settings().home / EVALUATION_FILE]
     for path in paths:

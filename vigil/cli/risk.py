@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import Progress
@@ -23,11 +23,11 @@ DataArgument = Annotated[Path, typer.Argument(help="a directory of .psv files or
 @app.command("evaluate")
 def evaluate_models(
     data: DataArgument,
-    models: Annotated[Optional[str], typer.Option("--models", help="comma-separated; default all available")] = None,
+    models: Annotated[str | None, typer.Option("--models", help="comma-separated; default all available")] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, max=10)] = 5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=10, help="patient-bootstrap replicates")] = 200,
-    save: Annotated[Optional[Path], typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+    save: Annotated[Path | None, typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Patient-level cross-validation of every model against the NEWS2 and qSOFA rules."""
@@ -45,7 +45,7 @@ def evaluate_models(
     emit(result, as_json, markdown_table(result))
 
 
-def _model_names(models: Optional[str]) -> list[str]:
+def _model_names(models: str | None) -> list[str]:
     """--models, each one available here (default: all of them)."""
     from vigil.models.zoo import available_models  # scikit-learn, as above
 
@@ -77,7 +77,7 @@ def train(
 def score(
     in_dir: Annotated[Path, typer.Argument(help="directory of Challenge .psv files")],
     out_dir: Annotated[Path, typer.Argument(help="where to write one output file per input file")],
-    model: Annotated[Optional[Path], typer.Option("--model", help="default: the model shipped with Vigil")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="default: the model shipped with Vigil")] = None,
 ) -> None:
     """Hourly sepsis probability and label for every row of every file, each from rows up to that hour."""
     if not in_dir.is_dir():

@@ -7,7 +7,7 @@ import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -16,12 +16,27 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vigil.api.context import AppContext
 from vigil.cli.common import (
-    DbOption, TlsCertOption, TlsKeyOption, err, fail, refusing, setup_logging, stays_with_progress, store_for, tls_pair,
+    DbOption,
+    TlsCertOption,
+    TlsKeyOption,
+    err,
+    fail,
+    refusing,
+    setup_logging,
+    stays_with_progress,
+    store_for,
+    tls_pair,
 )
 from vigil.config import Settings, load_settings
 from vigil.demo import RegisteredWard, demo_ward, replayed_ward, simulated_ward
 from vigil.devices import (
-    DeviceClient, DeviceKey, RunProgress, SimClock, build_clients, run_simulation, transport_for_url,
+    DeviceClient,
+    DeviceKey,
+    RunProgress,
+    SimClock,
+    build_clients,
+    run_simulation,
+    transport_for_url,
 )
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER
 from vigil.ingest.mqtt import MqttIngestor
@@ -29,8 +44,8 @@ from vigil.mqtt import MqttEndpoint, parse_mqtt_url
 from vigil.web.app import create_app
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
-MqttOption = Annotated[Optional[str], typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
-CaFileOption = Annotated[Optional[str], typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
+MqttOption = Annotated[str | None, typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
+CaFileOption = Annotated[str | None, typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
                                                      "(VIGIL_CA_FILE; default: the system's CAs)")]
 WORKER_STATS_SECONDS = 30
 FINITE_RUN_FLUSH_SECONDS = 900.0
@@ -87,12 +102,12 @@ def worker(
 @app.command()
 def simulate(
     patients: Annotated[int, typer.Option("--patients", min=1, max=500, help="number of simulated patients")],
-    url: Annotated[Optional[str], typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
-    mqtt: Annotated[Optional[str], typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
+    mqtt: Annotated[str | None, typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
     speed: Annotated[float, typer.Option("--speed", min=0.01, help="simulated seconds per wall-clock second")] = 1.0,
-    hours: Annotated[Optional[float], typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 1,
-    replay: Annotated[Optional[Path], typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
+    replay: Annotated[Path | None, typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
                                                    "(a directory or .tar.gz) instead of simulating")] = None,
     db: DbOption = None,
     ca_file: CaFileOption = None,
@@ -157,7 +172,7 @@ def demo(
         err.print("demo stopped; data kept in " + str(settings.home))
 
 
-def _with_ca(settings: Settings, ca_file: Optional[str]) -> Settings:
+def _with_ca(settings: Settings, ca_file: str | None) -> Settings:
     return replace(settings, ca_file=ca_file) if ca_file else settings
 
 
@@ -181,7 +196,7 @@ def _start_mqtt(ctx: AppContext, settings: Settings, client_id: str) -> MqttInge
     return ingestor
 
 
-def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: Optional[tuple[Path, Path]] = None) -> None:
+def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: tuple[Path, Path] | None = None) -> None:
     """Run uvicorn (HTTPS with `tls` = (certificate, key)) in a thread until Ctrl-C or SIGTERM, then shut it
     down gracefully (exit status 0)."""
     cert, key = tls or (None, None)

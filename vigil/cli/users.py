@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ UsernameOption = Annotated[str, typer.Option("--username")]
 def add(
     username: UsernameOption,
     role: Annotated[str, typer.Option("--role", help="admin, clinician or patient")],
-    patient: Annotated[Optional[str], typer.Option("--patient", help="for role patient: their patient id")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="for role patient: their patient id")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
     db: DbOption = None,
     as_json: JsonFlag = False,

@@ -14,6 +14,9 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
+from vigil.errors import InvalidInput
+from vigil.metrics import MetricName
+
 VITALS = ("HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "EtCO2")
 LABS = (
     "BaseExcess", "HCO3", "FiO2", "pH", "PaCO2", "SaO2", "AST", "BUN", "Alkalinephos", "Calcium",
@@ -32,13 +35,13 @@ MISSING_TOKENS = frozenset({"NaN", "nan", ""})
 """Cell texts that mean "not measured"; any other cell must be a number."""
 
 VITAL_METRICS = {
-    "HR": "heart_rate",
-    "O2Sat": "spo2",
-    "Temp": "body_temp",
-    "SBP": "systolic_bp",
-    "DBP": "diastolic_bp",
-    "Resp": "resp_rate",
-    "Glucose": "glucose",
+    "HR": MetricName.HEART_RATE,
+    "O2Sat": MetricName.SPO2,
+    "Temp": MetricName.BODY_TEMP,
+    "SBP": MetricName.SYSTOLIC_BP,
+    "DBP": MetricName.DIASTOLIC_BP,
+    "Resp": MetricName.RESP_RATE,
+    "Glucose": MetricName.GLUCOSE,
 }
 """Challenge columns that Vigil ingests, mapped to metric names (units already canonical: Cel, mg/dL, ...)."""
 
@@ -46,8 +49,10 @@ Progress = Callable[[int], None]
 """Called with the number of stays just read (1 at a time), e.g. ``partial(rich_progress.advance, task)``."""
 
 
-class PsvFormatError(ValueError):
-    """A file that is not in the Challenge format; the message names the file and, where known, the line."""
+class PsvFormatError(InvalidInput):
+    """Data that is not in the Challenge format; the message names the file and, where known, the line and column."""
+
+    code = "invalid_file"
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,10 @@ def read_files(path: Path, limit: int | None = None, progress: Progress | None =
     elif path.is_file() and tarfile.is_tarfile(path):
         files = _archive_files(path, limit)
     else:
-        raise ValueError(f"{path}: not a directory of .psv files or a tar archive")
+        raise PsvFormatError(f"{path}: not a directory of .psv files or a tar archive")
     read = list(_reported(files, progress))
     if not read and limit != 0:
-        raise ValueError(f"{path}: no .psv files")
+        raise PsvFormatError(f"{path}: no .psv files")
     return sorted(read, key=lambda psv: psv.name)
 
 
@@ -132,7 +137,7 @@ def _archive_files(archive: Path, limit: int | None) -> Iterator[PsvFile]:
         members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".psv")]
         names = [PurePosixPath(m.name).name for m in members]
         if len(set(names)) != len(names):
-            raise ValueError(f"{archive}: two members have the same file name")
+            raise PsvFormatError(f"{archive}: two members have the same file name")
         wanted = set(sorted(names)[:limit])
         for member, name in zip(members, names):
             if name in wanted:

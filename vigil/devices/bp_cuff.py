@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -55,7 +55,7 @@ class BpCuffDevice(SimulatedDevice):
 
     def _schedule(self, day: date) -> frozenset[datetime]:
         rng = self.daily_rng(day)
-        midnight = datetime.combine(day, time(), tzinfo=timezone.utc)
+        midnight = datetime.combine(day, time(), tzinfo=UTC)
         jitter = rng.uniform(-SCHEDULE_JITTER_MINUTES, SCHEDULE_JITTER_MINUTES, size=len(self.hours))
         minutes = (round(hour * 60 + offset) for hour, offset in zip(self.hours, jitter, strict=True))
         return frozenset(midnight + timedelta(minutes=minute) for minute in minutes)

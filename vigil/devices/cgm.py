@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from vigil.devices.artefacts import Dropout
@@ -31,7 +31,7 @@ def build_t1d_environment(virtual_patient: str, start: datetime, seed: int) -> t
         from simglucose.simulation.env import T1DSimEnv
         from simglucose.simulation.scenario_gen import RandomScenario
     logging.getLogger("simglucose").setLevel(logging.WARNING)  # it logs every meal and bolus at INFO
-    naive_utc_start = start.astimezone(timezone.utc).replace(tzinfo=None)  # simglucose's clock is naive
+    naive_utc_start = start.astimezone(UTC).replace(tzinfo=None)  # simglucose's clock is naive
     environment = T1DSimEnv(
         T1DPatient.withName(virtual_patient, random_init_bg=True, seed=seed),
         CGMSensor.withName(SENSOR, seed=seed),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any, ClassVar
 
@@ -17,7 +17,7 @@ from vigil.devices.seeding import rng_for
 def next_grid_time(time: datetime, step_minutes: int) -> datetime:
     """The first whole multiple of `step_minutes` since the epoch at or after `time` (UTC)."""
     step_seconds = 60 * step_minutes
-    return datetime.fromtimestamp(math.ceil(time.timestamp() / step_seconds) * step_seconds, timezone.utc)
+    return datetime.fromtimestamp(math.ceil(time.timestamp() / step_seconds) * step_seconds, UTC)
 
 
 class SimulatedDevice(ABC):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from vigil.metrics import METRICS
@@ -53,7 +53,7 @@ def sequence_number(metric: str, time: datetime) -> int:
 
 def device_time(time: datetime) -> str:
     """A timestamp as devices send it: '2026-11-27T10:00:00Z'."""
-    return time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_reading(metric: str, value: float, time: datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.devices.readings import DeviceBatch, DeviceKey, device_time, sequence_number
-from vigil.metrics import METRICS
+from vigil.metrics import METRICS, MetricName
 from vigil.timeutil import parse_time
 
 REPLAY_DEVICE = "icu_monitor"
@@ -34,7 +34,7 @@ def stay_readings(stay: pd.DataFrame, start_time: datetime) -> list[dict[str, An
     ]
 
 
-def _reading(metric: str, value: float, time: datetime) -> dict[str, Any]:
+def _reading(metric: MetricName, value: float, time: datetime) -> dict[str, Any]:
     return {
         "metric": metric,
         "value": value,

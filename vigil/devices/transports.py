@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import httpx
 import paho.mqtt.client as mqtt
 
+from vigil.errors import InvalidInput
 from vigil.mqtt import READINGS_TOPIC, mqtt_client, parse_mqtt_url
 
 INGEST_PATH = "/api/v1/ingest"
@@ -132,4 +133,4 @@ def transport_for_url(url: str, timeout: float = 10.0, ca_file: str | None = Non
         return HttpTransport(url, timeout, ca_file)
     if url.startswith(("mqtt://", "mqtts://")):
         return MqttTransport(url, timeout, ca_file)
-    raise ValueError(f"unsupported device URL {url!r}: use http(s)://host:port or mqtt(s)://host:port")
+    raise InvalidInput(f"unsupported device URL {url!r}: use http(s)://host:port or mqtt(s)://host:port")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vigil.devices.bp_cuff import BpCuffDevice
 from vigil.devices.cgm import CgmDevice
@@ -22,7 +22,7 @@ DEVICE_TYPES: dict[str, type[SimulatedDevice]] = {
 def _utc(time: datetime) -> datetime:
     if time.tzinfo is None:
         raise ValueError(f"{time.isoformat()}: simulated time must be timezone-aware")
-    return time.astimezone(timezone.utc)
+    return time.astimezone(UTC)
 
 
 class WardSimulator:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -86,7 +86,7 @@ class WearableDevice(SimulatedDevice):
 
     def _sleep_window(self, night: date) -> tuple[datetime, datetime]:
         rng = self.daily_rng(night)
-        evening = datetime.combine(night, time(), tzinfo=timezone.utc)
+        evening = datetime.combine(night, time(), tzinfo=UTC)
         jitter = rng.uniform(0, SLEEP_JITTER_MINUTES, size=2)
         return (
             evening + BEDTIME + timedelta(minutes=float(jitter[0])),

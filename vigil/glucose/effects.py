@@ -3,7 +3,7 @@ change they do not explain (retrospective correction, fading over an hour) — L
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,8 +24,8 @@ class EffectsForecaster:
     """Predicted glucose at ``now + h`` from the patient's therapy profile and the data up to ``now``."""
 
     profile: TherapyProfile
-    insulin: InsulinCurve = InsulinCurve()
-    carbs: CarbCurve = CarbCurve()
+    insulin: InsulinCurve = field(default_factory=InsulinCurve)
+    carbs: CarbCurve = field(default_factory=CarbCurve)
 
     def modelled_change(self, history: GlucoseHistory, now: float, start: float, end: float) -> float:
         """Glucose change between ``start`` and ``end`` that the insulin and carbs given by ``now`` explain."""
@@ -71,7 +71,7 @@ class EffectsForecaster:
         window = (history.cgm_minutes > now - TREND_SAMPLES_MIN - 1e-9) & (history.cgm_minutes <= now)
         if window.sum() < 3:
             return float(history.cgm_values[recent][-1])
-        slope, intercept = np.polyfit(history.cgm_minutes[window] - now, history.cgm_values[window], 1)
+        _slope, intercept = np.polyfit(history.cgm_minutes[window] - now, history.cgm_values[window], 1)
         return float(intercept)
 
 

@@ -214,4 +214,4 @@ def forecast_metrics(reference: ArrayLike, predicted: ArrayLike) -> dict[str, fl
     truth, guess = np.asarray(reference, dtype=float), np.asarray(predicted, dtype=float)
     error = guess - truth
     return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
-            "clarke_ab": clarke_ab_share(truth, guess), "n": int(len(truth))}
+            "clarke_ab": clarke_ab_share(truth, guess), "n": len(truth)}

@@ -46,7 +46,7 @@ class GlucoseHistory:
         self.basal_minutes = np.append(self.basal_minutes, minute)
         self.basal_rates = np.append(self.basal_rates, rate_u_per_h)
 
-    def recent(self, since: float) -> "GlucoseHistory":
+    def recent(self, since: float) -> GlucoseHistory:
         """The events from ``since`` on, with the basal rate already running at ``since``."""
         cgm, carbs, boluses = self.cgm_minutes >= since, self.carb_minutes >= since, self.bolus_minutes >= since
         running = max(int(np.searchsorted(self.basal_minutes, since, side="right")) - 1, 0)

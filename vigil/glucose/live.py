@@ -8,23 +8,24 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.domain import Reading, RecommendationDraft
+from vigil.domain import AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind
 from vigil.glucose.advisor import Advice, GlucoseAdvisor
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.personalise import LOOKBACK_MIN, Personaliser
 from vigil.glucose.therapy import TherapyProfile, population_profile, safety_limits
+from vigil.metrics import MetricName
 from vigil.timeutil import format_time
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 """The live clock: minutes since this instant."""
-GLUCOSE_METRICS = ("glucose", "carbs", "insulin_bolus", "insulin_basal")
+GLUCOSE_METRICS = (MetricName.GLUCOSE, MetricName.CARBS, MetricName.INSULIN_BOLUS, MetricName.INSULIN_BASAL)
 DAY_MIN = 24 * 60.0
 WARM_UP_WINDOW = timedelta(minutes=LOOKBACK_MIN)
 """Stored diabetes data read at start-up: what the daily personalisation looks back over."""
@@ -56,9 +57,11 @@ MIN_BASAL_CHANGE_U_PER_H = 0.1
 basal) by a quarter of the programmed basal and at least 0.1 U/h."""
 SERIES_WINDOW_MIN = 6 * 60.0
 
-FORECAST_LOW, FORECAST_HIGH = "glucose_forecast_low", "glucose_forecast_high"
-ALERT_RULES = {"alert_low": FORECAST_LOW, "alert_high": FORECAST_HIGH}
-RECOMMENDATION_KINDS = ("meal_bolus", "correction_bolus", "temp_basal", "rescue_carbs")
+ALERT_RULES = {"alert_low": AlertRule.GLUCOSE_FORECAST_LOW, "alert_high": AlertRule.GLUCOSE_FORECAST_HIGH}
+"""The advisor's predictive alerts and the rules they are raised under."""
+RECOMMENDATION_KINDS = (RecommendationKind.MEAL_BOLUS, RecommendationKind.CORRECTION_BOLUS, RecommendationKind.TEMP_BASAL,
+                        RecommendationKind.RESCUE_CARBS)
+"""The recommendations the glucose advice makes."""
 
 
 def to_minutes(time: datetime) -> float:
@@ -142,10 +145,10 @@ class PatientGlucose:
     def add(self, reading: Reading) -> bool:
         """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
         minute, h = to_minutes(reading.time), self.history
-        times, append = {"glucose": (h.cgm_minutes, h.add_cgm), "carbs": (h.carb_minutes, h.add_carbs),
-                         "insulin_bolus": (h.bolus_minutes, h.add_bolus),
-                         "insulin_basal": (h.basal_minutes, h.set_basal)}[reading.metric]
-        if reading.quality != "ok" or (len(times) and minute < times[-1]):
+        times, append = {MetricName.GLUCOSE: (h.cgm_minutes, h.add_cgm), MetricName.CARBS: (h.carb_minutes, h.add_carbs),
+                         MetricName.INSULIN_BOLUS: (h.bolus_minutes, h.add_bolus),
+                         MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal)}[MetricName(reading.metric)]
+        if reading.quality != Quality.OK or (len(times) and minute < times[-1]):
             return False
         append(minute, reading.value)
         return True
@@ -154,7 +157,7 @@ class PatientGlucose:
         """At a CGM reading: score the earlier forecasts it checks, then forecast from it."""
         value = float(self.history.cgm_values[self.history.cgm_minutes == minute][-1])
         for made, path in list(self.forecasts.items()):
-            index = int(round((minute - made) / 5.0)) - 1
+            index = round((minute - made) / 5.0) - 1
             if 0 <= index < len(BAND_HORIZONS) and abs(minute - made - BAND_HORIZONS[index]) <= 2.5:
                 self.residuals[index].append(value - path[index])
             if minute - made > BAND_HORIZONS[-1]:
@@ -197,10 +200,10 @@ class PatientGlucose:
 
 @dataclass(frozen=True)
 class ForecastWarning:
-    """The advisor's warning that glucose is forecast out of range: ``rule`` (FORECAST_LOW or FORECAST_HIGH), the
-    forecast glucose (mg/dL) it warns of, the advisor's reason and the numbers behind it."""
+    """The advisor's warning that glucose is forecast out of range: ``rule`` (AlertRule.GLUCOSE_FORECAST_LOW or
+    GLUCOSE_FORECAST_HIGH), the forecast glucose (mg/dL) it warns of, the advisor's reason and the numbers behind it."""
 
-    rule: str
+    rule: AlertRule
     glucose: float
     reason: str
     data: dict[str, Any]
@@ -244,18 +247,19 @@ def forecast_check(patient_id: str, minute: float, advice: list[Advice]) -> Fore
     return ForecastCheck(patient_id, to_time(minute), warnings)
 
 
-def recommendation_kind(advice: Advice) -> str:
+def recommendation_kind(advice: Advice) -> RecommendationKind:
     if advice.kind == "bolus":
-        return "meal_bolus" if "meal_g" in advice.data else "correction_bolus"
-    return {"temp_basal": "temp_basal", "carbs": "rescue_carbs"}[advice.kind]
+        return RecommendationKind.MEAL_BOLUS if "meal_g" in advice.data else RecommendationKind.CORRECTION_BOLUS
+    return {"temp_basal": RecommendationKind.TEMP_BASAL, "carbs": RecommendationKind.RESCUE_CARBS}[advice.kind]
 
 
-def recommendation_action(kind: str, advice: Advice) -> str:
+def recommendation_action(kind: RecommendationKind, advice: Advice) -> str:
     return {
-        "meal_bolus": f"Meal bolus {advice.amount:.2f} U",
-        "correction_bolus": f"Correction bolus {advice.amount:.2f} U",
-        "temp_basal": f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
-        "rescue_carbs": f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
+        RecommendationKind.MEAL_BOLUS: f"Meal bolus {advice.amount:.2f} U",
+        RecommendationKind.CORRECTION_BOLUS: f"Correction bolus {advice.amount:.2f} U",
+        RecommendationKind.TEMP_BASAL:
+            f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
+        RecommendationKind.RESCUE_CARBS: f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
     }[kind]
 
 
@@ -304,9 +308,9 @@ class LiveGlucose:
     def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading],
                         outcome: GlucoseOutcome) -> None:
         added = [reading for reading in batch if state.add(reading)]
-        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == "glucose")
+        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == MetricName.GLUCOSE)
                    if minute > state.advised_through]
-        meals = [(to_minutes(r.time), r.value) for r in added if r.metric == "carbs"]
+        meals = [(to_minutes(r.time), r.value) for r in added if r.metric == MetricName.CARBS]
         for minute, grams in advice_points(new_cgm, meals).items():
             state.personalise_if_due(minute)
             if minute in new_cgm:
@@ -372,7 +376,7 @@ def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -
         if reading.metric in GLUCOSE_METRICS:
             grouped.setdefault(reading.patient_id, []).append(reading)
     return {pid: batch for pid, batch in grouped.items()
-            if pid in (known or {}) or any(r.metric == "glucose" for r in batch)}
+            if pid in (known or {}) or any(r.metric == MetricName.GLUCOSE for r in batch)}
 
 
 __all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "ForecastCheck", "ForecastWarning", "LiveGlucose", "TherapySource",

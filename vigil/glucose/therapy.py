@@ -26,7 +26,7 @@ class TherapyProfile:
     carb_ratio_sd: float = 0.0
     basal_sd: float = 0.0
 
-    def with_values(self, **changes: float) -> "TherapyProfile":
+    def with_values(self, **changes: float) -> TherapyProfile:
         return replace(self, **changes)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from vigil.domain import Device, Reading
+from vigil.errors import InvalidInput
 from vigil.ingest.validation import Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
 from vigil.timeutil import utc_now
@@ -18,8 +19,10 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
-class BatchShapeError(ValueError):
+class BatchShapeError(InvalidInput):
     """The body is not {"readings": [...]}; the message names the field."""
+
+    code = "invalid_batch"
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,6 @@ class IngestResult:
     duplicates: int
     rejected: list[Rejection] = field(default_factory=list)
     stored: list[Reading] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [{"index": r.index, "error": r.error} for r in self.rejected],
-        }
 
 
 def batch_readings(body: Any) -> list[Any]:

@@ -7,15 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from vigil.domain import Device, Reading
-from vigil.metrics import METRICS
+from vigil.domain import Device, Quality, Reading
+from vigil.errors import InvalidInput
+from vigil.metrics import METRICS, MetricName
 from vigil.timeutil import parse_time
 
 MAX_FUTURE = timedelta(minutes=5)
 
 
-class ReadingError(ValueError):
+class ReadingError(InvalidInput):
     """A reading that cannot be accepted; the message names the field and the reason."""
+
+    code = "invalid_reading"
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,13 @@ def _require(raw: dict[str, Any], field: str) -> Any:
     return raw[field]
 
 
-def _metric(raw: dict[str, Any]) -> str:
+def _metric(raw: dict[str, Any]) -> MetricName:
     metric = _require(raw, "metric")
     if not isinstance(metric, str):
         raise ReadingError("metric: must be a string")
     if metric not in METRICS:
         raise ReadingError(f"metric: unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    return metric
+    return MetricName(metric)
 
 
 def _number(raw: dict[str, Any]) -> float:
@@ -48,7 +51,7 @@ def _number(raw: dict[str, Any]) -> float:
     return float(value)
 
 
-def _canonical_value(metric_name: str, value: float, raw: dict[str, Any]) -> float:
+def _canonical_value(metric_name: MetricName, value: float, raw: dict[str, Any]) -> float:
     metric = METRICS[metric_name]
     unit = raw.get("unit")
     if unit is None:
@@ -63,7 +66,7 @@ def _canonical_value(metric_name: str, value: float, raw: dict[str, Any]) -> flo
     return converters[unit](value)
 
 
-def _check_limits(metric_name: str, value: float) -> str:
+def _check_limits(metric_name: MetricName, value: float) -> Quality:
     metric = METRICS[metric_name]
     low, high = metric.hard_limits
     if not low <= value <= high:
@@ -71,7 +74,7 @@ def _check_limits(metric_name: str, value: float) -> str:
             f"value: {value:g} {metric.unit} is outside the physiological limits of {metric_name} ({low:g}-{high:g})"
         )
     plausible_low, plausible_high = metric.plausible_limits
-    return "ok" if plausible_low <= value <= plausible_high else "implausible"
+    return Quality.OK if plausible_low <= value <= plausible_high else Quality.IMPLAUSIBLE
 
 
 def _time(raw: dict[str, Any], now: datetime) -> datetime:
@@ -111,7 +114,7 @@ def validate_reading(raw: Any, device: Device, now: datetime) -> Reading:
         value=value,
         unit=METRICS[metric].unit,
         seq=_seq(raw),
-        quality=quality,  # type: ignore[arg-type]
+        quality=quality,
     )
 
 

@@ -47,7 +47,7 @@ class Dataset:
     rules: dict[str, NDArray[np.float64]]
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "Dataset":
+    def from_frame(cls, frame: pd.DataFrame) -> Dataset:
         frame = frame.sort_values([STAY_ID, HOUR], kind="stable").reset_index(drop=True)
         return cls(
             X=causal_features(frame).to_numpy(dtype=np.float32),
@@ -60,7 +60,7 @@ class Dataset:
         """Per row: whether its stay has a septic hour."""
         return pd.Series(self.y).groupby(self.stays).transform("max").to_numpy() == 1
 
-    def rows(self, mask: NDArray[np.bool_]) -> "Dataset":
+    def rows(self, mask: NDArray[np.bool_]) -> Dataset:
         return Dataset(self.X[mask], self.y[mask], self.stays[mask], {k: v[mask] for k, v in self.rules.items()})
 
 
@@ -109,7 +109,7 @@ def train_shipped_model(stays: pd.DataFrame, source: str, seed: int) -> SepsisRi
     """The calibrated LightGBM fitted on every stay (what `vigil risk train` writes), recording what it learnt from."""
     dataset = Dataset.from_frame(stays)
     fitted = fit_calibrated("lightgbm", dataset, seed)
-    metadata = {"trained_on": source, "stays": int(len(set(dataset.stays))), "hours": int(len(dataset.y)),
+    metadata = {"trained_on": source, "stays": len(set(dataset.stays)), "hours": len(dataset.y),
                 "seed": seed, "date": date.today().isoformat(), "vigil": __version__}
     return export_lightgbm(fitted, metadata)
 
@@ -181,7 +181,7 @@ class StayIndex:
     lengths: NDArray[np.int64]
 
     @classmethod
-    def of(cls, stays: NDArray) -> "StayIndex":
+    def of(cls, stays: NDArray) -> StayIndex:
         boundaries = np.flatnonzero(np.concatenate([[True], stays[1:] != stays[:-1]]))
         return cls(boundaries, np.diff(np.append(boundaries, len(stays))))
 
@@ -275,8 +275,8 @@ def evaluate(data: Dataset, model_names: list[str], k: int = 5, seed: int = 0, r
     """The whole comparison as one JSON-ready value."""
     results, folds = cross_validate(data, model_names, k, seed, progress)
     return {
-        "stays": int(len(np.unique(data.stays))),
-        "hours": int(len(data.y)),
+        "stays": len(np.unique(data.stays)),
+        "hours": len(data.y),
         "septic_stays": int(pd.Series(data.y).groupby(data.stays).max().sum()),
         "folds": k,
         "seed": seed,

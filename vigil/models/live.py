@@ -5,24 +5,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
-from vigil.domain import Patient, Reading, Score
+from vigil.domain import Patient, Quality, Reading, Score, ScoreKind
 from vigil.models.features import causal_features
 from vigil.models.risk import SepsisRiskModel
 
-SEPSIS_RISK = "sepsis_risk"
 MAX_HOURS = 24 * 7
 """Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
-COLUMN_OF_METRIC = {metric: column for column, metric in VITAL_METRICS.items()}
+COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_METRICS.items()}
 
 
 def hour_of(time: datetime) -> datetime:
-    return time.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -36,7 +35,7 @@ class PatientHours:
 
     def add(self, reading: Reading) -> None:
         column = COLUMN_OF_METRIC.get(reading.metric)
-        if column is not None and reading.quality == "ok":
+        if column is not None and reading.quality == Quality.OK:
             self.bins.setdefault(hour_of(reading.time), {}).setdefault(column, []).append(reading.value)
         if not self.bins:  # nothing the model uses yet (only carbs or insulin, say)
             return
@@ -113,7 +112,7 @@ class LiveRiskScorer:
         hours.scored_through = closed_through
         first_hour = min(hours.bins)
         return [
-            Score(patient_id, SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
+            Score(patient_id, ScoreKind.SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
                 "threshold": self.model.threshold,
                 "alarm": bool(p >= self.model.threshold),
                 "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),

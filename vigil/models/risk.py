@@ -52,7 +52,7 @@ class SepsisRiskModel:
         path.write_text(json.dumps({"format": FORMAT, **data}))
 
     @classmethod
-    def load(cls, path: Path | str) -> "SepsisRiskModel":
+    def load(cls, path: Path | str) -> SepsisRiskModel:
         data = json.loads(Path(path).read_text())
         if data.pop("format", None) != FORMAT:
             raise ValueError(f"{path}: not a Vigil sepsis-risk model ({FORMAT})")

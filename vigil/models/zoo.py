@@ -36,7 +36,7 @@ class RiskEstimator(Protocol):
     cross_fitted: bool
     """False: too slow to fit four times per fold; calibrated on held-out training stays instead."""
 
-    def fit(self, X: Matrix, y: NDArray[np.int8], stays: NDArray) -> "RiskEstimator": ...
+    def fit(self, X: Matrix, y: NDArray[np.int8], stays: NDArray) -> RiskEstimator: ...
 
     def score(self, X: Matrix, stays: NDArray) -> NDArray[np.float64]: ...
 
@@ -53,7 +53,7 @@ class SklearnRisk:
         self.name = name
         self.estimator = estimator
 
-    def fit(self, X: Matrix, y, stays) -> "SklearnRisk":
+    def fit(self, X: Matrix, y, stays) -> SklearnRisk:
         self.estimator.fit(X, y)
         return self
 
@@ -89,7 +89,7 @@ class MlpRisk:
                                      learning_rate_init=1e-3, random_state=seed)
         self._curve: dict[str, list[float]] = {"train_log_loss": [], "validation_log_loss": []}
 
-    def fit(self, X: Matrix, y, stays) -> "MlpRisk":
+    def fit(self, X: Matrix, y, stays) -> MlpRisk:
         validation = stay_holdout(stays, fraction=0.1, seed=self.seed)
         train_X = self.preprocessing.fit_transform(X[~validation])
         held_X = self.preprocessing.transform(X[validation])
@@ -136,7 +136,7 @@ class LightGbmRisk:
             random_state=seed, n_jobs=2, verbose=-1,
         )
 
-    def fit(self, X: Matrix, y, stays) -> "LightGbmRisk":
+    def fit(self, X: Matrix, y, stays) -> LightGbmRisk:
         with warnings.catch_warnings():  # LightGBM 4.7 renames eval_set; older versions only know eval_set
             warnings.simplefilter("ignore", category=FutureWarning)
             warnings.simplefilter("ignore", category=DeprecationWarning)

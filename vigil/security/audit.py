@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from vigil.errors import InvalidInput
+
 GENESIS_HASH = "0" * 64
 AUDIT_KEY_FILE = "audit-hmac.key"
 SYSTEM_ACTOR = "system"
@@ -89,9 +91,13 @@ def next_entry(prev_seq: int, prev_hash: str, event: AuditEvent, time: str, key:
     """The entry after entry `prev_seq` (0 and GENESIS_HASH: the first entry) recording `event`."""
     seq = prev_seq + 1
     details = canonical_details(event.details)
-    fields = tuple(_storable(f) for f in (event.actor, event.action, event.patient_id, event.resource, event.outcome))
+    actor, action, patient_id, resource, outcome = (
+        _storable(f) for f in (event.actor, event.action, event.patient_id, event.resource, event.outcome)
+    )
+    fields = (actor, action, patient_id, resource, outcome)
     digest = _entry_hash(seq, time, fields, details, prev_hash)
-    return AuditEntry(seq, time, *fields, details, prev_hash, digest, _mac(key, digest))
+    return AuditEntry(seq, time, str(actor), str(action), patient_id, str(resource), str(outcome), details, prev_hash,
+                      digest, _mac(key, digest))
 
 
 def verify_chain(entries: Iterable[AuditEntry], key: bytes) -> list[str]:
@@ -126,10 +132,10 @@ class Head:
     hash: str
 
     @classmethod
-    def parse(cls, text: str) -> "Head":
+    def parse(cls, text: str) -> Head:
         seq, _, digest = text.strip().partition(":")
         if not (seq.isdigit() and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
-            raise ValueError(f"{text.strip()[:80]!r} is not SEQ:HASH (an entry number and a 64-digit hex hash)")
+            raise InvalidInput(f"{text.strip()[:80]!r} is not SEQ:HASH (an entry number and a 64-digit hex hash)")
         return cls(int(seq), digest)
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vigil.config import Settings, write_private_json
+from vigil.errors import VigilError
 from vigil.security.audit import AUDIT_KEY_FILE
 
 FORMAT = "v1"
@@ -22,20 +23,28 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
-class CryptoError(Exception):
-    """Base for key problems; never carries key material in its message."""
+class CryptoError(VigilError):
+    """Base for key problems (a server-side failure: 500); never carries key material in its message."""
+
+    code = "crypto_error"
 
 
 class DecryptionError(CryptoError):
     """A ciphertext that is malformed, under an unknown key, or was moved to another row or field."""
 
+    code = "decryption_failed"
+
 
 class UnknownKeyError(DecryptionError):
     """A ciphertext under a key this ring does not hold (e.g. one made by a rotation since the ring was loaded)."""
 
+    code = "unknown_key"
+
 
 class KeyConfigError(CryptoError):
     """VIGIL_KEY or the key file cannot be used."""
+
+    code = "key_config"
 
 
 def key_id(key: bytes) -> str:
@@ -59,7 +68,7 @@ class KeyRing:
     current: str
 
     @classmethod
-    def of(cls, keys: Iterable[bytes]) -> "KeyRing":
+    def of(cls, keys: Iterable[bytes]) -> KeyRing:
         """A ring of these keys; the first one encrypts."""
         ordered = list(keys)
         for key in ordered:
@@ -70,14 +79,14 @@ class KeyRing:
         return cls({key_id(k): k for k in ordered}, key_id(ordered[0]))
 
     @classmethod
-    def generate(cls) -> "KeyRing":
+    def generate(cls) -> KeyRing:
         return cls.of([secrets.token_bytes(KEY_BYTES)])
 
-    def with_new_current_key(self) -> "KeyRing":
+    def with_new_current_key(self) -> KeyRing:
         """This ring plus a fresh key that encrypts from now on; the old keys still decrypt."""
         return KeyRing.of([secrets.token_bytes(KEY_BYTES), *self.keys.values()])
 
-    def retaining(self, key_ids: set[str]) -> "KeyRing":
+    def retaining(self, key_ids: set[str]) -> KeyRing:
         """This ring with only the current key and those in `key_ids`."""
         return KeyRing({kid: key for kid, key in self.keys.items() if kid in key_ids or kid == self.current}, self.current)
 
@@ -100,7 +109,7 @@ class KeyRing:
         return {"current": self.current, "keys": {kid: _b64(key) for kid, key in self.keys.items()}}
 
     @classmethod
-    def from_json(cls, value: dict) -> "KeyRing":
+    def from_json(cls, value: dict) -> KeyRing:
         keys = {kid: _unb64(text) for kid, text in value["keys"].items()}
         ring = cls.of([keys[value["current"]], *(k for kid, k in keys.items() if kid != value["current"])])
         if set(ring.keys) != set(keys):
@@ -167,7 +176,7 @@ class StoreKeys:
 
     field: KeyRing
     audit: bytes
-    reload: Callable[[], "StoreKeys"] | None = None
+    reload: Callable[[], StoreKeys] | None = None
 
 
 def load_store_keys(settings: Settings) -> StoreKeys:

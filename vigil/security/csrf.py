@@ -21,4 +21,6 @@ def new_csrf_token() -> str:
 
 
 def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
-    return bool(cookie and submitted) and hmac.compare_digest(cookie.encode(), submitted.encode())
+    if not (cookie and submitted):
+        return False
+    return hmac.compare_digest(cookie.encode(), submitted.encode())

@@ -79,7 +79,7 @@ def authenticate(store: AccountStore, username: str, password: str, code: str | 
     password_ok = verify_password(user, password)  # run even when locked: the answer takes as long
     if locked:
         outcome = "locked"
-    elif password_ok and _second_factor_ok(store, user, code):
+    elif password_ok and user is not None and _second_factor_ok(store, user, code):
         store.clear_login_failures(username)
         outcome = "ok"
     else:
@@ -92,7 +92,10 @@ def _second_factor_ok(store: AccountStore, user: User, code: str | None) -> bool
     """No one-time codes for this user, or a valid code whose time step was not used before."""
     if not user.totp_enabled:
         return True
-    step = matching_step(store.totp_secret(user.username), code, utc_now())
+    secret = store.totp_secret(user.username)
+    if secret is None:
+        return False
+    step = matching_step(secret, code, utc_now())
     return step is not None and store.claim_totp_step(user.username, step)
 
 

@@ -13,7 +13,7 @@ import getpass
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from vigil.domain import Patient, User
+from vigil.domain import Patient, Role, User
 from vigil.security.audit import AuditEvent, AuditLog, current_origin, origin_details
 
 CLINICAL_ROLES = ("clinician", "admin")
@@ -48,7 +48,7 @@ class StoreOnly:
 # -- who is asking -------------------------------------------------------------------------------
 def operator() -> User:
     """Whoever runs a `vigil` command on the server: they hold the keys and the database, so they act as admin."""
-    return User(f"cli:{getpass.getuser()}", "admin", "")
+    return User(f"cli:{getpass.getuser()}", Role.ADMIN, "")
 
 
 def actor_of(user: User) -> str:

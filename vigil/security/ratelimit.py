@@ -17,7 +17,7 @@ class Rate:
     seconds: float
 
     @classmethod
-    def parse(cls, text: str) -> "Rate":
+    def parse(cls, text: str) -> Rate:
         """'N/S': N requests per S seconds, e.g. '30/60'."""
         count, _, seconds = text.partition("/")
         try:
@@ -40,7 +40,7 @@ class RateLimits:
     api_per_address: Rate = Rate(2400, 60)
 
     @classmethod
-    def from_env(cls) -> "RateLimits":
+    def from_env(cls) -> RateLimits:
         """Defaults, each overridable as VIGIL_RATE_<NAME>=N/S (e.g. VIGIL_RATE_LOGIN_PER_ADDRESS=10/60)."""
         overrides = {name: Rate.parse(os.environ[f"VIGIL_RATE_{name.upper()}"])
                      for name in cls.__dataclass_fields__ if f"VIGIL_RATE_{name.upper()}" in os.environ}

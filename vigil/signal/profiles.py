@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from vigil.metrics import MetricName
+
 MINUTE = 60.0
 HOUR = 60 * MINUTE
 
@@ -59,10 +61,10 @@ def _meal_or_bolus() -> MetricProfile:
 
 
 METRIC_PROFILES: dict[str, MetricProfile] = {
-    "heart_rate": _wearable_vital(min_deviation=5.0),
-    "spo2": _wearable_vital(min_deviation=2.0),
-    "resp_rate": _wearable_vital(min_deviation=3.0),
-    "body_temp": MetricProfile(
+    MetricName.HEART_RATE: _wearable_vital(min_deviation=5.0),
+    MetricName.SPO2: _wearable_vital(min_deviation=2.0),
+    MetricName.RESP_RATE: _wearable_vital(min_deviation=3.0),
+    MetricName.BODY_TEMP: MetricProfile(
         kind="level",
         freshness_seconds=HOUR,
         expected_interval_seconds=15 * MINUTE,
@@ -70,18 +72,18 @@ METRIC_PROFILES: dict[str, MetricProfile] = {
         hampel_min_deviation=0.5,
         value_window_seconds=15 * MINUTE,
     ),
-    "systolic_bp": _cuff_pressure(),
-    "diastolic_bp": _cuff_pressure(),
-    "glucose": MetricProfile(
+    MetricName.SYSTOLIC_BP: _cuff_pressure(),
+    MetricName.DIASTOLIC_BP: _cuff_pressure(),
+    MetricName.GLUCOSE: MetricProfile(
         kind="level",
         freshness_seconds=30 * MINUTE,
         expected_interval_seconds=5 * MINUTE,
         hampel_half_window_seconds=15 * MINUTE,
         hampel_min_deviation=15.0,
     ),
-    "hrv_rmssd": MetricProfile(kind="level", freshness_seconds=HOUR),
-    "insulin_basal": MetricProfile(kind="level", freshness_seconds=24 * HOUR),
-    "steps": MetricProfile(kind="amount", freshness_seconds=HOUR),
-    "carbs": _meal_or_bolus(),
-    "insulin_bolus": _meal_or_bolus(),
+    MetricName.HRV_RMSSD: MetricProfile(kind="level", freshness_seconds=HOUR),
+    MetricName.INSULIN_BASAL: MetricProfile(kind="level", freshness_seconds=24 * HOUR),
+    MetricName.STEPS: MetricProfile(kind="amount", freshness_seconds=HOUR),
+    MetricName.CARBS: _meal_or_bolus(),
+    MetricName.INSULIN_BOLUS: _meal_or_bolus(),
 }

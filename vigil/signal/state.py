@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from vigil.domain import Reading, VitalsSnapshot
+from vigil.domain import Quality, Reading, VitalsSnapshot
+from vigil.metrics import MetricName
 from vigil.signal.cleaning import FloatArray, plausible_mask
 from vigil.signal.features import BASELINE_WINDOW_SECONDS, heart_rate_baseline
 from vigil.signal.profiles import METRIC_PROFILES, MetricProfile
@@ -103,7 +104,7 @@ class PatientSignalState:
         features = {metric: dict(s.features) for metric, s in summaries.items() if s.features}
         heart_rate_context = self._heart_rate_context(fresh, now_seconds)
         if heart_rate_context:
-            features.setdefault("heart_rate", {}).update(heart_rate_context)
+            features.setdefault(MetricName.HEART_RATE, {}).update(heart_rate_context)
         activity = self._activity(now_seconds)
         if activity:
             features["activity"] = activity
@@ -127,13 +128,13 @@ class PatientSignalState:
         baseline = self._heart_rate_baseline(now)
         if baseline is not None:
             context["baseline"] = baseline
-        if "hrv_rmssd" in fresh:
-            context["hrv_rmssd"] = fresh["hrv_rmssd"].value
+        if MetricName.HRV_RMSSD in fresh:
+            context["hrv_rmssd"] = fresh[MetricName.HRV_RMSSD].value
         return context
 
     def _activity(self, now: float) -> dict[str, float]:
         """Steps over the last 15 minutes and whether that makes the patient active; empty without steps data."""
-        buffer = self._buffers.get("steps")
+        buffer = self._buffers.get(MetricName.STEPS)
         if buffer is None:
             return {}
         # A step count reported at t covers the minutes before t, so the window is (now - 15 min, now].
@@ -142,7 +143,8 @@ class PatientSignalState:
         return {"steps_15min": recent, "active": float(recent >= ACTIVE_STEPS)}
 
     def _heart_rate_baseline(self, now: float) -> float | None:
-        buffer, max_spacing = self._buffers.get("heart_rate"), self._profiles["heart_rate"].max_imputable_gap_seconds
+        buffer = self._buffers.get(MetricName.HEART_RATE)
+        max_spacing = self._profiles[MetricName.HEART_RATE].max_imputable_gap_seconds
         if buffer is None or max_spacing is None:
             return None
         times, values = buffer.between(now - BASELINE_WINDOW_SECONDS, now)
@@ -155,7 +157,7 @@ class PatientSignalState:
             raise ValueError(f"a reading for another patient was sent to {self.patient_id!r}")
         times = [epoch_seconds(reading.time) for reading in readings]
         values = [float(reading.value) for reading in readings]
-        keep = plausible_mask(metric, values, [reading.quality == "implausible" for reading in readings])
+        keep = plausible_mask(metric, values, [reading.quality == Quality.IMPLAUSIBLE for reading in readings])
         buffer = self._buffers.setdefault(metric, MetricBuffer())
         for time, value, plausible in zip(times, values, keep, strict=True):
             if plausible:

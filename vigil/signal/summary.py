@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vigil.metrics import MetricName
 from vigil.signal.cleaning import FloatArray, hampel_filter, time_windows
 from vigil.signal.features import (
     RECENT_HEART_RATE_WINDOW_SECONDS,
@@ -84,9 +85,9 @@ def window_coverage(times: FloatArray, now: float, profile: MetricProfile) -> fl
 def metric_specific_features(metric: str, times: FloatArray, cleaned: FloatArray, now: float) -> dict[str, float]:
     """Features only some metrics have: the glucose trend and the recent heart-rate median."""
     extra: dict[str, float | None] = {}
-    if metric == "glucose":
+    if metric == MetricName.GLUCOSE:
         extra["trend_per_min"] = glucose_trend_per_minute(times, cleaned, now)
-    if metric == "heart_rate":
+    if metric == MetricName.HEART_RATE:
         extra["recent_median"] = recent_median(times, cleaned, now, RECENT_HEART_RATE_WINDOW_SECONDS)
     return {name: value for name, value in extra.items() if value is not None}
 

@@ -11,4 +11,4 @@ def open_store(url: str, keys: StoreKeys | None = None) -> SqlStore:
     return SqlStore(url, keys)
 
 
-__all__ = ["Store", "SqlStore", "open_store", "hash_token"]
+__all__ = ["SqlStore", "Store", "hash_token", "open_store"]

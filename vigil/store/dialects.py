@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vigil.errors import InvalidInput
 
 AUDIT_LOCK = 4243  # PostgreSQL advisory lock id of the audit chain (4242 guards schema creation)
 
@@ -100,4 +101,4 @@ def dialect_for(url: str) -> SqliteDialect | PostgresDialect:
         return SqliteDialect(":memory:")
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresDialect(url)
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://...")
+    raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://...")

@@ -15,14 +15,22 @@ from vigil.config import load_settings
 from vigil.domain import (
     Alert,
     AlertDraft,
+    AlertRule,
     Device,
     Patient,
+    Quality,
     Reading,
     Recommendation,
     RecommendationDraft,
+    RecommendationKind,
+    Role,
     Score,
+    ScoreKind,
+    Severity,
     User,
 )
+from vigil.errors import NotFound
+from vigil.metrics import MetricName
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.security.mosquitto import mosquitto_password_hash
@@ -30,7 +38,7 @@ from vigil.store.dialects import dialect_for
 from vigil.store.schema import ADDED_COLUMNS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "urgent": 2}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 PATIENT_IDENTIFIERS = ("name", "birth_date", "phone", "email", "address", "notes")
 # table -> (its key column, its encrypted columns); each ciphertext is bound to table.column:key.
 ENCRYPTED_COLUMNS = {"patients": ("patient_id", PATIENT_IDENTIFIERS), "users": ("username", ("totp_secret",))}
@@ -54,7 +62,7 @@ def new_id(prefix: str) -> str:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()  # keys may be enum members (metric names)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -75,7 +83,7 @@ class SqlStore:
         self._local = threading.local()
         self._dialect.run_script(self._conn(), SCHEMA.replace("{id}", self._dialect.id_column))
         self._add_missing_columns()
-        if self._one("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",))[0]:
+        if self._count("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",)):
             self.reencrypt_identifiers()  # a store written before identifiers were encrypted
 
     @property
@@ -104,6 +112,11 @@ class SqlStore:
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
+
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The single number a ``SELECT count(*) ...`` answers."""
+        row = self._one(sql, params)
+        return int(row[0]) if row else 0
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         conn = self._conn()
@@ -184,11 +197,12 @@ class SqlStore:
         self, name: str, birth_date: str | None = None, sex: str | None = None, conditions: Iterable[str] = (),
         phone: str | None = None, email: str | None = None, address: str | None = None, notes: str | None = None,
     ) -> Patient:
-        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), utc_now(), phone, email, address, notes)
+        created_at = utc_now()
+        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), created_at, phone, email, address, notes)
         identifiers = [self._seal("patients", c, patient.patient_id, getattr(patient, c)) for c in PATIENT_IDENTIFIERS]
         self._write(
             f"INSERT INTO patients ({_PATIENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (patient.patient_id, sex, _json(list(patient.conditions)), format_time(patient.created_at), *identifiers),
+            (patient.patient_id, sex, _json(list(patient.conditions)), format_time(created_at), *identifiers),
         )
         return patient
 
@@ -211,7 +225,9 @@ class SqlStore:
 
     def _patient(self, row: tuple) -> Patient:
         patient_id, sex, conditions, created_at, *sealed = row
-        identifiers = {c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)}
+        identifiers: dict[str, Any] = {
+            c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)
+        }
         return Patient(patient_id=patient_id, sex=sex, conditions=tuple(orjson.loads(conditions)),
                        created_at=_time(created_at), **identifiers)
 
@@ -219,7 +235,7 @@ class SqlStore:
     def add_device(self, patient_id: str, kind: str) -> tuple[Device, str]:
         """Register a device for a patient; returns it with its token, which is stored only hashed."""
         if self.get_patient(patient_id) is None:
-            raise KeyError(f"no patient {patient_id!r}")
+            raise NotFound(f"no patient {patient_id!r}", field="patient_id")
         device = Device(new_id("d"), patient_id, kind)
         token = secrets.token_urlsafe(32)
         self._write(
@@ -236,12 +252,12 @@ class SqlStore:
             (hash_token(token), mosquitto_password_hash(token), device_id),
         )
         if not updated:
-            raise KeyError(f"no device {device_id!r}")
+            raise NotFound(f"no device {device_id!r}", field="device_id")
         return token
 
     def revoke_device(self, device_id: str) -> None:
         if not self._write("UPDATE devices SET revoked = 1 WHERE device_id = ? RETURNING device_id", (device_id,)):
-            raise KeyError(f"no device {device_id!r}")
+            raise NotFound(f"no device {device_id!r}", field="device_id")
 
     def device_for_token(self, token: str) -> Device | None:
         row = self._one(
@@ -270,14 +286,14 @@ class SqlStore:
 
     @staticmethod
     def _user(r: tuple) -> User:
-        return User(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]))
+        return User(r[0], Role(r[1]), r[2], r[3], bool(r[4]), bool(r[5]))
 
-    def add_user(self, username: str, role: str, password_hash: str, patient_id: str | None = None) -> User:
+    def add_user(self, username: str, role: Role, password_hash: str, patient_id: str | None = None) -> User:
         self._write(
             "INSERT INTO users (username, role, password_hash, patient_id, created_at) VALUES (?,?,?,?,?)",
             (username, role, password_hash, patient_id, format_time(utc_now())),
         )
-        return User(username, role, password_hash, patient_id)  # type: ignore[arg-type]
+        return User(username, Role(role), password_hash, patient_id)
 
     def get_user(self, username: str) -> User | None:
         row = self._one(f"SELECT {self._USER_COLUMNS} FROM users WHERE username = ?", (username,))
@@ -418,7 +434,7 @@ class SqlStore:
     def query_readings(
         self,
         patient_id: str | None = None,
-        metric: str | None = None,
+        metric: MetricName | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int | None = None,
@@ -440,10 +456,11 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [Reading(r[0], r[1], r[2], parse_time(r[3]), r[4], r[5], r[6], r[7]) for r in self._rows(sql, params)]
+        return [Reading(r[0], r[1], MetricName(r[2]), parse_time(r[3]), r[4], r[5], r[6], Quality(r[7]))
+                for r in self._rows(sql, params)]
 
     def count_readings(self) -> int:
-        return int(self._one("SELECT count(*) FROM readings")[0])
+        return self._count("SELECT count(*) FROM readings")
 
     def last_reading_time(self) -> datetime | None:
         row = self._one("SELECT max(time) FROM readings")
@@ -460,7 +477,7 @@ class SqlStore:
                 conn.execute(sql, (s.patient_id, s.kind, format_time(s.time), s.value, _json(s.details)))
 
     def query_scores(
-        self, patient_id: str, kind: str, start: datetime | None = None, limit: int | None = None
+        self, patient_id: str, kind: ScoreKind, start: datetime | None = None, limit: int | None = None
     ) -> list[Score]:
         sql = "SELECT patient_id, kind, time, value, details FROM scores WHERE patient_id = ? AND kind = ?"
         params: list[Any] = [patient_id, kind]
@@ -470,7 +487,7 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) AS newest ORDER BY time"
-        return [Score(r[0], r[1], parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
+        return [Score(r[0], ScoreKind(r[1]), parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
 
     def save_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
         """Keep each patient's latest cleaned vitals and scores, as the ward list shows them."""
@@ -495,7 +512,8 @@ class SqlStore:
 
     @staticmethod
     def _alert(r: tuple) -> Alert:
-        return Alert(r[0], r[1], r[2], r[3], parse_time(r[4]), r[5], orjson.loads(r[6]), r[7], _time(r[8]))
+        return Alert(r[0], r[1], AlertRule(r[2]), Severity(r[3]), parse_time(r[4]), r[5], orjson.loads(r[6]), r[7],
+                     _time(r[8]))
 
     def raise_alert(self, draft: AlertDraft) -> Alert | None:
         """Open an alert, or escalate the open one for the same (patient, rule); None if deduplicated."""
@@ -544,7 +562,8 @@ class SqlStore:
 
     @staticmethod
     def _recommendation(r: tuple) -> Recommendation:
-        return Recommendation(r[0], r[1], r[2], parse_time(r[3]), r[4], r[5], orjson.loads(r[6]), r[7], r[8], _time(r[9]), r[10])
+        return Recommendation(r[0], r[1], RecommendationKind(r[2]), parse_time(r[3]), r[4], r[5], orjson.loads(r[6]), r[7],
+                              r[8], _time(r[9]), r[10])
 
     def add_recommendation(self, draft: RecommendationDraft) -> Recommendation | None:
         """Record a suggestion; while one of the same kind awaits a decision, it is updated instead."""

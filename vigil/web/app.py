@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 import vigil
-from vigil.admin import AdminError
 from vigil.api import admin_routes, ingest_routes, people_routes
 from vigil.api.context import AppContext
-from vigil.api.hardening import RequestGuard, internal_error, validation_error
+from vigil.api.hardening import RequestGuard, error_response, internal_error, validation_error, vigil_error
+from vigil.errors import VigilError
 from vigil.web import routes as web_routes
 
 
@@ -24,7 +24,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.WEB_DIR / "static")), name="static")
     app.add_exception_handler(web_routes.LoginRequired, _login_required)
-    app.add_exception_handler(AdminError, admin_routes.admin_error)
+    app.add_exception_handler(VigilError, vigil_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
     app.add_middleware(RequestGuard, limits=ctx.rate_limits, tls=ctx.tls)
@@ -36,7 +36,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     return app
 
 
-async def _login_required(request: Request, exc: Exception) -> Response:
+async def _login_required(request: Request, exc: web_routes.LoginRequired) -> Response:
     if request.url.path.startswith(("/fragments", "/events")):
-        return JSONResponse({"detail": "login required"}, status_code=401)
+        return error_response(exc)
     return web_routes.RedirectResponse("/login", status_code=303)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from vigil.api.context import AppContext, context
 from vigil.api.gates import SESSION_COOKIE, log_out, optional_user, visible_patient
 from vigil.api.people_routes import ward
-from vigil.api.views import alert_json, recommendation_json
+from vigil.api.schemas import AlertOut, RecommendationOut, Schema
 from vigil.domain import User
+from vigil.errors import Forbidden, Unauthorised
 from vigil.metrics import METRICS
 from vigil.security.csrf import CSRF_COOKIE, CSRF_FIELD, csrf_ok, new_csrf_token
 from vigil.security.identity import SESSION_LIFETIME, authenticate, issue_token
@@ -39,13 +41,13 @@ Ctx = Annotated[AppContext, Depends(context)]
 MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 
-class LoginRequired(Exception):
-    """Raised by pages when nobody is logged in; answered with a redirect to /login."""
+class LoginRequired(Unauthorised):
+    """Raised by pages when nobody is logged in; answered with a redirect to /login (fragments and events: 401)."""
 
 
 def page_user(user: MaybeUser) -> User:
     if user is None:
-        raise LoginRequired()
+        raise LoginRequired("login required")
     return user
 
 
@@ -59,7 +61,7 @@ def _set_cookie(response: Response, ctx: AppContext, name: str, value: str, read
 
 def _require_csrf(request: Request, submitted: str | None) -> None:
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), submitted):
-        raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+        raise Forbidden("CSRF token missing or wrong: reload the page and try again")
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -101,7 +103,7 @@ def ward_page(request: Request, user: PageUser, sort: str = "news2") -> HTMLResp
 
 @router.get("/fragments/ward", response_class=HTMLResponse)
 def ward_fragment(request: Request, user: PageUser, ctx: Ctx, sort: str = "news2") -> HTMLResponse:
-    rows = ward(user, ctx, "risk" if sort == "risk" else "news2")
+    rows = [row.model_dump(mode="json") for row in ward(user, ctx, "risk" if sort == "risk" else "news2")]
     return templates.TemplateResponse(request, "ward_rows.html", {"rows": rows, "metrics": METRICS})
 
 
@@ -113,7 +115,7 @@ def alerts_fragment(request: Request, user: PageUser, ctx: Ctx, patient_id: str 
     else:
         visible = visible_patient_ids(user, ctx)
     names = {p.patient_id: p.name for p in ctx.store.list_patients(visible)}
-    alerts = [alert_json(a) for a in ctx.store.list_alerts(visible, limit=50)]
+    alerts = _json(AlertOut, ctx.store.list_alerts(visible, limit=50))
     return templates.TemplateResponse(request, "alerts.html", {"alerts": alerts, "names": names, "user": user})
 
 
@@ -129,15 +131,20 @@ def patient_page(request: Request, patient_id: str, user: PageUser, ctx: Ctx) ->
 @router.get("/fragments/patients/{patient_id}/recommendations", response_class=HTMLResponse)
 def recommendations_fragment(request: Request, patient_id: str, user: PageUser, ctx: Ctx) -> HTMLResponse:
     visible_patient(patient_id, user, ctx)
-    recs = [recommendation_json(r) for r in ctx.store.list_recommendations(patient_id, limit=30)]
+    recs = _json(RecommendationOut, ctx.store.list_recommendations(patient_id, limit=30))
     return templates.TemplateResponse(request, "recommendations.html", {"recommendations": recs, "user": user})
+
+
+def _json(schema: type[Schema], values: Iterable[object]) -> list[dict]:
+    """Domain values as the API answers them, for the templates."""
+    return [schema.model_validate(value).model_dump(mode="json") for value in values]
 
 
 def _ward_digest(user: User, ctx: AppContext) -> str:
     """A hash of the statuses and alerts this user can see: tells a page to refresh, carries no patient data."""
     ids = patient_ids_visible_to(user, ctx.store)
     statuses = ctx.store.list_status(ids)
-    alerts = [alert_json(a) for a in ctx.store.list_alerts(ids, limit=50)]
+    alerts = _json(AlertOut, ctx.store.list_alerts(ids, limit=50))
     return hashlib.sha256(orjson.dumps([sorted(ids), statuses, alerts], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
