@@ -30,14 +30,20 @@ def draw(result: dict, path: Path) -> None:
     import numpy as np
 
     groups = [*result["groups"], "overall"]
-    summaries = {"Vigil": result, **{f"BBController ({k})" if k != "bb" else "BBController": v
-                                      for k, v in result["baselines"].items()}}
+    summaries = {
+        "Vigil": result,
+        **{f"BBController ({k})" if k != "bb" else "BBController": v for k, v in result["baselines"].items()},
+    }
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     width = 0.8 / len(summaries)
     for panel, (key, title) in zip(axes, [("tir", "time in range 70-180 mg/dL"), ("tbr", "time below 70 mg/dL")]):
         for offset, (label, summary) in enumerate(summaries.items()):
-            values = [100 * (summary["groups"].get(g) or summary["overall"])[key] if g != "overall"
-                      else 100 * summary["overall"][key] for g in groups]
+            values = [
+                100 * (summary["groups"].get(g) or summary["overall"])[key]
+                if g != "overall"
+                else 100 * summary["overall"][key]
+                for g in groups
+            ]
             panel.bar(np.arange(len(groups)) + offset * width, values, width, label=label)
         panel.set_xticks(np.arange(len(groups)) + width * (len(summaries) - 1) / 2, groups)
         panel.set_ylabel("% of time")
@@ -62,16 +68,24 @@ def main() -> None:
     controllers = ("vigil", "bb")
     with Progress() as progress:
         task = progress.add_task("closed loop", total=len(names) * len(controllers))
-        runs = simulate_cohort(names, args.days, args.seed, controllers, args.workers,
-                               lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"))
+        runs = simulate_cohort(
+            names,
+            args.days,
+            args.seed,
+            controllers,
+            args.workers,
+            lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"),
+        )
     result = closed_loop_result(runs, controllers, args.days, args.seed)
     args.save.parent.mkdir(parents=True, exist_ok=True)
     args.save.write_text(json.dumps(result, indent=2))
     draw(result, args.figure)
     for controller, summary in [("vigil", result), *result["baselines"].items()]:
         for group, metrics in [*summary["groups"].items(), ("overall", summary["overall"])]:
-            print(f"{controller:<6} {group:<11} TIR {metrics['tir']:.1%}  <70 {metrics['tbr']:.2%}  "
-                  f"<54 {metrics['tbr54']:.2%}  >180 {metrics['tar']:.1%}  mean {metrics['mean_bg']:.1f}")
+            print(
+                f"{controller:<6} {group:<11} TIR {metrics['tir']:.1%}  <70 {metrics['tbr']:.2%}  "
+                f"<54 {metrics['tbr54']:.2%}  >180 {metrics['tar']:.1%}  mean {metrics['mean_bg']:.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def candidate_features(frame: pd.DataFrame) -> pd.DataFrame:
     labs_measured, vitals_measured = observed[list(LABS)].sum(axis=1), observed[list(VITALS)].sum(axis=1)
     counts = {
         f"{kind}_measured_{hours}h": measured.rolling(stays.window(hours), min_periods=1).sum()
-        for hours in (6, 24) for kind, measured in (("labs", labs_measured), ("vitals", vitals_measured))
+        for hours in (6, 24)
+        for kind, measured in (("labs", labs_measured), ("vitals", vitals_measured))
     }
     sofa = sofa_components(last)
 
@@ -72,8 +73,14 @@ def candidate_features(frame: pd.DataFrame) -> pd.DataFrame:
         pd.DataFrame(counts),
         _lab_changes(last[list(LABS)], observed[list(LABS)], stays).add_suffix("_change"),
         sofa.fillna(0),
-        pd.DataFrame({"sofa_total": sofa.fillna(0).sum(axis=1), "sofa_rise_stay": sofa_rise(None),
-                      "sofa_rise_24h": sofa_rise(24), "bun_creatinine": last["BUN"] / last["Creatinine"]}),
+        pd.DataFrame(
+            {
+                "sofa_total": sofa.fillna(0).sum(axis=1),
+                "sofa_rise_stay": sofa_rise(None),
+                "sofa_rise_24h": sofa_rise(24),
+                "bun_creatinine": last["BUN"] / last["Creatinine"],
+            }
+        ),
         stay_so_far.min().add_suffix("_lowest"),
         stay_so_far.max().add_suffix("_highest"),
     ]
@@ -92,8 +99,10 @@ def _lab_changes(last: pd.DataFrame, observed: pd.DataFrame, stays: features.Sta
 def lightgbm_metrics(data: Dataset, seed: int) -> dict[str, float]:
     results, _ = cross_validate(data, ["lightgbm"], FOLDS, seed)
     predictions = results[-1]
-    return {"auroc": round(float(roc_auc_score(data.y, predictions.probability)), 4),
-            "utility": round(normalized(data.y, predictions.alarm, data.stays), 4)}
+    return {
+        "auroc": round(float(roc_auc_score(data.y, predictions.probability)), 4),
+        "utility": round(normalized(data.y, predictions.alarm, data.stays), 4),
+    }
 
 
 def main() -> None:
@@ -104,8 +113,9 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     frame = load_stays(args.data).sort_values([STAY_ID, HOUR], kind="stable").reset_index(drop=True)
     current = Dataset.from_frame(frame)
-    extended = Dataset(np.hstack([current.X, candidate_features(frame).to_numpy(np.float32)]),
-                       current.y, current.stays, current.rules)
+    extended = Dataset(
+        np.hstack([current.X, candidate_features(frame).to_numpy(np.float32)]), current.y, current.stays, current.rules
+    )
     result: dict = {"data": str(args.data), "seeds": {}}
     with Progress() as progress:
         task = progress.add_task("cross-validating", total=2 * len(seeds))

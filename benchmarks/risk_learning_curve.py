@@ -51,13 +51,15 @@ def curve(data: Dataset, folds: np.ndarray, advance) -> list[dict]:
             per_fold["auroc"].append(round(float(roc_auc_score(data.y[test], probability[test])), 4))
             per_fold["utility"].append(round(normalized(data.y[test], alarm[test], data.stays[test]), 4))
             advance()
-        points.append({
-            "share": share,
-            "training_stays": int(np.mean(training_stays)),
-            "auroc": round(float(roc_auc_score(data.y, probability)), 4),
-            "utility": round(normalized(data.y, alarm, data.stays), 4),
-            "folds": per_fold,
-        })
+        points.append(
+            {
+                "share": share,
+                "training_stays": int(np.mean(training_stays)),
+                "auroc": round(float(roc_auc_score(data.y, probability)), 4),
+                "utility": round(normalized(data.y, alarm, data.stays), 4),
+                "folds": per_fold,
+            }
+        )
     return points
 
 

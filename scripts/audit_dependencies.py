@@ -50,8 +50,10 @@ def verdict(report: dict) -> tuple[int, str]:
         lines = [f"{d['name']} {d['version']}: {', '.join(v['id'] for v in d['vulns'])}" for d in vulnerable]
         return 1, "known vulnerabilities in Vigil's dependencies:\n" + "\n".join(lines)
     if dependencies and not audited:
-        return 0, (f"dependency audit NOT performed: pip-audit could not reach its vulnerability data for any of "
-                   f"{len(dependencies)} packages (first reason: {dependencies[0]['skip_reason']})")
+        return 0, (
+            f"dependency audit NOT performed: pip-audit could not reach its vulnerability data for any of "
+            f"{len(dependencies)} packages (first reason: {dependencies[0]['skip_reason']})"
+        )
     skipped = len(dependencies) - len(audited)
     return 0, f"no known vulnerabilities in {len(audited)} audited dependencies ({skipped} could not be audited)"
 
@@ -65,8 +67,18 @@ def run_pip_audit(pins: dict[str, str]) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as requirements:
         requirements.write("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
         requirements.flush()
-        command = [sys.executable, "-m", "pip_audit", "--requirement", requirements.name, "--no-deps",
-                   "--format", "json", "--progress-spinner", "off"]
+        command = [
+            sys.executable,
+            "-m",
+            "pip_audit",
+            "--requirement",
+            requirements.name,
+            "--no-deps",
+            "--format",
+            "json",
+            "--progress-spinner",
+            "off",
+        ]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=AUDIT_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:

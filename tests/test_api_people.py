@@ -23,7 +23,12 @@ def test_token_login_and_wrong_password(ward):
 @pytest.mark.parametrize("suffix", PATIENT_ENDPOINTS)
 def test_no_login_is_401(ward, suffix):
     assert ward.client.get(f"/api/v1/patients/{ward.patient_id}{suffix}").status_code == 401
-    assert ward.client.get(f"/api/v1/patients/{ward.patient_id}{suffix}", headers={"Authorization": "Bearer x.y.z"}).status_code == 401
+    assert (
+        ward.client.get(
+            f"/api/v1/patients/{ward.patient_id}{suffix}", headers={"Authorization": "Bearer x.y.z"}
+        ).status_code
+        == 401
+    )
 
 
 @pytest.mark.parametrize("path", ["/api/v1/patients", "/api/v1/alerts"])
@@ -61,7 +66,11 @@ def test_readings_filtered_by_metric_and_time(ward):
     assert len(ward.client.get(url, headers=headers).json()) == 61
     heart = ward.client.get(url, params={"metric": "heart_rate"}, headers=headers).json()
     assert len(heart) == 60 and {r["unit"] for r in heart} == {"/min"}
-    window = {"metric": "heart_rate", "start": format_time(now - timedelta(minutes=30)), "end": format_time(now - timedelta(minutes=10))}
+    window = {
+        "metric": "heart_rate",
+        "start": format_time(now - timedelta(minutes=30)),
+        "end": format_time(now - timedelta(minutes=10)),
+    }
     values = [r["value"] for r in ward.client.get(url, params=window, headers=headers).json()]
     assert values == [60 + i for i in range(30, 50)]
     assert ward.client.get(url, params={"metric": "blood_alcohol"}, headers=headers).status_code == 422
@@ -69,7 +78,9 @@ def test_readings_filtered_by_metric_and_time(ward):
 
 
 def _alert(ward, patient_id: str):
-    return ward.ctx.store.raise_alert(AlertDraft(patient_id, "glucose_low", "urgent", utc_now(), "glucose 52 mg/dL", {"glucose": 52}))
+    return ward.ctx.store.raise_alert(
+        AlertDraft(patient_id, "glucose_low", "urgent", utc_now(), "glucose 52 mg/dL", {"glucose": 52})
+    )
 
 
 def test_alerts_are_listed_per_visibility_and_acknowledged(ward):
@@ -111,7 +122,11 @@ def test_recommendation_decision_is_recorded_once(ward):
     assert ward.client.post(url, json={"decision": "maybe"}, headers=headers).status_code == 422
     assert ward.client.post(url, json={"decision": "accept"}, headers=ward.login("ada")).status_code == 403
     decided = ward.client.post(url, json={"decision": "reject", "note": "seen at bedside"}, headers=headers).json()
-    assert decided["status"] == "rejected" and decided["decided_by"] == "dr_who" and decided["decision_note"] == "seen at bedside"
+    assert (
+        decided["status"] == "rejected"
+        and decided["decided_by"] == "dr_who"
+        and decided["decision_note"] == "seen at bedside"
+    )
     assert ward.client.post(url, json={"decision": "accept"}, headers=headers).status_code == 409
     assert ward.client.post(url, json={"decision": "accept"}, headers=ward.login("dr_no")).status_code == 404
 
@@ -140,13 +155,17 @@ def test_dashboard_login_shows_only_visible_patients(ward):
 
 
 def test_ward_sorts_by_news2_or_by_sepsis_risk(ward):
-    ward.ctx.store.save_statuses({
-        ward.patient_id: {"scores": {"news2": {"value": 6}, "sepsis_risk": {"value": 0.01, "alarm": False}}},
-        ward.other_patient_id: {"scores": {"news2": {"value": 1}, "sepsis_risk": {"value": 0.2, "alarm": True}}},
-    })
+    ward.ctx.store.save_statuses(
+        {
+            ward.patient_id: {"scores": {"news2": {"value": 6}, "sepsis_risk": {"value": 0.01, "alarm": False}}},
+            ward.other_patient_id: {"scores": {"news2": {"value": 1}, "sepsis_risk": {"value": 0.2, "alarm": True}}},
+        }
+    )
     headers = ward.login("root")
     by_news2 = [p["patient_id"] for p in ward.client.get("/api/v1/patients", headers=headers).json()]
-    by_risk = [p["patient_id"] for p in ward.client.get("/api/v1/patients", params={"sort": "risk"}, headers=headers).json()]
+    by_risk = [
+        p["patient_id"] for p in ward.client.get("/api/v1/patients", params={"sort": "risk"}, headers=headers).json()
+    ]
     assert by_news2 == [ward.patient_id, ward.other_patient_id]
     assert by_risk == [ward.other_patient_id, ward.patient_id]
     assert ward.client.get("/api/v1/patients", params={"sort": "age"}, headers=headers).status_code == 422

@@ -67,8 +67,12 @@ def test_a_late_batch_from_another_device_is_judged_as_of_its_own_time(tmp_path)
     store = SqlStore(f"sqlite:///{tmp_path / 'late.db'}")
     patient = store.add_patient("Late Batch").patient_id
     unwell = {"heart_rate": 125.0, "resp_rate": 26.0, "spo2": 91.0}
-    wearable = [r for minute in range(120) for r in minute_readings(patient, minute, unwell if minute >= 60 else RESTING)]
-    blood_pressure = [Reading(patient, "cuff", "systolic_bp", START + timedelta(minutes=m), 95.0, "mm[Hg]") for m in (60, 90, 119)]
+    wearable = [
+        r for minute in range(120) for r in minute_readings(patient, minute, unwell if minute >= 60 else RESTING)
+    ]
+    blood_pressure = [
+        Reading(patient, "cuff", "systolic_bp", START + timedelta(minutes=m), 95.0, "mm[Hg]") for m in (60, 90, 119)
+    ]
     pipeline = Pipeline(store)
     pipeline.process(blood_pressure)
     raised = pipeline.process(wearable)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SKIPPING_TESTS = '''
+SKIPPING_TESTS = """
 import pytest
 
 def test_skips_at_run_time():
@@ -19,15 +19,32 @@ def test_skips_at_run_time():
 @pytest.mark.skipif(True, reason="a marker")
 def test_skipped_by_marker():
     pass
-'''
+"""
 
 
 def _run(tmp_path: Path, source: str, ci: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_probe.py").write_text(source)
     env = {**os.environ, "CI": ci, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull,
-                           "-p", "tests.conftest", str(tmp_path / "test_probe.py")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            os.devnull,
+            "-p",
+            "tests.conftest",
+            str(tmp_path / "test_probe.py"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("source", [SKIPPING_TESTS, "import pytest\npytest.importorskip('no_such_module')\n"])

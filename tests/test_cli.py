@@ -16,7 +16,20 @@ from vigil.cli import app
 # DESIGN.md's "Command line", as far as it is built: `vigil process`, `report patient`, `notify`, `cohorts`,
 # `evaluate`, `ecg` and `fhir` come with other issues.
 DESIGNED_COMMANDS = {
-    "": ["demo", "serve", "worker", "simulate", "patients", "devices", "users", "risk", "glucose", "bench", "report", "audit"],
+    "": [
+        "demo",
+        "serve",
+        "worker",
+        "simulate",
+        "patients",
+        "devices",
+        "users",
+        "risk",
+        "glucose",
+        "bench",
+        "report",
+        "audit",
+    ],
     "patients": ["add", "assign", "list"],
     "devices": ["add"],
     "users": ["add"],
@@ -33,7 +46,9 @@ def vigil(tmp_path):
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home"), "VIGIL_DB": f"sqlite:///{tmp_path / 'cli.db'}"}
 
     def run(*args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "vigil", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "vigil", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+        )
         assert (result.returncode == 0) == ok, result.stderr
         return result
 
@@ -48,22 +63,59 @@ def test_the_designed_commands_are_listed_in_the_help(group, commands):
 
 
 def test_register_patient_device_user_and_assign(vigil):
-    patient = json.loads(vigil("patients", "add", "--name", "Ada Lovelace", "--birth-date", "1815-12-10", "--sex", "female",
-                               "--condition", "hypertension", "--condition", "diabetes", "--json").stdout)
-    device = json.loads(vigil("devices", "add", "--patient", patient["patient_id"], "--kind", "wearable", "--json").stdout)
+    patient = json.loads(
+        vigil(
+            "patients",
+            "add",
+            "--name",
+            "Ada Lovelace",
+            "--birth-date",
+            "1815-12-10",
+            "--sex",
+            "female",
+            "--condition",
+            "hypertension",
+            "--condition",
+            "diabetes",
+            "--json",
+        ).stdout
+    )
+    device = json.loads(
+        vigil("devices", "add", "--patient", patient["patient_id"], "--kind", "wearable", "--json").stdout
+    )
     assert set(device) == {"device_id", "token"} and len(device["token"]) >= 32
-    user = json.loads(vigil("users", "add", "--username", "dr_who", "--role", "clinician", "--password-stdin", "--json",
-                            stdin="long enough password\n").stdout)
+    user = json.loads(
+        vigil(
+            "users",
+            "add",
+            "--username",
+            "dr_who",
+            "--role",
+            "clinician",
+            "--password-stdin",
+            "--json",
+            stdin="long enough password\n",
+        ).stdout
+    )
     assert user == {"username": "dr_who"}
     vigil("patients", "assign", "--patient", patient["patient_id"], "--clinician", "dr_who")
     listed = json.loads(vigil("patients", "list", "--json").stdout)
-    assert listed == [{"patient_id": patient["patient_id"], "name": "Ada Lovelace", "birth_date": "1815-12-10",
-                       "sex": "female", "conditions": ["hypertension", "diabetes"]}]
+    assert listed == [
+        {
+            "patient_id": patient["patient_id"],
+            "name": "Ada Lovelace",
+            "birth_date": "1815-12-10",
+            "sex": "female",
+            "conditions": ["hypertension", "diabetes"],
+        }
+    ]
     devices = json.loads(vigil("devices", "list", "--json").stdout)
     assert devices[0]["device_id"] == device["device_id"] and "token" not in devices[0]
     vigil("patients", "unassign", "--patient", patient["patient_id"], "--clinician", "dr_who")
     users = json.loads(vigil("users", "list", "--json").stdout)
-    assert users == [{"username": "dr_who", "role": "clinician", "patient_id": None, "totp_enabled": False, "locked": False}]
+    assert users == [
+        {"username": "dr_who", "role": "clinician", "patient_id": None, "totp_enabled": False, "locked": False}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -87,8 +139,12 @@ def test_bad_arguments_fail_naming_the_option(vigil, args, stdin, message):
 
 def test_duplicate_username_is_refused(vigil):
     vigil("users", "add", "--username", "root", "--role", "admin", "--password-stdin", stdin="password123\n")
-    assert "already exists" in vigil("users", "add", "--username", "root", "--role", "admin", "--password-stdin",
-                                     stdin="password123\n", ok=False).stderr
+    assert (
+        "already exists"
+        in vigil(
+            "users", "add", "--username", "root", "--role", "admin", "--password-stdin", stdin="password123\n", ok=False
+        ).stderr
+    )
 
 
 def test_mqtt_config_writes_broker_files(vigil, tmp_path):

@@ -17,8 +17,14 @@ from vigil.timeutil import format_time, utc_now
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "browser test password"
 
 
@@ -27,9 +33,15 @@ def _vitals(minutes: int, unwell: bool) -> list[dict]:
     readings = []
     for m in range(minutes):
         time = format_time(now - timedelta(minutes=minutes - m))
-        vitals = {"heart_rate": 125 if unwell else 70, "resp_rate": 26 if unwell else 15, "spo2": 91 if unwell else 97,
-                  "body_temp": 38.9 if unwell else 36.8}
-        readings += [{"metric": k, "value": v, "time": time, "seq": m * 10 + i} for i, (k, v) in enumerate(vitals.items())]
+        vitals = {
+            "heart_rate": 125 if unwell else 70,
+            "resp_rate": 26 if unwell else 15,
+            "spo2": 91 if unwell else 97,
+            "body_temp": 38.9 if unwell else 36.8,
+        }
+        readings += [
+            {"metric": k, "value": v, "time": time, "seq": m * 10 + i} for i, (k, v) in enumerate(vitals.items())
+        ]
     return readings
 
 
@@ -38,8 +50,10 @@ def _glucose_before_a_meal(minutes: int, grams: float) -> list[dict]:
     now = utc_now()
     times = [format_time(now - timedelta(minutes=minutes - m)) for m in range(0, minutes, 5)]
     readings = [{"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": i} for i, t in enumerate(times)]
-    return readings + [{"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": 1000},
-                       {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": 1001}]
+    return readings + [
+        {"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": 1000},
+        {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": 1001},
+    ]
 
 
 @pytest.fixture
@@ -49,7 +63,12 @@ def server(tmp_path):
     store = SqlStore(db_url)
     store.add_user("nurse", "clinician", hash_password(PASSWORD))
     tokens = {}
-    for name, _unwell in (("Well Walter", False), ("Unwell Una", True), ("Hidden Hugo", True), ("Diabetic Dora", False)):
+    for name, _unwell in (
+        ("Well Walter", False),
+        ("Unwell Una", True),
+        ("Hidden Hugo", True),
+        ("Diabetic Dora", False),
+    ):
         patient = store.add_patient(name)
         if name != "Hidden Hugo":
             store.assign(patient.patient_id, "nurse")
@@ -57,13 +76,18 @@ def server(tmp_path):
     store.close()
     port = free_port()
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen([sys.executable, "-m", "vigil", "serve", "--db", db_url, "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("wb"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "serve", "--db", db_url, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"),
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ingest(name: str, readings: list[dict]) -> None:
-        response = httpx.post(f"{base}/api/v1/ingest", json={"readings": readings},
-                              headers={"Authorization": f"Bearer {tokens[name]}"})
+        response = httpx.post(
+            f"{base}/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {tokens[name]}"}
+        )
         assert response.status_code == 202, response.text
 
     try:

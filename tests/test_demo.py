@@ -20,7 +20,11 @@ def _start_demo(cwd, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("VIGIL_HOME", "VIGIL_DB", "VIGIL_MQTT")}
     return subprocess.Popen(
         [sys.executable, "-m", "vigil", "demo", "--port", str(port), "--speed", "600"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=(cwd / "demo.log").open("ab"), text=True,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(cwd / "demo.log").open("ab"),
+        text=True,
     )
 
 
@@ -35,7 +39,9 @@ def _ward_until(base: str, username: str, password: str, ready, timeout: float =
     deadline = time.monotonic() + timeout
     while True:
         try:
-            token = httpx.post(f"{base}/api/v1/auth/token", data={"username": username, "password": password}).json()["access_token"]
+            token = httpx.post(f"{base}/api/v1/auth/token", data={"username": username, "password": password}).json()[
+                "access_token"
+            ]
             headers = {"Authorization": f"Bearer {token}"}
             ward = httpx.get(f"{base}/api/v1/patients", headers=headers).json()
             alerts = httpx.get(f"{base}/api/v1/alerts", headers=headers).json()

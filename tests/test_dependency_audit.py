@@ -18,8 +18,12 @@ def test_audits_vigils_own_dependencies_transitively():
 
 
 def test_a_known_vulnerability_fails():
-    report = {"dependencies": [{"name": "requests", "version": "2.19.0", "vulns": [{"id": "PYSEC-2018-28", "fix_versions": ["2.20.0"]}]},
-                               {"name": "idna", "version": "3.7", "vulns": []}]}
+    report = {
+        "dependencies": [
+            {"name": "requests", "version": "2.19.0", "vulns": [{"id": "PYSEC-2018-28", "fix_versions": ["2.20.0"]}]},
+            {"name": "idna", "version": "3.7", "vulns": []},
+        ]
+    }
     status, message = verdict(report)
     assert status == 1 and "requests 2.19.0: PYSEC-2018-28" in message
 
@@ -28,7 +32,9 @@ def test_unreachable_vulnerability_data_is_reported_not_failed():
     report = {"dependencies": [{"name": n, "skip_reason": "Dependency not found on PyPI"} for n in ("fastapi", "idna")]}
     status, message = verdict(report)
     assert status == 0 and message.startswith("dependency audit NOT performed")
-    status, message = verdict({"dependencies": [{"name": "idna", "version": "3.7", "vulns": []}, report["dependencies"][0]]})
+    status, message = verdict(
+        {"dependencies": [{"name": "idna", "version": "3.7", "vulns": []}, report["dependencies"][0]]}
+    )
     assert status == 0 and "no known vulnerabilities in 1 audited dependencies (1 could not be audited)" in message
 
 
@@ -50,6 +56,7 @@ def test_a_finished_run_with_findings_is_parsed():
 def test_main_exits_1_when_pip_audit_crashes(monkeypatch, capsys):
     def crash(pins):
         raise AuditCrashed("pip-audit exited 1 without a report: boom")
+
     monkeypatch.setattr(audit_dependencies, "run_pip_audit", crash)
     assert audit_dependencies.main() == 1
     assert capsys.readouterr().out.startswith("dependency audit FAILED")

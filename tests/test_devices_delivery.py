@@ -87,6 +87,7 @@ def pump_minutes(client: DeviceClient, minutes: int, readings_per_minute: int = 
 
 # --- the clock ---------------------------------------------------------------------------------------------
 
+
 def test_clock_runs_fast_then_clamps_at_wall_time():
     wall = FakeWallClock(NOW)
     clock = SimClock(NOW - timedelta(hours=6), speed=60, wall_clock=wall)
@@ -102,6 +103,7 @@ def test_clock_runs_fast_then_clamps_at_wall_time():
 
 
 # --- device clients ----------------------------------------------------------------------------------------
+
 
 def test_client_sends_every_reading_once_in_batches():
     ingest = DedupingIngest()
@@ -167,6 +169,7 @@ def test_refused_batch_is_dropped_and_counted():
 
 # --- the runner --------------------------------------------------------------------------------------------
 
+
 def small_ward(start: datetime) -> WardSimulator:
     profiles = [PatientProfile("a", "A", "healthy", seed=1), PatientProfile("b", "B", "hypertensive", seed=2)]
     return WardSimulator(profiles, start, seed=3)
@@ -177,11 +180,19 @@ def test_run_simulation_delivers_everything_and_counts_resends():
     simulator = small_ward(start)
     ingest = DedupingIngest()
     credentials = {key: (f"dev-{key}", f"tok-{key}") for key in simulator.device_keys}
-    clients = build_clients(credentials, InProcessTransport(ingest), seed=1,
-                            behaviour=ClientBehaviour(resend_probability=0.2))
+    clients = build_clients(
+        credentials, InProcessTransport(ingest), seed=1, behaviour=ClientBehaviour(resend_probability=0.2)
+    )
     seen = []
-    result = run_simulation(simulator, clients, SimClock(start, speed=3 * 3600), threading.Event(), hours=1,
-                            progress=seen.append, tick_seconds=0.02)
+    result = run_simulation(
+        simulator,
+        clients,
+        SimClock(start, speed=3 * 3600),
+        threading.Event(),
+        hours=1,
+        progress=seen.append,
+        tick_seconds=0.02,
+    )
     assert result.sim_time == start.replace(second=0, microsecond=0) + timedelta(hours=1)
     assert result.generated == len(ingest.seen) > 100 and result.pending == 0
     assert result.totals.accepted == result.generated
@@ -195,14 +206,16 @@ def test_run_simulation_stops_when_asked_and_needs_a_client_per_device():
     credentials = {key: (str(key), "token") for key in simulator.device_keys}
     clients = build_clients(credentials, InProcessTransport(DedupingIngest()))
     stop = threading.Event()
-    result = run_simulation(simulator, clients, SimClock(start, speed=60), stop, progress=lambda _: stop.set(),
-                            tick_seconds=5)
+    result = run_simulation(
+        simulator, clients, SimClock(start, speed=60), stop, progress=lambda _: stop.set(), tick_seconds=5
+    )
     assert result.sim_time < start + timedelta(minutes=5)
     with pytest.raises(ValueError, match="no client"):
         run_simulation(simulator, {}, SimClock(start), stop)
 
 
 # --- HTTP ------------------------------------------------------------------------------------------------------
+
 
 class RecordingHandler(BaseHTTPRequestHandler):
     def do_POST(self):

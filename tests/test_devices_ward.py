@@ -45,7 +45,11 @@ def ward_day() -> pd.DataFrame:
 def test_mixed_ward_has_the_fixed_mix_with_one_deteriorating_patient():
     ward = mixed_ward(12, seed=3)
     assert Counter(p.condition for p in ward) == {
-        "hypertensive": 3, "diabetic": 3, "healthy": 3, "post_operative": 2, "deteriorating": 1,
+        "hypertensive": 3,
+        "diabetic": 3,
+        "healthy": 3,
+        "post_operative": 2,
+        "deteriorating": 1,
     }
     assert len({p.key for p in ward}) == 12
     assert all(p.virtual_patient for p in ward if p.condition == "diabetic")
@@ -115,9 +119,7 @@ def test_every_reading_is_valid_ingest_format(ward_day):
 
 def test_wearable_cadences_dropouts_and_steps(ward_day):
     wearable = ward_day[ward_day.device == "healthy/wearable"]
-    gaps = {
-        metric: rows.t.diff().dt.total_seconds().div(60).mode()[0] for metric, rows in wearable.groupby("metric")
-    }
+    gaps = {metric: rows.t.diff().dt.total_seconds().div(60).mode()[0] for metric, rows in wearable.groupby("metric")}
     assert gaps == {"heart_rate": 1, "spo2": 2, "resp_rate": 2, "steps": 5, "hrv_rmssd": 5, "body_temp": 10}
     longest_gap = wearable[wearable.metric == "heart_rate"].t.diff().max()
     assert timedelta(minutes=20) <= longest_gap <= timedelta(minutes=61)  # off the wrist now and then
@@ -189,8 +191,10 @@ def test_news2_reaches_urgent_within_an_hour_of_onset(ward_day):
 
     def score_at(minutes: int) -> int:
         now = onset + timedelta(minutes=minutes)
-        recent = {m: metric_values(ward_day, "sick/wearable", m, now - timedelta(minutes=15), now).median()
-                  for m in ("heart_rate", "spo2", "resp_rate", "body_temp")}
+        recent = {
+            m: metric_values(ward_day, "sick/wearable", m, now - timedelta(minutes=15), now).median()
+            for m in ("heart_rate", "spo2", "resp_rate", "body_temp")
+        }
         latest_bp = metric_values(ward_day, "sick/bp_cuff", "systolic_bp", START, now).iloc[-1]
         return news2.news2_score(systolic_bp=latest_bp, **recent).total
 

@@ -40,7 +40,9 @@ def test_accepted_readings_survive_sigkill(tmp_path):
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
     server = subprocess.Popen(
         [sys.executable, "-m", "vigil", "serve", "--db", db_url, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("wb"),
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -64,7 +66,12 @@ def _post_until_killed(url: str, token: str, pid: int) -> set[int]:
         for batch in itertools.count():
             seqs = range(batch * 50, batch * 50 + 50)
             readings = [
-                {"metric": "heart_rate", "value": 60 + s % 30, "time": format_time(start + timedelta(seconds=s)), "seq": s}
+                {
+                    "metric": "heart_rate",
+                    "value": 60 + s % 30,
+                    "time": format_time(start + timedelta(seconds=s)),
+                    "seq": s,
+                }
                 for s in seqs
             ]
             try:

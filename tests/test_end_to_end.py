@@ -33,7 +33,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
 
 
 def _cli(env: dict, *args: str, stdin: str | None = None, timeout: float = 180) -> str:
-    result = subprocess.run([sys.executable, "-m", "vigil", *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -44,12 +46,18 @@ def served(tmp_path):
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home"), "VIGIL_DB": f"sqlite:///{tmp_path / 'e2e.db'}"}
     _cli(env, "users", "add", "--username", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vigil", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("wb"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"),
+    )
     try:
         wait_for_port(port, timeout=30)
         base = f"http://127.0.0.1:{port}"
-        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "root", "password": PASSWORD}).json()["access_token"]
+        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "root", "password": PASSWORD}).json()[
+            "access_token"
+        ]
         yield base, env, {"Authorization": f"Bearer {token}"}
     finally:
         server.terminate()
@@ -75,19 +83,32 @@ def test_mqtt_simulation_through_the_acl_broker_raises_an_alert(tmp_path):
     start = utc_now() - timedelta(hours=2, minutes=30)
     profiles = [
         PatientProfile("calm", "Calm Patient", "healthy", seed=11),
-        PatientProfile("sick", "Sick Patient", "deteriorating", seed=12, devices=("wearable",),
-                       deterioration=Deterioration(onset=timedelta(minutes=30))),
+        PatientProfile(
+            "sick",
+            "Sick Patient",
+            "deteriorating",
+            seed=12,
+            devices=("wearable",),
+            deterioration=Deterioration(onset=timedelta(minutes=30)),
+        ),
     ]
     credentials = register_ward(store, profiles, tmp_path / "ward.json", start)
     pipeline = Pipeline(store, SignalProcessor(), CareEngine())
     with running_broker(tmp_path, store.mqtt_credentials(), "svc-password") as port:
-        ingestor = MqttIngestor(IngestService(store, pipeline.process),
-                                MqttEndpoint("127.0.0.1", port, False, SERVICE_USER, "svc-password"))
+        ingestor = MqttIngestor(
+            IngestService(store, pipeline.process), MqttEndpoint("127.0.0.1", port, False, SERVICE_USER, "svc-password")
+        )
         ingestor.start()
         transport = MqttTransport(f"mqtt://127.0.0.1:{port}")
         try:
-            final = run_simulation(WardSimulator(profiles, start, seed=5), build_clients(credentials, transport, seed=5),
-                                   SimClock(start, speed=100_000), threading.Event(), hours=2.5, tick_seconds=0.05)
+            final = run_simulation(
+                WardSimulator(profiles, start, seed=5),
+                build_clients(credentials, transport, seed=5),
+                SimClock(start, speed=100_000),
+                threading.Event(),
+                hours=2.5,
+                tick_seconds=0.05,
+            )
             assert final.pending == 0
             generated = final.generated
             _wait(lambda: store.count_readings() + ingestor.stats["duplicates"] >= generated)
@@ -112,7 +133,9 @@ def test_replayed_icu_stays_are_scored_hourly_with_explanations(served):
     _cli(env, "simulate", "--replay", str(FIXTURE), "--patients", "3", "--url", base, "--speed", "1000000")
     ward = httpx.get(f"{base}/api/v1/patients", params={"sort": "risk"}, headers=headers).json()
     assert len(ward) == 3 and all(row["conditions"] == ["PhysioNet 2019 replay"] for row in ward)
-    risk = httpx.get(f"{base}/api/v1/patients/{ward[0]['patient_id']}/risk", params={"hours": 24 * 30}, headers=headers).json()
+    risk = httpx.get(
+        f"{base}/api/v1/patients/{ward[0]['patient_id']}/risk", params={"hours": 24 * 30}, headers=headers
+    ).json()
     history = risk["sepsis"]["history"]
     assert len(history) >= 5 and all(0 <= h["value"] <= 1 for h in history)
     explanation = risk["sepsis"]["latest"]["explanation"]

@@ -33,8 +33,19 @@ from vigil.timeutil import format_time, utc_now
 from vigil.web.app import create_app
 from vigil.web.routes import LoginRequired
 
-STATUSES = {InvalidInput: 422, MalformedBody: 400, Unauthorised: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
-            AlreadyExists: 409, TooLarge: 413, RateLimited: 429, CryptoError: 500, VigilError: 500}
+STATUSES = {
+    InvalidInput: 422,
+    MalformedBody: 400,
+    Unauthorised: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    AlreadyExists: 409,
+    TooLarge: 413,
+    RateLimited: 429,
+    CryptoError: 500,
+    VigilError: 500,
+}
 
 
 def tree(cls: type[VigilError] = VigilError) -> list[type[VigilError]]:
@@ -51,9 +62,15 @@ def test_every_error_knows_its_http_status_and_code(error):
 
 def test_the_branches_have_the_statuses_of_the_contract():
     assert {cls: cls.http_status for cls in STATUSES} == STATUSES
-    rebased = {ReadingError: InvalidInput, BatchShapeError: InvalidInput, PsvFormatError: InvalidInput,
-               LoginRequired: Unauthorised, DecryptionError: CryptoError, UnknownKeyError: CryptoError,
-               KeyConfigError: CryptoError}
+    rebased = {
+        ReadingError: InvalidInput,
+        BatchShapeError: InvalidInput,
+        PsvFormatError: InvalidInput,
+        LoginRequired: Unauthorised,
+        DecryptionError: CryptoError,
+        UnknownKeyError: CryptoError,
+        KeyConfigError: CryptoError,
+    }
     assert all(issubclass(cls, branch) for cls, branch in rebased.items())
     assert (admin.InvalidInput, admin.AlreadyExists, admin.NotFound) == (InvalidInput, AlreadyExists, NotFound)
     assert issubclass(InvalidInput, ValueError) and issubclass(NotFound, LookupError)  # for callers of old
@@ -61,8 +78,11 @@ def test_the_branches_have_the_statuses_of_the_contract():
 
 def test_a_field_prefixes_the_message():
     error = InvalidInput("must be at least 8 characters", field="password")
-    assert (str(error), error.field, error.reason) == ("password: must be at least 8 characters", "password",
-                                                       "must be at least 8 characters")
+    assert (str(error), error.field, error.reason) == (
+        "password: must be at least 8 characters",
+        "password",
+        "must be at least 8 characters",
+    )
     assert str(NotFound("patient not found")) == "patient not found"
 
 
@@ -113,8 +133,12 @@ def test_a_failure_inside_is_answered_like_any_internal_error(settings):
 def test_openapi_documents_every_api_answer(settings):
     spec = create_app(AppContext.build(settings)).openapi()
     components = spec["components"]["schemas"]
-    operations = [(method, path, op) for path, ops in spec["paths"].items() if path.startswith("/api/v1/")
-                  for method, op in ops.items()]
+    operations = [
+        (method, path, op)
+        for path, ops in spec["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, op in ops.items()
+    ]
     assert len(operations) >= 24
     for method, path, operation in operations:
         [(status, answer)] = [(s, a) for s, a in operation["responses"].items() if s.startswith("2")]
@@ -144,12 +168,20 @@ def _minutes(metric: str, values: list[float], step: int = 1) -> list[dict]:
 
 RUN = {
     "heart rate rising above its baseline; hourly risk": _minutes("heart_rate", [70.0] * 180 + [115.0] * 30),
-    "NEWS2 high, a parameter scoring 3": [reading for metric, value in (
-        ("heart_rate", 135.0), ("resp_rate", 26.0), ("spo2", 90.0), ("body_temp", 39.0), ("systolic_bp", 88.0))
-        for reading in _minutes(metric, [value] * 30)],
+    "NEWS2 high, a parameter scoring 3": [
+        reading
+        for metric, value in (
+            ("heart_rate", 135.0),
+            ("resp_rate", 26.0),
+            ("spo2", 90.0),
+            ("body_temp", 39.0),
+            ("systolic_bp", 88.0),
+        )
+        for reading in _minutes(metric, [value] * 30)
+    ],
     "glucose falling to a low": _minutes("glucose", [130.0] * 12 + [130.0 - 12.5 * (i + 1) for i in range(6)], 5),
-    "glucose rising, then a meal": _minutes("glucose", [200.0 + 8 * i for i in range(14)], 5) + [
-        {"metric": "carbs", "value": 60.0, "unit": "g", "time": format_time(utc_now() - timedelta(minutes=1))}],
+    "glucose rising, then a meal": _minutes("glucose", [200.0 + 8 * i for i in range(14)], 5)
+    + [{"metric": "carbs", "value": 60.0, "unit": "g", "time": format_time(utc_now() - timedelta(minutes=1))}],
 }
 
 
@@ -171,8 +203,13 @@ def test_the_stages_raise_every_rule_and_the_store_receives_only_members(setting
     condition: what reaches the store is members of the enums, and every alert rule is raised by some stage."""
     ctx = AppContext.build(settings)
     store, risk = ctx.store, ctx.pipeline.risk
-    risk.model = type(risk.model)(risk.model.booster_text, risk.model.calibration_x, risk.model.calibration_y,
-                                  threshold=0.0, metadata=risk.model.metadata)
+    risk.model = type(risk.model)(
+        risk.model.booster_text,
+        risk.model.calibration_x,
+        risk.model.calibration_y,
+        threshold=0.0,
+        metadata=risk.model.metadata,
+    )
     spied = ("insert_readings", "add_scores", "raise_alert", "add_recommendation")
     readings, scores, alerts, advice = (_spy(monkeypatch, store, name) for name in spied)
     for condition, batch in RUN.items():

@@ -36,6 +36,7 @@ def series_of(glucose_at, days: float = 1.0, name: str = "adult#001", doses=()) 
 
 # -- action curves ---------------------------------------------------------------------------------
 
+
 def test_insulin_on_board_is_one_minus_the_integrated_activity():
     curve = InsulinCurve()
     for minutes in (10.0, 75.0, 180.0, 300.0):
@@ -68,14 +69,21 @@ def test_net_basal_above_the_schedule_is_insulin_on_board():
     expected = float(np.sum(curve.on_board(120.0 - extra_doses)) / 12)
     assert history.insulin_on_board(120.0, scheduled_u_per_h=1.0) == pytest.approx(expected)
     assert history.insulin_on_board(120.0, scheduled_u_per_h=2.0) == pytest.approx(
-        -float(np.sum(curve.on_board(120.0 - np.arange(60.0, 120.0, 5.0))) / 12))
+        -float(np.sum(curve.on_board(120.0 - np.arange(60.0, 120.0, 5.0))) / 12)
+    )
 
 
 # -- Clarke error grid -----------------------------------------------------------------------------
 
+
 def test_clarke_zones_of_hand_picked_points():
-    pairs = {"A": [(100, 110), (60, 50), (250, 210)], "B": [(100, 130), (250, 190)], "C": [(100, 215), (150, 25)],
-             "D": [(300, 150), (50, 100), (65, 90)], "E": [(200, 60), (60, 200)]}
+    pairs = {
+        "A": [(100, 110), (60, 50), (250, 210)],
+        "B": [(100, 130), (250, 190)],
+        "C": [(100, 215), (150, 25)],
+        "D": [(300, 150), (50, 100), (65, 90)],
+        "E": [(200, 60), (60, 200)],
+    }
     for zone, points in pairs.items():
         reference, predicted = zip(*points)
         assert clarke_zones(reference, predicted).tolist() == [zone] * len(points), zone
@@ -88,6 +96,7 @@ def test_clarke_rejects_mismatched_arrays():
 
 
 # -- forecasters -----------------------------------------------------------------------------------
+
 
 def test_persistence_and_linear_trend_on_a_straight_line():
     series = series_of(lambda t: 80 + 0.4 * t)
@@ -109,8 +118,10 @@ def test_arx_recovers_a_linear_system():
 
 def test_per_patient_arx_moves_from_the_population_model_as_far_as_its_alpha_lets_it():
     """Four waves of different periods are more than one set of 30-minute lags can follow; one wave is not."""
-    cohort = [series_of(lambda t, p=period: 140 + 50 * np.sin(2 * np.pi * t / p), name=name)
-              for name, period in (("adult#001", 240), ("adult#002", 130), ("child#001", 90), ("child#002", 60))]
+    cohort = [
+        series_of(lambda t, p=period: 140 + 50 * np.sin(2 * np.pi * t / p), name=name)
+        for name, period in (("adult#001", 240), ("adult#002", 130), ("child#001", 90), ("child#002", 60))
+    ]
     training = [DaysWindow(series, 0.0, DAY / 2) for series in cohort]
     held_out = DaysWindow(cohort[0], DAY / 2, DAY)
     now, truth = held_out.origins(30), held_out.targets(30)
@@ -127,14 +138,17 @@ def test_arx_effect_features_are_the_histories_insulin_and_carb_action():
     chart, history, now = series.prescription, series.history, 720.0
     features = arx_features(series, [now], 30)[0]
     factor, carb_factor = chart.chart_correction_factor, chart.chart_correction_factor / chart.chart_carb_ratio
-    assert features[0] == 120.0 and not features[1:1 + LAG_STEPS].any()
-    assert features[1 + LAG_STEPS:].tolist() == pytest.approx([
-        factor * history.insulin_on_board(now, chart.basal_u_per_h),
-        carb_factor * history.carbs_on_board(now),
-        factor * history.insulin_acting(now, now - 30, now, chart.basal_u_per_h),
-        carb_factor * history.carbs_absorbed(now, now - 30, now),
-        factor * history.insulin_acting(now, now, now + 30, chart.basal_u_per_h),
-        carb_factor * history.carbs_absorbed(now, now, now + 30)])
+    assert features[0] == 120.0 and not features[1 : 1 + LAG_STEPS].any()
+    assert features[1 + LAG_STEPS :].tolist() == pytest.approx(
+        [
+            factor * history.insulin_on_board(now, chart.basal_u_per_h),
+            carb_factor * history.carbs_on_board(now),
+            factor * history.insulin_acting(now, now - 30, now, chart.basal_u_per_h),
+            carb_factor * history.carbs_absorbed(now, now - 30, now),
+            factor * history.insulin_acting(now, now, now + 30, chart.basal_u_per_h),
+            carb_factor * history.carbs_absorbed(now, now, now + 30),
+        ]
+    )
 
 
 def test_forecast_metrics_on_known_errors():
@@ -145,6 +159,7 @@ def test_forecast_metrics_on_known_errors():
 
 
 # -- bad input -------------------------------------------------------------------------------------
+
 
 def test_bad_inputs_name_the_field():
     series = series_of(lambda t: 120.0)
@@ -166,6 +181,7 @@ def test_bad_inputs_name_the_field():
 
 
 # -- the simulated patient -------------------------------------------------------------------------
+
 
 def test_a_simulated_day_records_cgm_meals_boluses_and_basal():
     history = live_days("adolescent#003", days=1, seed=5)

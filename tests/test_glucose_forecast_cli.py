@@ -18,8 +18,22 @@ def test_unknown_patient_names_the_option():
 @pytest.mark.slow
 def test_forecast_eval_json_on_two_patients(tmp_path):
     saved = tmp_path / "forecast.json"
-    result = CliRunner().invoke(app, ["glucose", "forecast-eval", "--patients", "adult#001,child#002", "--train-days",
-                                      "1", "--test-days", "1", "--json", "--save", str(saved)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "glucose",
+            "forecast-eval",
+            "--patients",
+            "adult#001,child#002",
+            "--train-days",
+            "1",
+            "--test-days",
+            "1",
+            "--json",
+            "--save",
+            str(saved),
+        ],
+    )
     assert result.exit_code == 0, result.output
     value = orjson.loads(result.stdout)
     assert value == orjson.loads(saved.read_bytes())
@@ -34,12 +48,21 @@ def synthetic_result() -> dict:
     from tests.test_glucose_forecast import series_of
     from vigil.glucose.forecast_eval import evaluate_forecasts, model_specs
 
-    cohort = [series_of(lambda t, p=p: 140 + 50 * np.sin(2 * np.pi * t / 200 + p), days=2.0, name=name)
-              for name, p in (("adult#001", 0.0), ("child#003", 2.0))]
+    cohort = [
+        series_of(lambda t, p=p: 140 + 50 * np.sin(2 * np.pi * t / 200 + p), days=2.0, name=name)
+        for name, p in (("adult#001", 0.0), ("child#003", 2.0))
+    ]
     specs = {name: spec for name, spec in model_specs().items() if name in ("persistence", "ARX (per patient)")}
     models = evaluate_forecasts(cohort, 1, specs)
-    return {"patients": ["adult#001", "child#003"], "train_days": 1, "test_days": 1, "seed": 0, "horizons": [30, 60],
-            "reference": "CGM", "models": models}
+    return {
+        "patients": ["adult#001", "child#003"],
+        "train_days": 1,
+        "test_days": 1,
+        "seed": 0,
+        "horizons": [30, 60],
+        "reference": "CGM",
+        "models": models,
+    }
 
 
 def test_evaluation_table_and_figure(tmp_path):
@@ -58,6 +81,7 @@ def test_evaluation_table_and_figure(tmp_path):
 
 
 def test_figures_of_a_missing_run_name_the_option(tmp_path):
-    result = CliRunner().invoke(app, ["report", "figures", "--out", str(tmp_path), "--glucose-forecast",
-                                      str(tmp_path / "none.json")])
+    result = CliRunner().invoke(
+        app, ["report", "figures", "--out", str(tmp_path), "--glucose-forecast", str(tmp_path / "none.json")]
+    )
     assert result.exit_code == 2 and "--glucose-forecast" in result.output

@@ -22,9 +22,16 @@ HOUR = 12  # CGM readings in an hour
 def cgm(values: list[float], first_seq: int = 0, end_minutes_ago: int = 5) -> list[dict]:
     """CGM readings every 5 minutes, the last ``end_minutes_ago`` minutes ago."""
     now = utc_now()
-    return [{"metric": "glucose", "value": round(value, 1), "unit": "mg/dL", "seq": first_seq + i,
-             "time": format_time(now - timedelta(minutes=end_minutes_ago + 5 * (len(values) - 1 - i)))}
-            for i, value in enumerate(values)]
+    return [
+        {
+            "metric": "glucose",
+            "value": round(value, 1),
+            "unit": "mg/dL",
+            "seq": first_seq + i,
+            "time": format_time(now - timedelta(minutes=end_minutes_ago + 5 * (len(values) - 1 - i))),
+        }
+        for i, value in enumerate(values)
+    ]
 
 
 UNITS = {"carbs": "g", "insulin_bolus": "U", "insulin_basal": "U/h"}

@@ -15,8 +15,9 @@ def wave(period: float, phase: float = 0.0):
 
 
 def test_gru_beats_persistence_on_a_wave_and_is_deterministic():
-    cohort = [series_of(wave(240, phase), days=1.0, name=name)
-              for name, phase in (("adult#001", 0.0), ("child#002", 1.0))]
+    cohort = [
+        series_of(wave(240, phase), days=1.0, name=name) for name, phase in (("adult#001", 0.0), ("child#002", 1.0))
+    ]
     training = [DaysWindow(series, 0.0, 0.75 * DAY) for series in cohort]
     held_out = DaysWindow(cohort[0], 0.75 * DAY, DAY)
     now, truth = held_out.origins(30), held_out.targets(30)

@@ -44,8 +44,10 @@ def test_unknown_controller_is_refused():
 
 @pytest.fixture(scope="module")
 def one_day() -> dict:
-    result = CliRunner().invoke(app, ["glucose", "simulate", "--patients", "child#003", "--days", "1", "--seed", "2",
-                                      "--workers", "1", "--json"])
+    result = CliRunner().invoke(
+        app,
+        ["glucose", "simulate", "--patients", "child#003", "--days", "1", "--seed", "2", "--workers", "1", "--json"],
+    )
     assert result.exit_code == 0, result.output
     return orjson.loads(result.stdout)
 
@@ -74,4 +76,3 @@ def test_the_patient_follows_the_advice_and_no_insulin_is_advised_when_low(run):
         if advice.kind == "bolus":
             assert advice.data["glucose"] >= 80 and advice.data["lowest_30"] >= 70
             assert advice.amount <= 0.25 * 16.02 + 1e-9  # child#003's maximum bolus: a quarter of daily insulin
-

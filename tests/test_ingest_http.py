@@ -27,7 +27,9 @@ def test_batch_is_stored_and_counted(ward):
     stored = {r.metric: r for r in ward.ctx.store.query_readings(ward.patient_id)}
     assert stored["heart_rate"].value == 72 and stored["heart_rate"].device_id == ward.device_id
     assert stored["body_temp"].value == pytest.approx(37.0) and stored["body_temp"].unit == "Cel"
-    assert stored["glucose"].value == pytest.approx(5.5 * GLUCOSE_MG_DL_PER_MMOL_L) and stored["glucose"].unit == "mg/dL"
+    assert (
+        stored["glucose"].value == pytest.approx(5.5 * GLUCOSE_MG_DL_PER_MMOL_L) and stored["glucose"].unit == "mg/dL"
+    )
 
 
 def test_resent_reading_counts_as_duplicate_once(ward):
@@ -118,7 +120,10 @@ def test_bad_reading_is_rejected_with_its_reason_and_the_rest_stored(ward, bad, 
         bad = {**bad, "time": at(1)}
     if isinstance(bad, dict) and bad.get("time") == "FUTURE":
         bad = {**bad, "time": format_time(utc_now() + timedelta(minutes=6))}
-    good = [{"metric": "heart_rate", "value": 70, "time": at(2), "seq": 100}, {"metric": "spo2", "value": 96, "time": at(2), "seq": 101}]
+    good = [
+        {"metric": "heart_rate", "value": 70, "time": at(2), "seq": 100},
+        {"metric": "spo2", "value": 96, "time": at(2), "seq": 101},
+    ]
     response = ward.ingest([good[0], bad, good[1]])
     assert response.status_code == 202
     body = response.json()

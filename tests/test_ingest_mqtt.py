@@ -41,7 +41,9 @@ def broker(tmp_path, registry):
 def ingestor(registry, broker):
     store = registry[0]
     service = IngestService(store)
-    ingestor = MqttIngestor(service, MqttEndpoint("127.0.0.1", broker, False, SERVICE_USER, SERVICE_PASSWORD), shared=True)
+    ingestor = MqttIngestor(
+        service, MqttEndpoint("127.0.0.1", broker, False, SERVICE_USER, SERVICE_PASSWORD), shared=True
+    )
     ingestor.start()
     yield ingestor
     ingestor.stop()
@@ -72,10 +74,20 @@ def _publish(port: int, username: str, password: str, topic: str, payload: bytes
 
 def _readings(seq0: int, n: int = 3) -> bytes:
     time0 = utc_now() - timedelta(minutes=10)
-    return orjson.dumps({"readings": [
-        {"metric": "heart_rate", "value": 70 + i, "unit": "/min", "time": format_time(time0 + timedelta(minutes=i)), "seq": seq0 + i}
-        for i in range(n)
-    ]})
+    return orjson.dumps(
+        {
+            "readings": [
+                {
+                    "metric": "heart_rate",
+                    "value": 70 + i,
+                    "unit": "/min",
+                    "time": format_time(time0 + timedelta(minutes=i)),
+                    "seq": seq0 + i,
+                }
+                for i in range(n)
+            ]
+        }
+    )
 
 
 def _wait_for(predicate, timeout: float = 5) -> bool:
@@ -126,7 +138,11 @@ def test_broker_config_runs_on_the_written_files_and_listens_on_8883_with_tls(tm
     files, config = write_broker_config(tmp_path / "broker", [("d1", "$7$hash")], SERVICE_PASSWORD, tls=tls)
     text = config.read_text()
     assert config == tmp_path / "broker" / "mosquitto.conf" and "d1:$7$hash" in files.password_file.read_text()
-    assert "listener 8883 127.0.0.1" in text and f"certfile {tls.certfile}" in text and f"acl_file {files.acl_file}" in text
+    assert (
+        "listener 8883 127.0.0.1" in text
+        and f"certfile {tls.certfile}" in text
+        and f"acl_file {files.acl_file}" in text
+    )
     assert f"pid_file {(tmp_path / 'broker').resolve() / PID_FILE}" in text
     assert "listener 1883 " in write_broker_config(tmp_path / "plain", [], SERVICE_PASSWORD)[1].read_text()
 

@@ -27,12 +27,15 @@ def synthetic_stays(count: int = 240, septic_share: float = 0.25, seed: int = 0)
         hours = int(rng.integers(20, 60))
         labels = np.zeros(hours, dtype=np.int8)
         if rng.random() < septic_share:
-            labels[int(rng.integers(5, hours)):] = 1
+            labels[int(rng.integers(5, hours)) :] = 1
         X.append(np.column_stack([1.5 * labels + rng.normal(size=hours), rng.normal(size=(hours, 3))]))
         y.append(labels)
         stays.append(np.full(hours, f"s{stay:04d}"))
     y_all = np.concatenate(y)
-    rules = {"news2": rng.integers(0, 8, len(y_all)).astype(float), "qsofa": rng.integers(0, 3, len(y_all)).astype(float)}
+    rules = {
+        "news2": rng.integers(0, 8, len(y_all)).astype(float),
+        "qsofa": rng.integers(0, 3, len(y_all)).astype(float),
+    }
     return Dataset(np.concatenate(X).astype(np.float32), y_all, np.concatenate(stays), rules)
 
 
@@ -81,9 +84,26 @@ def test_mlp_keeps_the_epoch_with_the_lowest_loss_on_held_out_stays():
 
 def test_evaluate_command_prints_every_model_and_rule_with_intervals(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "vigil", "risk", "evaluate", str(FIXTURE), "--models", "decision_tree,lightgbm",
-         "--folds", "2", "--bootstrap", "10", "--save", str(tmp_path / "run.json"), "--json"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "vigil",
+            "risk",
+            "evaluate",
+            str(FIXTURE),
+            "--models",
+            "decision_tree,lightgbm",
+            "--folds",
+            "2",
+            "--bootstrap",
+            "10",
+            "--save",
+            str(tmp_path / "run.json"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     evaluation = json.loads(result.stdout)

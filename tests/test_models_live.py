@@ -21,7 +21,8 @@ UNITS = {"heart_rate": "/min", "resp_rate": "/min", "body_temp": "Cel", "systoli
 def readings(hours: float, vitals=WELL, start=START, patient="p1") -> list[Reading]:
     return [
         Reading(patient, "watch", metric, start + timedelta(minutes=m), float(value), UNITS[metric])
-        for m in range(0, int(hours * 60), 5) for metric, value in vitals.items()
+        for m in range(0, int(hours * 60), 5)
+        for metric, value in vitals.items()
     ]
 
 
@@ -48,8 +49,9 @@ def test_live_hours_match_the_challenge_features_of_the_same_hourly_medians():
 def test_alert_needs_consecutive_hours_above_the_threshold():
     model = default_model()
     scorer = LiveRiskScorer(model, lambda patient: (None, None))
-    scorer.model = type(model)(model.booster_text, model.calibration_x, model.calibration_y, threshold=0.0,
-                               metadata=model.metadata)  # every hour alarms
+    scorer.model = type(model)(
+        model.booster_text, model.calibration_x, model.calibration_y, threshold=0.0, metadata=model.metadata
+    )  # every hour alarms
     alerts = SepsisRiskAlerts().update(scorer.update(readings(CONFIRMING_HOURS + 2.5)))
     assert len(alerts) == 1
     assert alerts[0].time == START + timedelta(hours=CONFIRMING_HOURS)

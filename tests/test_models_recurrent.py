@@ -44,8 +44,9 @@ def synthetic_stays(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
 @pytest.fixture(scope="module")
 def trained() -> GruRisk:
     X, y, stays = synthetic_stays(400, seed=1)
-    return GruRisk(seed=0, hidden_size=16, dropout=0.0, learning_rate=3e-3, stays_per_batch=8, max_epochs=6,
-                   threads=1).fit(X, y, stays)
+    return GruRisk(
+        seed=0, hidden_size=16, dropout=0.0, learning_rate=3e-3, stays_per_batch=8, max_epochs=6, threads=1
+    ).fit(X, y, stays)
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,9 @@ def test_an_hour_is_scored_from_rows_up_to_that_hour_only(tmp_path):
     changed = stay.copy()
     changed.loc[cut:, ["HR", "Temp", "Resp", "SBP"]] = [180.0, 41.0, 40.0, 60.0]
     assert np.array_equal(prefix["PredictedProbability"], full["PredictedProbability"].iloc[:cut])
-    assert np.array_equal(default_model().score(changed)["PredictedProbability"].iloc[:cut],
-                          full["PredictedProbability"].iloc[:cut])
+    assert np.array_equal(
+        default_model().score(changed)["PredictedProbability"].iloc[:cut], full["PredictedProbability"].iloc[:cut]
+    )
 
 
 def test_explanations_are_signed_feature_contributions():
@@ -77,8 +78,14 @@ def test_model_save_load_round_trip(tmp_path):
 def test_the_trained_model_records_what_it_learnt_from():
     stays = load_stays(FIXTURE)
     model = train_shipped_model(stays, "fixture", seed=1)
-    assert model.metadata == {"trained_on": "fixture", "stays": stays["stay_id"].nunique(), "hours": len(stays), "seed": 1,
-                              "date": model.metadata["date"], "vigil": __version__}
+    assert model.metadata == {
+        "trained_on": "fixture",
+        "stays": stays["stay_id"].nunique(),
+        "hours": len(stays),
+        "seed": 1,
+        "date": model.metadata["date"],
+        "vigil": __version__,
+    }
     assert 0 < model.threshold < 1
 
 
@@ -86,7 +93,12 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "model.json").write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a Vigil sepsis-risk model"):
         SepsisRiskModel.load(tmp_path / "model.json")
-    assert "--model" in _cli("risk", "score", str(FIXTURE), str(tmp_path / "o"), "--model", str(tmp_path / "model.json"), ok=False).stderr
+    assert (
+        "--model"
+        in _cli(
+            "risk", "score", str(FIXTURE), str(tmp_path / "o"), "--model", str(tmp_path / "model.json"), ok=False
+        ).stderr
+    )
 
 
 def test_malformed_psv_is_reported_with_file_and_line(tmp_path):
@@ -109,4 +121,6 @@ def test_malformed_psv_is_reported_with_file_and_line(tmp_path):
 def test_shipped_model_matches_this_versions_features():
     model = default_model()
     assert model.metadata["stays"] == 6181 and 0 < model.threshold < 1
-    assert os.path.getsize(Path(__import__("vigil").__file__).parent / "models" / "default" / "sepsis_lightgbm.json") < 5e6
+    assert (
+        os.path.getsize(Path(__import__("vigil").__file__).parent / "models" / "default" / "sepsis_lightgbm.json") < 5e6
+    )

@@ -33,7 +33,11 @@ def test_bad_new_users_are_refused_naming_the_field(ward):
         ({"username": "nurse", "role": "clinician", "password": "short"}, 422, "password"),
         ({"username": "nurse", "role": "patient", "password": PASSWORD}, 422, "patient_id"),
         ({"username": "nurse", "role": "patient", "password": PASSWORD, "patient_id": "pnothere"}, 422, "patient_id"),
-        ({"username": "nurse", "role": "clinician", "password": PASSWORD, "patient_id": ward.patient_id}, 422, "patient_id"),
+        (
+            {"username": "nurse", "role": "clinician", "password": PASSWORD, "patient_id": ward.patient_id},
+            422,
+            "patient_id",
+        ),
         ({"username": "dr_who", "role": "clinician", "password": PASSWORD}, 409, "username"),
     ]
     answers = [(ward.client.post("/api/v1/users", json=body, headers=admin), field) for body, _, field in cases]
@@ -46,12 +50,21 @@ def test_a_patient_login_created_by_an_admin_sees_only_that_patient(ward):
     body = {"username": "alan", "role": "patient", "password": PASSWORD, "patient_id": ward.other_patient_id}
     created = ward.client.post("/api/v1/users", json=body, headers=ward.login("root"))
     assert created.status_code == 201
-    assert created.json() == {"username": "alan", "role": "patient", "patient_id": ward.other_patient_id,
-                              "totp_enabled": False, "locked": False}
+    assert created.json() == {
+        "username": "alan",
+        "role": "patient",
+        "patient_id": ward.other_patient_id,
+        "totp_enabled": False,
+        "locked": False,
+    }
     patients = ward.client.get("/api/v1/patients", headers=ward.login("alan", PASSWORD)).json()
     assert [p["patient_id"] for p in patients] == [ward.other_patient_id]
     added = next(e for e in ward.ctx.store.audit_entries() if e.action == "permission.user_add")
-    assert (added.actor, added.patient_id, json.loads(added.details)["username"]) == ("user:root", ward.other_patient_id, "alan")
+    assert (added.actor, added.patient_id, json.loads(added.details)["username"]) == (
+        "user:root",
+        ward.other_patient_id,
+        "alan",
+    )
     assert not [e for e in ward.ctx.store.audit_entries() if PASSWORD in e.details]
 
 
@@ -65,9 +78,12 @@ def test_the_user_list_never_shows_password_hashes_and_is_audited(ward):
 
 def test_unknown_users_are_404_naming_the_field(ward):
     admin = ward.login("root")
-    for method, path, body in (("POST", "/api/v1/users/nobody/lock", None), ("POST", "/api/v1/users/nobody/unlock", None),
-                               ("DELETE", "/api/v1/users/nobody/sessions", None),
-                               ("PUT", "/api/v1/users/nobody/password", {"password": PASSWORD})):
+    for method, path, body in (
+        ("POST", "/api/v1/users/nobody/lock", None),
+        ("POST", "/api/v1/users/nobody/unlock", None),
+        ("DELETE", "/api/v1/users/nobody/sessions", None),
+        ("PUT", "/api/v1/users/nobody/password", {"password": PASSWORD}),
+    ):
         answer = ward.client.request(method, path, json=body, headers=admin)
         assert (answer.status_code, answer.json()["detail"]) == (404, "username: no user 'nobody'")
     short = ward.client.put("/api/v1/users/dr_who/password", json={"password": "short"}, headers=admin)
@@ -84,15 +100,26 @@ def test_assignments_give_and_take_a_clinicians_access(ward):
     for not_a_clinician in ("nobody", "ada", "root"):
         refused = ward.client.post(f"{record}/assignments", json={"clinician": not_a_clinician}, headers=admin)
         assert refused.status_code == 422 and refused.json()["detail"].startswith("clinician:")
-    assert ward.client.post("/api/v1/patients/pnothere/assignments", json={"clinician": "dr_no"}, headers=admin).status_code == 404
+    assert (
+        ward.client.post(
+            "/api/v1/patients/pnothere/assignments", json={"clinician": "dr_no"}, headers=admin
+        ).status_code
+        == 404
+    )
     assert ward.client.delete(f"{record}/assignments/dr_no", headers=admin).status_code == 200
     assert ward.client.get(record, headers=dr_no).status_code == 404
     again = ward.client.delete(f"{record}/assignments/dr_no", headers=admin)
     assert again.status_code == 404 and again.json()["detail"].startswith("clinician:")
-    changes = [(e.actor, e.action, e.patient_id, e.outcome) for e in ward.ctx.store.audit_entries() if e.action.startswith("permission")]
-    assert changes == [("user:root", "permission.assign", ward.other_patient_id, "ok"),
-                       ("user:root", "permission.assign", "pnothere", "denied"),
-                       ("user:root", "permission.unassign", ward.other_patient_id, "ok")]
+    changes = [
+        (e.actor, e.action, e.patient_id, e.outcome)
+        for e in ward.ctx.store.audit_entries()
+        if e.action.startswith("permission")
+    ]
+    assert changes == [
+        ("user:root", "permission.assign", ward.other_patient_id, "ok"),
+        ("user:root", "permission.assign", "pnothere", "denied"),
+        ("user:root", "permission.unassign", ward.other_patient_id, "ok"),
+    ]
 
 
 def test_patients_added_and_listed_through_vigil_admin_are_checked_and_audited(ward):
@@ -101,7 +128,10 @@ def test_patients_added_and_listed_through_vigil_admin_are_checked_and_audited(w
             admin.add_patient(ward.ctx, operator(), name, birth_date)
         assert refused.value.field == field
     patient = admin.add_patient(ward.ctx, operator(), " Grace Hopper ", "1906-12-09", conditions=["hypertension"])
-    assert (ward.ctx.store.get_patient(patient.patient_id).name, patient.conditions) == ("Grace Hopper", ("hypertension",))
+    assert (ward.ctx.store.get_patient(patient.patient_id).name, patient.conditions) == (
+        "Grace Hopper",
+        ("hypertension",),
+    )
     assert [p.patient_id for p in admin.list_patients(ward.ctx, ward.ctx.store.get_user("dr_who"))] == [ward.patient_id]
     added, listed = ward.ctx.store.audit_entries()[-2:]
     assert (added.action, added.patient_id) == ("patient.add", patient.patient_id)
@@ -131,10 +161,14 @@ def test_devices_registered_rotated_and_revoked_through_the_api(ward):
     admin = ward.login("root")
     devices = f"/api/v1/patients/{ward.patient_id}/devices"
     added = ward.client.post(devices, json={"kind": "bp_cuff"}, headers=admin)
-    assert added.status_code == 201 and added.json()["patient_id"] == ward.patient_id and added.json()["kind"] == "bp_cuff"
+    assert (
+        added.status_code == 201 and added.json()["patient_id"] == ward.patient_id and added.json()["kind"] == "bp_cuff"
+    )
     device_id, first = added.json()["device_id"], added.json()["token"]
     listed = ward.client.get(devices, headers=admin)
-    assert device_id in [d["device_id"] for d in listed.json()] and first not in listed.text and "token" not in listed.text
+    assert (
+        device_id in [d["device_id"] for d in listed.json()] and first not in listed.text and "token" not in listed.text
+    )
     reading = {"metric": "heart_rate", "value": 70, "time": utc_now().isoformat()}
     assert ward.ingest([{**reading, "seq": 1}], token=first).status_code == 202
     second = ward.client.post(f"/api/v1/devices/{device_id}/rotate", headers=admin).json()["token"]
@@ -143,8 +177,13 @@ def test_devices_registered_rotated_and_revoked_through_the_api(ward):
     revoked = ward.client.post(f"/api/v1/devices/{device_id}/revoke", headers=admin)
     assert revoked.json() == {"device_id": device_id, "patient_id": ward.patient_id, "kind": "bp_cuff", "revoked": True}
     assert ward.ingest([{**reading, "seq": 4}], token=second).status_code == 401
-    changes = [(e.actor, e.action, e.patient_id) for e in ward.ctx.store.audit_entries() if e.action.startswith("device")]
-    assert changes == [("user:root", action, ward.patient_id) for action in ("device.add", "devices.list", "device.rotate", "device.revoke")]
+    changes = [
+        (e.actor, e.action, e.patient_id) for e in ward.ctx.store.audit_entries() if e.action.startswith("device")
+    ]
+    assert changes == [
+        ("user:root", action, ward.patient_id)
+        for action in ("device.add", "devices.list", "device.rotate", "device.revoke")
+    ]
 
 
 def test_bad_device_requests_name_the_field(ward):
@@ -155,7 +194,9 @@ def test_bad_device_requests_name_the_field(ward):
     assert blank.status_code == 422 and blank.json()["detail"].startswith("kind: 1-64 letters")
     assert missing.status_code == 422 and "kind" in _detail(missing)
     for action in ("revoke", "rotate"):
-        assert ward.client.post(f"/api/v1/devices/dnothere/{action}", headers=admin).json() == {"detail": "device not found"}
+        assert ward.client.post(f"/api/v1/devices/dnothere/{action}", headers=admin).json() == {
+            "detail": "device not found"
+        }
     assert ward.ctx.store.list_devices(ward.patient_id)[0].revoked is False
 
 
@@ -187,11 +228,14 @@ def _eventually(check) -> bool:
 
 
 def test_device_changes_through_the_api_reach_mosquitto(ward, settings):
-    files = write_broker_files(settings.home / "mosquitto", ward.ctx.store.mqtt_credentials(),
-                               settings.secret("mqtt-service.key"))  # as `vigil mqtt config` leaves them
+    files = write_broker_files(
+        settings.home / "mosquitto", ward.ctx.store.mqtt_credentials(), settings.secret("mqtt-service.key")
+    )  # as `vigil mqtt config` leaves them
     admin = ward.login("root")
     with mosquitto_from(files, settings.home) as (port, _):
-        added = ward.client.post(f"/api/v1/patients/{ward.patient_id}/devices", json={"kind": "cgm"}, headers=admin).json()
+        added = ward.client.post(
+            f"/api/v1/patients/{ward.patient_id}/devices", json={"kind": "cgm"}, headers=admin
+        ).json()
         device_id, first = added["device_id"], added["token"]
         assert _eventually(lambda: _broker_accepts(port, device_id, first))
         second = ward.client.post(f"/api/v1/devices/{device_id}/rotate", headers=admin).json()["token"]
@@ -205,12 +249,14 @@ def test_device_changes_through_the_api_reach_mosquitto(ward, settings):
 def test_names_and_ids_that_cannot_exist_are_refused_before_any_lookup(postgres_url, settings):
     """PostgreSQL refuses NUL in text: such input must be answered 404 or 422, never reach the database (a 500)."""
     ctx, actor = admin.CommandContext(SqlStore(postgres_url), settings), operator()
-    for change, args, error in ((admin.lock_user, ("dr\x00",), admin.NotFound),
-                                (admin.assign, ("p\x00", "dr\x00"), admin.InvalidInput),
-                                (admin.unassign, ("p\x00", "dr\x00"), admin.NotFound),
-                                (admin.add_user, ("nurse", "patient", PASSWORD, "p\x00"), admin.InvalidInput),
-                                (admin.add_device, ("p\x00", "cgm"), admin.NotFound),
-                                (admin.add_device, ("p1", "c\x00"), admin.InvalidInput),
-                                (admin.rotate_device, ("d\x00",), admin.NotFound)):
+    for change, args, error in (
+        (admin.lock_user, ("dr\x00",), admin.NotFound),
+        (admin.assign, ("p\x00", "dr\x00"), admin.InvalidInput),
+        (admin.unassign, ("p\x00", "dr\x00"), admin.NotFound),
+        (admin.add_user, ("nurse", "patient", PASSWORD, "p\x00"), admin.InvalidInput),
+        (admin.add_device, ("p\x00", "cgm"), admin.NotFound),
+        (admin.add_device, ("p1", "c\x00"), admin.InvalidInput),
+        (admin.rotate_device, ("d\x00",), admin.NotFound),
+    ):
         with pytest.raises(error):
             change(ctx, actor, *args)

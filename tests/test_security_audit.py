@@ -25,7 +25,9 @@ KEY = b"k" * 32
 def _chain(n: int) -> list:
     entries, seq, prev = [], 0, GENESIS_HASH
     for i in range(n):
-        entry = next_entry(seq, prev, AuditEvent("user:dr_who", "read", f"p{i}", "GET /x", "ok", {"i": i}), "2026-01-01T00:00:00Z", KEY)
+        entry = next_entry(
+            seq, prev, AuditEvent("user:dr_who", "read", f"p{i}", "GET /x", "ok", {"i": i}), "2026-01-01T00:00:00Z", KEY
+        )
         entries.append(entry)
         seq, prev = entry.seq, entry.hash
     return entries
@@ -57,8 +59,14 @@ def test_rebuilt_chain_without_the_key_is_detected():
     entries = _chain(4)
     forged, seq, prev = entries[:1], entries[0].seq, entries[0].hash
     for entry in entries[1:]:
-        event = AuditEvent("user:mallory" if entry.seq == 2 else entry.actor, entry.action, entry.patient_id, entry.resource,
-                           entry.outcome, json.loads(entry.details))
+        event = AuditEvent(
+            "user:mallory" if entry.seq == 2 else entry.actor,
+            entry.action,
+            entry.patient_id,
+            entry.resource,
+            entry.outcome,
+            json.loads(entry.details),
+        )
         rebuilt = next_entry(seq, prev, event, entry.time, b"not the key")
         forged.append(rebuilt)
         seq, prev = rebuilt.seq, rebuilt.hash
@@ -144,9 +152,11 @@ def test_concurrent_writers_share_one_chain(any_store_url):
 
 def test_concurrent_processes_share_one_chain(settings):
     SqlStore(settings.db_url)
-    script = ("import sys\nfrom vigil.store import SqlStore\nfrom vigil.security.audit import AuditEvent\n"
-              "s = SqlStore(sys.argv[1])\n"
-              "for i in range(20): s.append_audit([AuditEvent('worker', 'ingest', None, 'x', 'ok', {'i': i})])\n")
+    script = (
+        "import sys\nfrom vigil.store import SqlStore\nfrom vigil.security.audit import AuditEvent\n"
+        "s = SqlStore(sys.argv[1])\n"
+        "for i in range(20): s.append_audit([AuditEvent('worker', 'ingest', None, 'x', 'ok', {'i': i})])\n"
+    )
     env = {**os.environ, "VIGIL_HOME": str(settings.home)}
     processes = [subprocess.Popen([sys.executable, "-c", script, settings.db_url], env=env) for _ in range(3)]
     assert [p.wait(60) for p in processes] == [0, 0, 0]
@@ -161,7 +171,10 @@ def _actions(store: SqlStore) -> list[tuple]:
 def test_reads_writes_logins_and_ingest_are_recorded(ward):
     store = ward.ctx.store
     now = utc_now()
-    readings = [{"metric": "heart_rate", "value": 70, "time": format_time(now - timedelta(minutes=m)), "seq": m} for m in range(5)]
+    readings = [
+        {"metric": "heart_rate", "value": 70, "time": format_time(now - timedelta(minutes=m)), "seq": m}
+        for m in range(5)
+    ]
     assert ward.ingest(readings).json()["accepted"] == 5
     assert ward.ingest(readings).json()["duplicates"] == 5  # nothing stored: nothing written to record
     headers = ward.login("dr_who")
@@ -202,8 +215,10 @@ def test_audit_show_answers_who_looked_and_verify_catches_an_edit(ward, settings
     ward.client.get(f"/api/v1/patients/{ward.patient_id}/readings", headers=ward.login("ada"))
     shown = json.loads(_vigil(settings, "audit", "show", "--patient", ward.patient_id, "--json").stdout)
     who = [(e["actor"], e["resource"]) for e in shown if e["action"] == "read"]
-    assert who == [("user:dr_who", f"GET /api/v1/patients/{ward.patient_id}/risk"),
-                   ("user:ada", f"GET /api/v1/patients/{ward.patient_id}/readings")]
+    assert who == [
+        ("user:dr_who", f"GET /api/v1/patients/{ward.patient_id}/risk"),
+        ("user:ada", f"GET /api/v1/patients/{ward.patient_id}/readings"),
+    ]
     assert all(e["patient_id"] == ward.patient_id for e in shown)
     verified = _vigil(settings, "audit", "verify", "--json")
     assert verified.returncode == 0 and json.loads(verified.stdout)["intact"] is True
@@ -218,7 +233,9 @@ def test_audit_show_answers_who_looked_and_verify_catches_an_edit(ward, settings
 def test_verify_refuses_to_run_without_the_audit_key(settings, tmp_path):
     SqlStore(settings.db_url).append_audit([AuditEvent("system", "test")])
     env = {**os.environ, "VIGIL_HOME": str(tmp_path / "elsewhere"), "VIGIL_DB": settings.db_url}
-    result = subprocess.run([sys.executable, "-m", "vigil", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "no audit key" in result.stderr
 
 
@@ -237,8 +254,11 @@ def test_verify_with_the_head_noted_before_catches_deleted_newest_entries(settin
     assert _vigil(settings, "audit", "verify").returncode == 0  # the shorter chain is intact
     cut = _vigil(settings, "audit", "verify", "--expect-head", expected, "--json")
     assert cut.returncode == 1 and json.loads(cut.stdout)["problems"] == [
-        "entry 5: missing, but it was the head before (the newest entries were deleted)"]
-    store.append_audit([AuditEvent("user:root", "read", f"q{i}") for i in range(3)])  # cut and grown past the head again
+        "entry 5: missing, but it was the head before (the newest entries were deleted)"
+    ]
+    store.append_audit(
+        [AuditEvent("user:root", "read", f"q{i}") for i in range(3)]
+    )  # cut and grown past the head again
     rewritten = _vigil(settings, "audit", "verify", "--expect-head", expected)
     assert rewritten.returncode == 1 and "entry 5: not the entry that was the head before" in rewritten.stdout
     bad = _vigil(settings, "audit", "verify", "--expect-head", "5")
@@ -250,10 +270,14 @@ def test_verify_keeps_the_head_in_a_file_and_checks_it_next_time(settings, tmp_p
     head_file.parent.mkdir()
     store = SqlStore(settings.db_url)
     store.append_audit([AuditEvent("user:dr_who", "read", f"p{i}") for i in range(3)])
-    assert _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0  # first run: notes the head
+    assert (
+        _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0
+    )  # first run: notes the head
     assert Head.parse(head_file.read_text()).seq == 3
     store.append_audit([AuditEvent("user:dr_who", "read", "p3")])
-    assert _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0  # grown: fine, head moves on
+    assert (
+        _vigil(settings, "audit", "verify", "--head-file", str(head_file)).returncode == 0
+    )  # grown: fine, head moves on
     assert Head.parse(head_file.read_text()).seq == 4
     _delete_newest(settings, 1)
     cut = _vigil(settings, "audit", "verify", "--head-file", str(head_file))

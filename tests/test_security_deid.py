@@ -24,7 +24,9 @@ def test_age_is_in_whole_years_and_grouped_from_90():
 
 
 def _readings(patient_id: str, start, minutes: list[int]) -> list[Reading]:
-    return [Reading(patient_id, "d-secret", "heart_rate", start + timedelta(minutes=m), 70.0, "/min", m) for m in minutes]
+    return [
+        Reading(patient_id, "d-secret", "heart_rate", start + timedelta(minutes=m), 70.0, "/min", m) for m in minutes
+    ]
 
 
 def test_times_shift_per_patient_and_keep_their_intervals():
@@ -48,24 +50,53 @@ def test_times_shift_per_patient_and_keep_their_intervals():
 
 def test_export_command_writes_no_identifier_and_is_audited(settings):
     store = SqlStore(settings.db_url)
-    patient = store.add_patient("Octavia Nonagenarian", "1921-04-05", "female", ["hypertension"], "+44 20 7946 0001",
-                                "octavia@example.org", "3 Rook Lane, Little Snoring", "daughter visits Tuesdays")
+    patient = store.add_patient(
+        "Octavia Nonagenarian",
+        "1921-04-05",
+        "female",
+        ["hypertension"],
+        "+44 20 7946 0001",
+        "octavia@example.org",
+        "3 Rook Lane, Little Snoring",
+        "daughter visits Tuesdays",
+    )
     device, _ = store.add_device(patient.patient_id, "wearable")
     now = utc_now()
-    store.insert_readings([Reading(patient.patient_id, device.device_id, "heart_rate", now - timedelta(minutes=m), 72.0, "/min", m)
-                           for m in range(3)])
+    store.insert_readings(
+        [
+            Reading(patient.patient_id, device.device_id, "heart_rate", now - timedelta(minutes=m), 72.0, "/min", m)
+            for m in range(3)
+        ]
+    )
     store.raise_alert(AlertDraft(patient.patient_id, "glucose_low", "urgent", now, "Octavia glucose 52 mg/dL"))
     out = settings.home / "export"
     env = {**os.environ, "VIGIL_HOME": str(settings.home), "VIGIL_DB": settings.db_url}
-    result = subprocess.run([sys.executable, "-m", "vigil", "export", "deid", "--out", str(out), "--json"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "export", "deid", "--out", str(out), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(result.stdout)["readings"] == 3, result.stderr
     exported = "".join(p.read_text() for p in out.iterdir())
-    for identifier in ("Octavia", "Nonagenarian", "1921", "7946", "octavia@", "Rook Lane", "Tuesdays", patient.patient_id,
-                       device.device_id, now.date().isoformat()):
+    for identifier in (
+        "Octavia",
+        "Nonagenarian",
+        "1921",
+        "7946",
+        "octavia@",
+        "Rook Lane",
+        "Tuesdays",
+        patient.patient_id,
+        device.device_id,
+        now.date().isoformat(),
+    ):
         assert identifier not in exported, identifier
     rows = list(csv.DictReader((out / "patients.csv").open()))
-    assert rows == [{"research_id": rows[0]["research_id"], "sex": "female", "age": "90+", "conditions": "hypertension"}]
+    assert rows == [
+        {"research_id": rows[0]["research_id"], "sex": "female", "age": "90+", "conditions": "hypertension"}
+    ]
     assert [r["rule"] for r in csv.DictReader((out / "alerts.csv").open())] == ["glucose_low"]
     export = [e for e in store.audit_entries() if e.action == "export.deid"]
     assert len(export) == 1 and json.loads(export[0].details)["patients"] == [patient.patient_id]
@@ -77,4 +108,8 @@ def test_the_export_holds_only_the_patients_its_actor_may_see(ward, tmp_path):
     assert [p.name for p in files] == ["patients.csv", "readings.csv", "alerts.csv"] and len(data.patients) == 1
     assert data.patients[0]["conditions"] == "hypertension"  # Ada, the one patient dr_who cares for
     entry = store.audit_entries()[-1]
-    assert (entry.action, entry.actor, json.loads(entry.details)["patients"]) == ("export.deid", "user:dr_who", [ward.patient_id])
+    assert (entry.action, entry.actor, json.loads(entry.details)["patients"]) == (
+        "export.deid",
+        "user:dr_who",
+        [ward.patient_id],
+    )

@@ -32,15 +32,27 @@ from vigil.security.policy import operator
 from vigil.store import SqlStore
 
 IDENTIFIERS = {
-    "name": "Quintessa Vantablack", "birth_date": "1917-03-29", "phone": "+44 7700 900461",
-    "email": "quintessa@example.org", "address": "12 Wyvern Close, Lower Slaughter", "notes": "lives alone; cat named Mothball",
+    "name": "Quintessa Vantablack",
+    "birth_date": "1917-03-29",
+    "phone": "+44 7700 900461",
+    "email": "quintessa@example.org",
+    "address": "12 Wyvern Close, Lower Slaughter",
+    "notes": "lives alone; cat named Mothball",
 }
 
 
 def _add(store: SqlStore, **overrides):
     fields = {**IDENTIFIERS, **overrides}
-    return store.add_patient(fields["name"], fields["birth_date"], "female", ["heart failure"], fields["phone"],
-                             fields["email"], fields["address"], fields["notes"])
+    return store.add_patient(
+        fields["name"],
+        fields["birth_date"],
+        "female",
+        ["heart failure"],
+        fields["phone"],
+        fields["email"],
+        fields["address"],
+        fields["notes"],
+    )
 
 
 def test_ciphertext_round_trips_and_is_bound_to_its_row_and_field():
@@ -106,7 +118,9 @@ def test_key_file_is_created_private_and_vigil_key_overrides_it(settings, monkey
 
 def _vigil(settings, *args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
     run_env = {**os.environ, "VIGIL_HOME": str(settings.home), "VIGIL_DB": settings.db_url, **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "vigil", *args], env=run_env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", *args], env=run_env, capture_output=True, text=True, timeout=60
+    )
     assert (result.returncode == 0) == ok, result.stderr
     return result
 
@@ -143,7 +157,9 @@ def test_rotating_keys_from_vigil_key_needs_a_new_first_key(settings):
         rotate_field_keys(replace(settings, field_key=old), store, operator())
     store.keys = load_store_keys(replace(settings, field_key=f"{new},{old}"))
     rotation = rotate_field_keys(replace(settings, field_key=f"{new},{old}"), store, operator())
-    assert rotation.key_id == keyring_from_env(new).current and rotation.no_longer_needed == [keyring_from_env(old).current]
+    assert rotation.key_id == keyring_from_env(new).current and rotation.no_longer_needed == [
+        keyring_from_env(old).current
+    ]
     assert not (settings.keys_dir / KEY_FILE).exists()  # VIGIL_KEY's keys never go to a file
 
 
@@ -167,7 +183,9 @@ def test_interrupted_rotation_leaves_everything_readable_and_a_rerun_finishes(se
 
 def test_rotation_with_vigil_key_moves_everything_to_its_first_key(settings):
     old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
-    patient = json.loads(_vigil(settings, "patients", "add", "--name", "Env Keyed", "--json", env={"VIGIL_KEY": old}).stdout)
+    patient = json.loads(
+        _vigil(settings, "patients", "add", "--name", "Env Keyed", "--json", env={"VIGIL_KEY": old}).stdout
+    )
     refused = _vigil(settings, "keys", "rotate", env={"VIGIL_KEY": old}, ok=False)
     assert "put a new key first" in refused.stderr
     result = json.loads(_vigil(settings, "keys", "rotate", "--json", env={"VIGIL_KEY": f"{new},{old}"}).stdout)
@@ -180,10 +198,14 @@ def test_rotation_with_vigil_key_moves_everything_to_its_first_key(settings):
 def test_store_written_before_encryption_is_encrypted_when_opened(tmp_path):
     db = tmp_path / "legacy.db"
     with sqlite3.connect(db) as conn:  # the first release's patients table, with a plaintext row
-        conn.execute("CREATE TABLE patients (patient_id TEXT PRIMARY KEY, name TEXT NOT NULL, birth_date TEXT, sex TEXT,"
-                     " conditions TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL)")
-        conn.execute("INSERT INTO patients VALUES ('pold', 'Legacy Lettice', '1950-01-02', 'female', '[]', "
-                     "'2026-01-01T00:00:00.000000Z')")
+        conn.execute(
+            "CREATE TABLE patients (patient_id TEXT PRIMARY KEY, name TEXT NOT NULL, birth_date TEXT, sex TEXT,"
+            " conditions TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO patients VALUES ('pold', 'Legacy Lettice', '1950-01-02', 'female', '[]', "
+            "'2026-01-01T00:00:00.000000Z')"
+        )
     store = SqlStore(f"sqlite:///{db}")
     assert store.get_patient("pold").name == "Legacy Lettice" and store.get_patient("pold").phone is None
     assert all(value.startswith("v1:") for value in store._rows("SELECT name, birth_date FROM patients")[0])

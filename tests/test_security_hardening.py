@@ -33,10 +33,15 @@ def test_an_unhandled_error_is_a_generic_500_with_a_request_id(ward, caplog):
 def test_validation_errors_name_the_field_without_echoing_what_was_sent(ward):
     secret = "my very secret password"
     login = ward.client.post("/api/v1/auth/token", data={"password": secret})
-    new_user = ward.client.post("/api/v1/users", json={"role": "clinician", "password": secret}, headers=ward.login("root"))
+    new_user = ward.client.post(
+        "/api/v1/users", json={"role": "clinician", "password": secret}, headers=ward.login("root")
+    )
     for answer in (login, new_user):
         assert answer.status_code == 422 and secret not in answer.text
-        assert answer.json()["detail"][0]["loc"][-1] == "username" and answer.json()["detail"][0]["msg"] == "Field required"
+        assert (
+            answer.json()["detail"][0]["loc"][-1] == "username"
+            and answer.json()["detail"][0]["msg"] == "Field required"
+        )
 
 
 def test_nul_characters_are_answered_without_a_500_on_postgresql(settings, postgres_url):
@@ -44,23 +49,35 @@ def test_nul_characters_are_answered_without_a_500_on_postgresql(settings, postg
     ctx = AppContext.build(replace(settings, db_url=postgres_url))
     patient = ctx.store.add_patient("Ada Lovelace")
     ctx.store.add_user("dr_who", "clinician", hash_password("correct horse battery"))
-    rec = ctx.store.add_recommendation(RecommendationDraft(patient.patient_id, "escalation", utc_now(), "review", "because"))
+    rec = ctx.store.add_recommendation(
+        RecommendationDraft(patient.patient_id, "escalation", utc_now(), "review", "because")
+    )
     ctx.store.assign(patient.patient_id, "dr_who")
     headers = {"Authorization": f"Bearer {issue_token(ctx.store, 'dr_who', ctx.session_secret)}"}
     with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
-        answers = [client.get("/api/v1/patients/p%00", headers=headers).status_code,
-                   client.get("/api/v1/alerts?patient_id=p%00", headers=headers).status_code,
-                   client.post("/api/v1/users/u%00/lock", headers=headers).status_code,
-                   client.post(f"/api/v1/recommendations/{rec.recommendation_id}/decision",
-                               json={"decision": "accept", "note": "a\u0000b"}, headers=headers).status_code,
-                   client.post("/api/v1/auth/token", data={"username": "dr_who\x00", "password": "x"}).status_code]
+        answers = [
+            client.get("/api/v1/patients/p%00", headers=headers).status_code,
+            client.get("/api/v1/alerts?patient_id=p%00", headers=headers).status_code,
+            client.post("/api/v1/users/u%00/lock", headers=headers).status_code,
+            client.post(
+                f"/api/v1/recommendations/{rec.recommendation_id}/decision",
+                json={"decision": "accept", "note": "a\u0000b"},
+                headers=headers,
+            ).status_code,
+            client.post("/api/v1/auth/token", data={"username": "dr_who\x00", "password": "x"}).status_code,
+        ]
     assert answers == [404, 404, 403, 422, 401]
     assert "\ufffd" in ctx.store.audit_entries()[0].resource  # the refused read is recorded, its NUL replaced
 
 
-@pytest.mark.parametrize(("path", "content_type"), [("/api/v1/auth/token", "application/x-www-form-urlencoded"),
-                                                    ("/login", "application/x-www-form-urlencoded"),
-                                                    ("/api/v1/recommendations/1/decision", "application/json")])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/api/v1/recommendations/1/decision", "application/json"),
+    ],
+)
 def test_every_body_has_a_limit(ward, path, content_type):
     headers = {"content-type": content_type, **ward.login("dr_who")}
     assert ward.client.post(path, content=b"x" * (65 * 1024), headers=headers).status_code == 413
@@ -115,7 +132,9 @@ def _app_with(settings, monkeypatch, **rates: str) -> TestClient:
 
 def test_login_attempts_per_address_are_limited(settings, monkeypatch):
     with _app_with(settings, monkeypatch, login_per_address="3/60") as client:
-        answers = [client.post("/api/v1/auth/token", data={"username": f"u{i}", "password": "x"}).status_code for i in range(4)]
+        answers = [
+            client.post("/api/v1/auth/token", data={"username": f"u{i}", "password": "x"}).status_code for i in range(4)
+        ]
         assert answers == [401, 401, 401, 429]
         assert 1 <= int(client.post("/login", data={}).headers["retry-after"]) <= 20
 
@@ -127,4 +146,7 @@ def test_api_and_ingest_are_limited_per_token(ward, settings, monkeypatch):
         other = {"Authorization": "Bearer another-token"}
         assert client.get("/api/v1/patients", headers=other).status_code == 401  # a separate bucket
         device = {"Authorization": f"Bearer {ward.token}"}
-        assert [client.post("/api/v1/ingest", json={"readings": []}, headers=device).status_code for _ in range(2)] == [202, 429]
+        assert [client.post("/api/v1/ingest", json={"readings": []}, headers=device).status_code for _ in range(2)] == [
+            202,
+            429,
+        ]

@@ -55,7 +55,9 @@ def test_a_name_no_account_can_have_is_refused_without_a_lookup(postgres_url):
     store = SqlStore(postgres_url)
     assert authenticate(store, "root\x00", PASSWORD) is None and authenticate(store, "x" * 65, PASSWORD) is None
     assert [(e.actor, e.outcome, json.loads(e.details)["username"]) for e in store.audit_entries()] == [
-        ("user:?", "failed", "root\x00"), ("user:?", "failed", "x" * 65)]
+        ("user:?", "failed", "root\x00"),
+        ("user:?", "failed", "x" * 65),
+    ]
 
 
 def test_totp_codes_rfc6238_reference_vector():
@@ -94,8 +96,13 @@ def test_users_totp_command_prints_the_uri_once_and_login_then_needs_a_code(sett
     import sys
 
     env = {**os.environ, "VIGIL_HOME": str(settings.home), "VIGIL_DB": settings.db_url}
-    result = subprocess.run([sys.executable, "-m", "vigil", "users", "totp", "--username", "dr_no", "--json"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "users", "totp", "--username", "dr_no", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     uri = json.loads(result.stdout)["provisioning_uri"]
     secret = uri.split("secret=")[1].split("&")[0]
     assert ward.ctx.store.get_user("dr_no").totp_enabled and ward.ctx.store.totp_secret("dr_no") == secret
@@ -110,7 +117,11 @@ def test_bearer_tokens_last_15_minutes_and_sessions_are_not_bearer_tokens(ward):
     store, secret = ward.ctx.store, ward.ctx.session_secret
     expired = issue_token(store, "dr_who", secret, "api", timedelta(seconds=-1))
     session = issue_token(store, "dr_who", secret, "web", timedelta(hours=1))
-    forged = jwt.encode({"sub": "root", "aud": "api", "exp": utc_now() + timedelta(minutes=5)}, "a guessed secret of a decent length!", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "root", "aud": "api", "exp": utc_now() + timedelta(minutes=5)},
+        "a guessed secret of a decent length!",
+        algorithm="HS256",
+    )
     url = f"/api/v1/patients/{ward.patient_id}"
     assert ward.client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     for bad in (expired, session, forged):
@@ -141,15 +152,21 @@ def test_dashboard_writes_need_the_csrf_token(ward):
 @pytest.mark.parametrize("path", ["/login", "/logout"])
 def test_forms_without_the_csrf_token_are_refused(ward, path):
     ward.client.get("/login")
-    response = ward.client.post(path, data={"username": "dr_who", "password": PASSWORD, "csrf_token": "forged"},
-                                follow_redirects=False)
+    response = ward.client.post(
+        path, data={"username": "dr_who", "password": PASSWORD, "csrf_token": "forged"}, follow_redirects=False
+    )
     assert response.status_code == 403
     ward.client.cookies.clear()
-    assert ward.client.post(path, data={"username": "dr_who", "password": PASSWORD}, follow_redirects=False).status_code == 403
+    assert (
+        ward.client.post(path, data={"username": "dr_who", "password": PASSWORD}, follow_redirects=False).status_code
+        == 403
+    )
 
 
 def test_logout_with_the_token_ends_the_session(ward):
     ward.web_login("dr_who")
-    response = ward.client.post("/logout", data={"csrf_token": ward.client.cookies["vigil_csrf"]}, follow_redirects=False)
+    response = ward.client.post(
+        "/logout", data={"csrf_token": ward.client.cookies["vigil_csrf"]}, follow_redirects=False
+    )
     assert response.status_code == 303 and "vigil_session" not in ward.client.cookies
     assert ward.client.get("/fragments/ward").status_code == 401

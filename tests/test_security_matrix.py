@@ -19,8 +19,17 @@ ROLES = ("anonymous", "device", "patient", "clinician", "other_clinician", "admi
 USERS = {"patient": "ada", "clinician": "dr_who", "other_clinician": "dr_no", "admin": "root"}
 # Who sees which of the ward's two patients (the first is Ada, the patient user, in dr_who's care).
 SEES = {"patient": {"own"}, "clinician": {"own"}, "other_clinician": set(), "admin": {"own", "other"}}
-PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
-          ("GET", "/healthz"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/api/v1/auth/token")}
+PUBLIC = {
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    ("GET", "/healthz"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("POST", "/api/v1/auth/token"),
+}
 
 
 def app_routes(app) -> set[tuple[str, str]]:
@@ -52,7 +61,9 @@ def _caller(ward, role: str, web: bool) -> Caller:
     if web:
         session = issue_token(ward.ctx.store, username, ward.ctx.session_secret, "web", SESSION_LIFETIME)
         return Caller(role, {"X-CSRF-Token": "t"}, {"vigil_session": session, "vigil_csrf": "t"})
-    return Caller(role, {"Authorization": f"Bearer {issue_token(ward.ctx.store, username, ward.ctx.session_secret)}"}, {})
+    return Caller(
+        role, {"Authorization": f"Bearer {issue_token(ward.ctx.store, username, ward.ctx.session_secret)}"}, {}
+    )
 
 
 def _patient(ward, target: str) -> str:
@@ -135,57 +146,116 @@ def _patient_path(template: str) -> Callable[[object, str], str]:
 PATIENT_DATA = _expected_for_patient_data
 MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/patients/{patient_id}"): Case(False, _patient_path("/api/v1/patients/{patient_id}"), PATIENT_DATA),
-    ("GET", "/api/v1/patients/{patient_id}/readings"): Case(False, _patient_path("/api/v1/patients/{patient_id}/readings"), PATIENT_DATA),
-    ("GET", "/api/v1/patients/{patient_id}/risk"): Case(False, _patient_path("/api/v1/patients/{patient_id}/risk"), PATIENT_DATA),
-    ("GET", "/api/v1/patients/{patient_id}/recommendations"):
-        Case(False, _patient_path("/api/v1/patients/{patient_id}/recommendations"), PATIENT_DATA),
-    ("GET", "/api/v1/patients/{patient_id}/glucose"): Case(False, _patient_path("/api/v1/patients/{patient_id}/glucose"), PATIENT_DATA),
+    ("GET", "/api/v1/patients/{patient_id}/readings"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/readings"), PATIENT_DATA
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/risk"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/risk"), PATIENT_DATA
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/recommendations"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/recommendations"), PATIENT_DATA
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/glucose"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/glucose"), PATIENT_DATA
+    ),
     ("GET", "/api/v1/alerts"): Case(False, _patient_path("/api/v1/alerts?patient_id={patient_id}"), PATIENT_DATA),
-    ("GET", "/api/v1/patients"): Case(False, lambda ward, target: "/api/v1/patients",
-                                      lambda role, target: 401 if role in ("anonymous", "device") else 200, targets=("all",)),
-    ("POST", "/api/v1/alerts/{alert_id}/ack"):
-        Case(False, lambda ward, target: f"/api/v1/alerts/{_alert(ward, target)}/ack", _expected_for_clinical_action),
-    ("POST", "/api/v1/recommendations/{recommendation_id}/decision"):
-        Case(False, lambda ward, target: f"/api/v1/recommendations/{_recommendation(ward, target)}/decision",
-             _expected_for_clinical_action, {"decision": "accept"}),
-    ("POST", "/api/v1/ingest"): Case(False, lambda ward, target: "/api/v1/ingest",
-                                     lambda role, target: 202 if role == "device" else 401, {"readings": []}, ("own",)),
-    ("GET", "/"): Case(True, lambda ward, target: "/", lambda role, target: 303 if role in ("anonymous", "device") else 200,
-                       targets=("all",)),
-    ("GET", "/fragments/ward"): Case(True, lambda ward, target: "/fragments/ward",
-                                     lambda role, target: 401 if role in ("anonymous", "device") else 200, targets=("all",)),
+    ("GET", "/api/v1/patients"): Case(
+        False,
+        lambda ward, target: "/api/v1/patients",
+        lambda role, target: 401 if role in ("anonymous", "device") else 200,
+        targets=("all",),
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): Case(
+        False, lambda ward, target: f"/api/v1/alerts/{_alert(ward, target)}/ack", _expected_for_clinical_action
+    ),
+    ("POST", "/api/v1/recommendations/{recommendation_id}/decision"): Case(
+        False,
+        lambda ward, target: f"/api/v1/recommendations/{_recommendation(ward, target)}/decision",
+        _expected_for_clinical_action,
+        {"decision": "accept"},
+    ),
+    ("POST", "/api/v1/ingest"): Case(
+        False,
+        lambda ward, target: "/api/v1/ingest",
+        lambda role, target: 202 if role == "device" else 401,
+        {"readings": []},
+        ("own",),
+    ),
+    ("GET", "/"): Case(
+        True,
+        lambda ward, target: "/",
+        lambda role, target: 303 if role in ("anonymous", "device") else 200,
+        targets=("all",),
+    ),
+    ("GET", "/fragments/ward"): Case(
+        True,
+        lambda ward, target: "/fragments/ward",
+        lambda role, target: 401 if role in ("anonymous", "device") else 200,
+        targets=("all",),
+    ),
     ("GET", "/fragments/alerts"): Case(True, _patient_path("/fragments/alerts?patient_id={patient_id}"), PATIENT_DATA),
-    ("GET", "/patients/{patient_id}"): Case(True, _patient_path("/patients/{patient_id}"),
-                                            lambda role, target: _expected_for_patient_data(role, target, anonymous=303)),
-    ("GET", "/fragments/patients/{patient_id}/recommendations"):
-        Case(True, _patient_path("/fragments/patients/{patient_id}/recommendations"), PATIENT_DATA),
-    ("POST", "/api/v1/auth/logout"): Case(False, lambda ward, target: "/api/v1/auth/logout",
-                                          lambda role, target: 401 if role in ("anonymous", "device") else 204, targets=("all",)),
+    ("GET", "/patients/{patient_id}"): Case(
+        True,
+        _patient_path("/patients/{patient_id}"),
+        lambda role, target: _expected_for_patient_data(role, target, anonymous=303),
+    ),
+    ("GET", "/fragments/patients/{patient_id}/recommendations"): Case(
+        True, _patient_path("/fragments/patients/{patient_id}/recommendations"), PATIENT_DATA
+    ),
+    ("POST", "/api/v1/auth/logout"): Case(
+        False,
+        lambda ward, target: "/api/v1/auth/logout",
+        lambda role, target: 401 if role in ("anonymous", "device") else 204,
+        targets=("all",),
+    ),
     ("GET", "/api/v1/users"): Case(False, lambda ward, target: "/api/v1/users", _expected_for_admin, targets=("all",)),
-    ("POST", "/api/v1/users"): Case(False, lambda ward, target: "/api/v1/users", _created_by_admin(_expected_for_admin),
-                                    {"username": "newbie", "role": "clinician", "password": "long enough password"}, ("all",)),
-    ("PUT", "/api/v1/users/{username}/password"): Case(False, lambda ward, target: "/api/v1/users/dr_no/password",
-                                                       _expected_for_admin, {"password": "another long password"}, ("all",)),
-    ("POST", "/api/v1/users/{username}/lock"): Case(False, lambda ward, target: "/api/v1/users/dr_no/lock",
-                                                    _expected_for_admin, targets=("all",)),
-    ("POST", "/api/v1/users/{username}/unlock"): Case(False, lambda ward, target: "/api/v1/users/dr_no/unlock",
-                                                      _expected_for_admin, targets=("all",)),
-    ("DELETE", "/api/v1/users/{username}/sessions"): Case(False, lambda ward, target: "/api/v1/users/dr_no/sessions",
-                                                          _expected_for_admin, targets=("all",)),
-    ("POST", "/api/v1/patients/{patient_id}/assignments"):
-        Case(False, _patient_path("/api/v1/patients/{patient_id}/assignments"), _created_by_admin(_expected_for_admin_of_patient),
-             {"clinician": "dr_no"}),
-    ("DELETE", "/api/v1/patients/{patient_id}/assignments/{clinician}"):
-        Case(False, _assignment_path, _expected_for_admin_of_patient),
-    ("GET", "/api/v1/patients/{patient_id}/devices"):
-        Case(False, _patient_path("/api/v1/patients/{patient_id}/devices"), _expected_for_admin_of_patient),
-    ("POST", "/api/v1/patients/{patient_id}/devices"):
-        Case(False, _patient_path("/api/v1/patients/{patient_id}/devices"), _created_by_admin(_expected_for_admin_of_patient),
-             {"kind": "wearable"}),
+    ("POST", "/api/v1/users"): Case(
+        False,
+        lambda ward, target: "/api/v1/users",
+        _created_by_admin(_expected_for_admin),
+        {"username": "newbie", "role": "clinician", "password": "long enough password"},
+        ("all",),
+    ),
+    ("PUT", "/api/v1/users/{username}/password"): Case(
+        False,
+        lambda ward, target: "/api/v1/users/dr_no/password",
+        _expected_for_admin,
+        {"password": "another long password"},
+        ("all",),
+    ),
+    ("POST", "/api/v1/users/{username}/lock"): Case(
+        False, lambda ward, target: "/api/v1/users/dr_no/lock", _expected_for_admin, targets=("all",)
+    ),
+    ("POST", "/api/v1/users/{username}/unlock"): Case(
+        False, lambda ward, target: "/api/v1/users/dr_no/unlock", _expected_for_admin, targets=("all",)
+    ),
+    ("DELETE", "/api/v1/users/{username}/sessions"): Case(
+        False, lambda ward, target: "/api/v1/users/dr_no/sessions", _expected_for_admin, targets=("all",)
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/assignments"): Case(
+        False,
+        _patient_path("/api/v1/patients/{patient_id}/assignments"),
+        _created_by_admin(_expected_for_admin_of_patient),
+        {"clinician": "dr_no"},
+    ),
+    ("DELETE", "/api/v1/patients/{patient_id}/assignments/{clinician}"): Case(
+        False, _assignment_path, _expected_for_admin_of_patient
+    ),
+    ("GET", "/api/v1/patients/{patient_id}/devices"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/devices"), _expected_for_admin_of_patient
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/devices"): Case(
+        False,
+        _patient_path("/api/v1/patients/{patient_id}/devices"),
+        _created_by_admin(_expected_for_admin_of_patient),
+        {"kind": "wearable"},
+    ),
     ("POST", "/api/v1/devices/{device_id}/revoke"): Case(False, _device_path("revoke"), _expected_for_admin_of_patient),
     ("POST", "/api/v1/devices/{device_id}/rotate"): Case(False, _device_path("rotate"), _expected_for_admin_of_patient),
     # Server-sent events carry only a digest (no patient data) and never end: checked for anonymous callers below.
-    ("GET", "/events/ward"): Case(True, lambda ward, target: "/events/ward", lambda role, target: 401, targets=("all",)),
+    ("GET", "/events/ward"): Case(
+        True, lambda ward, target: "/events/ward", lambda role, target: 401, targets=("all",)
+    ),
 }
 
 
@@ -204,8 +274,9 @@ def test_role_matrix(ward, route):
         for target in case.targets:
             ward.client.cookies.clear()
             ward.client.cookies.update(caller.cookies)
-            response = ward.client.request(method, case.path(ward, target), headers=caller.headers, json=case.body,
-                                           follow_redirects=False)
+            response = ward.client.request(
+                method, case.path(ward, target), headers=caller.headers, json=case.body, follow_redirects=False
+            )
             answers[(role, target)] = response.status_code
     expected = {(role, target): case.expected(role, target) for role in roles for target in case.targets}
     assert answers == expected

@@ -10,8 +10,12 @@ from hypothesis import HealthCheck, settings
 
 from vigil.security.identity import issue_token
 
-EXAMPLES = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+EXAMPLES = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @pytest.fixture
@@ -29,7 +33,9 @@ def _hidden_identifiers(ward) -> list[str]:
 
 def _call_and_check(case, ward, headers: dict[str, str]) -> None:
     response = case.call(headers=headers)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )
     for identifier in _hidden_identifiers(ward):
         assert identifier not in response.text, f"{case.method} {case.formatted_path} revealed {identifier}"
 
@@ -50,11 +56,12 @@ def test_clinician_client_also_on_a_patient_they_do_not_care_for(case, ward):
         _call_and_check(case, ward, headers)
 
 
-
 @schema.include(tag="admin").parametrize()
 @EXAMPLES
 def test_admin_client_on_the_admin_api(case, ward):
     """Admins see every patient, so only the first half applies: no 5xx, whatever they send."""
     headers = {"Authorization": f"Bearer {issue_token(ward.ctx.store, 'root', ward.ctx.session_secret)}"}
     response = case.call(headers=headers)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )

@@ -79,11 +79,15 @@ def test_a_token_signed_with_the_real_secret_but_never_issued_is_refused(ward):
         assert _status_with_bearer(ward, {"Authorization": f"Bearer {token}"}) == 401
 
 
-@pytest.mark.parametrize(("method", "path", "body", "action"), [
-    ("POST", "/api/v1/users/dr_who/lock", None, "permission.lock"),
-    ("PUT", "/api/v1/users/dr_who/password", {"password": "a brand new password"}, "permission.password"),
-    ("DELETE", "/api/v1/users/dr_who/sessions", None, "permission.end_sessions"),
-], ids=["lock", "password", "log out everywhere"])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "action"),
+    [
+        ("POST", "/api/v1/users/dr_who/lock", None, "permission.lock"),
+        ("PUT", "/api/v1/users/dr_who/password", {"password": "a brand new password"}, "permission.password"),
+        ("DELETE", "/api/v1/users/dr_who/sessions", None, "permission.end_sessions"),
+    ],
+    ids=["lock", "password", "log out everywhere"],
+)
 def test_an_admin_ends_every_session_and_token_of_a_user(ward, method, path, body, action):
     cookie, headers, bystander = _session_cookie(ward, "dr_who"), _bearer(ward, "dr_who"), _bearer(ward, "dr_no")
     answer = ward.client.request(method, path, json=body, headers=_bearer(ward, "root"))
@@ -102,8 +106,17 @@ def test_a_locked_account_cannot_log_in_until_unlocked(ward):
     assert locked.status_code == 401 and locked.json() == wrong.json()  # looks like a wrong password
     assert ward.web_login("dr_who").headers["location"].startswith("/login?error")
     users = {u["username"]: u for u in ward.client.get("/api/v1/users", headers=admin).json()}
-    assert users["dr_who"] == {"username": "dr_who", "role": "clinician", "patient_id": None, "totp_enabled": False, "locked": True}
-    assert ward.client.post("/api/v1/users/dr_who/unlock", headers=admin).json() == {"username": "dr_who", "locked": False}
+    assert users["dr_who"] == {
+        "username": "dr_who",
+        "role": "clinician",
+        "patient_id": None,
+        "totp_enabled": False,
+        "locked": True,
+    }
+    assert ward.client.post("/api/v1/users/dr_who/unlock", headers=admin).json() == {
+        "username": "dr_who",
+        "locked": False,
+    }
     assert _status_with_bearer(ward, _bearer(ward, "dr_who")) == 200
 
 
@@ -116,7 +129,9 @@ def test_unlock_also_lifts_a_lockout_after_failed_logins(ward):
 
 
 def test_a_new_password_replaces_the_old_one(ward):
-    ward.client.put("/api/v1/users/dr_who/password", json={"password": "a brand new password"}, headers=_bearer(ward, "root"))
+    ward.client.put(
+        "/api/v1/users/dr_who/password", json={"password": "a brand new password"}, headers=_bearer(ward, "root")
+    )
     assert ward.client.post("/api/v1/auth/token", data={"username": "dr_who", "password": PASSWORD}).status_code == 401
     assert ward.login("dr_who", "a brand new password")
 
@@ -124,8 +139,13 @@ def test_a_new_password_replaces_the_old_one(ward):
 def test_the_command_line_locks_a_user_out_of_a_running_server(ward, settings):
     headers = _bearer(ward, "dr_who")
     env = {**os.environ, "VIGIL_HOME": str(settings.home), "VIGIL_DB": settings.db_url}
-    result = subprocess.run([sys.executable, "-m", "vigil", "users", "lock", "--username", "dr_who", "--json"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "users", "lock", "--username", "dr_who", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert '"sessions_ended":1' in result.stdout and _status_with_bearer(ward, headers) == 401
     lock = ward.ctx.store.audit_entries()[-1]
@@ -154,7 +174,12 @@ def test_sessions_in_the_store(any_store_url):
 
     store = SqlStore(any_store_url)
     later, earlier = utc_now() + timedelta(hours=1), utc_now() - timedelta(seconds=1)
-    for jti, username, expires in (("a", "ann", later), ("b", "ann", later), ("c", "bob", later), ("old", "ann", earlier)):
+    for jti, username, expires in (
+        ("a", "ann", later),
+        ("b", "ann", later),
+        ("c", "bob", later),
+        ("old", "ann", earlier),
+    ):
         store.add_session(jti, username, "web", expires)
     assert store.session_active("a", "ann", "web")
     assert not store.session_active("a", "ann", "api") and not store.session_active("a", "bob", "web")

@@ -44,8 +44,9 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write_key(key, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def make_pki(directory: Path, label: str) -> Pki:
@@ -53,19 +54,33 @@ def make_pki(directory: Path, label: str) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name(f"{label} test CA")).issuer_name(_name(f"{label} test CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    server = (x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(ca.subject)
-              .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-              .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-              .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"{label} test CA"))
+        .issuer_name(_name(f"{label} test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
@@ -104,8 +119,12 @@ def registry(settings):
 
 def _readings(n: int) -> dict:
     start = utc_now() - timedelta(minutes=n)
-    return {"readings": [{"metric": "heart_rate", "value": 70 + i, "time": format_time(start + timedelta(minutes=i)), "seq": i}
-                         for i in range(n)]}
+    return {
+        "readings": [
+            {"metric": "heart_rate", "value": 70 + i, "time": format_time(start + timedelta(minutes=i)), "seq": i}
+            for i in range(n)
+        ]
+    }
 
 
 @contextmanager
@@ -121,14 +140,27 @@ def _running(args: list[str], env: dict, log: Path):
 def test_serve_over_https_only_with_the_right_ca(settings, registry, pki, stranger_ca, tmp_path):
     _store, _patient_id, device_id, token = registry
     port = free_port()
-    args = [sys.executable, "-m", "vigil", "serve", "--port", str(port), "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)]
+    args = [
+        sys.executable,
+        "-m",
+        "vigil",
+        "serve",
+        "--port",
+        str(port),
+        "--tls-cert",
+        str(pki.cert),
+        "--tls-key",
+        str(pki.key),
+    ]
     with _running(args, _env(settings), tmp_path / "serve.log"):
         wait_for_port(port, timeout=30)
         base = f"https://127.0.0.1:{port}"
         with _client(pki.ca) as client:
             login = client.post(f"{base}/api/v1/auth/token", data={"username": "nurse", "password": PASSWORD})
             assert login.status_code == 200, login.text
-            patients = client.get(f"{base}/api/v1/patients", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+            patients = client.get(
+                f"{base}/api/v1/patients", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+            )
             assert [p["name"] for p in patients.json()] == ["Tilly Transit"]
             page = client.get(f"{base}/login")
             assert page.headers["strict-transport-security"].startswith("max-age=")
@@ -143,8 +175,13 @@ def test_serve_over_https_only_with_the_right_ca(settings, registry, pki, strang
 
 
 def test_serve_refuses_half_a_tls_configuration(settings, pki):
-    result = subprocess.run([sys.executable, "-m", "vigil", "serve", "--tls-cert", str(pki.cert)], env=_env(settings),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "serve", "--tls-cert", str(pki.cert)],
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "--tls-cert and --tls-key go together" in result.stderr
 
 
@@ -152,8 +189,26 @@ def test_mqtt_over_tls_from_the_generated_config(settings, registry, pki, strang
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
     store, _patient_id, device_id, token = registry
     port = free_port()
-    subprocess.run([sys.executable, "-m", "vigil", "mqtt", "config", "--port", str(port), "--tls-cert", str(pki.cert),
-                    "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)], env=_env(settings), check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vigil",
+            "mqtt",
+            "config",
+            "--port",
+            str(port),
+            "--tls-cert",
+            str(pki.cert),
+            "--tls-key",
+            str(pki.key),
+            "--tls-ca",
+            str(pki.ca),
+        ],
+        env=_env(settings),
+        check=True,
+        capture_output=True,
+    )
     config = settings.home / "mosquitto" / "mosquitto.conf"
     assert f"certfile {pki.cert}" in config.read_text() and f"listener {port} 127.0.0.1" in config.read_text()
     config.write_text(f"user {getpass.getuser()}\n" + config.read_text())
@@ -165,7 +220,10 @@ def test_mqtt_over_tls_from_the_generated_config(settings, registry, pki, strang
             device = MqttTransport(url, timeout=5, ca_file=str(pki.ca))
             _until(lambda: _published_and_stored(device, device_id, token, store), "readings stored by the worker")
             device.close()
-        for refused in (MqttTransport(url, timeout=3, ca_file=str(stranger_ca)), MqttTransport(f"mqtt://127.0.0.1:{port}", timeout=3)):
+        for refused in (
+            MqttTransport(url, timeout=3, ca_file=str(stranger_ca)),
+            MqttTransport(f"mqtt://127.0.0.1:{port}", timeout=3),
+        ):
             with pytest.raises(DeliveryFailed):
                 refused.send(device_id, token, _readings(1))
             refused.close()

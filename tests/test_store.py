@@ -42,7 +42,10 @@ def test_readings_insert_query_and_deduplicate(any_store_url):
     patient = store.add_patient("Florence")
     device, _ = store.add_device(patient.patient_id, "wearable")
     t0 = utc_now() - timedelta(hours=2)
-    readings = [Reading(patient.patient_id, device.device_id, "heart_rate", t0 + timedelta(minutes=i), 60.0 + i, "/min", i) for i in range(10)]
+    readings = [
+        Reading(patient.patient_id, device.device_id, "heart_rate", t0 + timedelta(minutes=i), 60.0 + i, "/min", i)
+        for i in range(10)
+    ]
     assert store.insert_readings(list(reversed(readings))) == [True] * 10
     assert store.insert_readings(readings[:3]) == [False] * 3
     assert [r.value for r in store.query_readings(patient.patient_id, "heart_rate")] == [60.0 + i for i in range(10)]
@@ -55,7 +58,9 @@ def test_scores_status_and_alerts(any_store_url):
     store = SqlStore(any_store_url)
     patient = store.add_patient("Edith")
     now = utc_now()
-    store.add_scores([Score(patient.patient_id, "news2", now - timedelta(minutes=m), float(m), {"band": "low"}) for m in (3, 2, 1)])
+    store.add_scores(
+        [Score(patient.patient_id, "news2", now - timedelta(minutes=m), float(m), {"band": "low"}) for m in (3, 2, 1)]
+    )
     scores = store.query_scores(patient.patient_id, "news2")
     assert [s.value for s in scores] == [3.0, 2.0, 1.0]
     assert [s.value for s in store.query_scores(patient.patient_id, "news2", limit=2)] == [2.0, 1.0]

@@ -23,8 +23,9 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
     home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'worker.db'}"
     env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DB": db}
     port = free_port()
-    subprocess.run([sys.executable, "-m", "vigil", "mqtt", "config", "--port", str(port)], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "vigil", "mqtt", "config", "--port", str(port)], env=env, check=True, capture_output=True
+    )
     config = home / "mosquitto" / "mosquitto.conf"
     config.write_text(f"user {getpass.getuser()}\n" + config.read_text())
     broker = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -33,10 +34,26 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
     try:
         wait_for_port(port)
         worker = _vigil(env, "worker", "--mqtt", f"mqtt://127.0.0.1:{port}", stdout=subprocess.DEVNULL, stderr=logs)
-        simulator = _vigil(env, "simulate", "--patients", "4", "--mqtt", f"mqtt://127.0.0.1:{port}", "--hours", "6",
-                           "--speed", "20000", "--seed", "4", stdout=subprocess.DEVNULL, stderr=logs)
+        simulator = _vigil(
+            env,
+            "simulate",
+            "--patients",
+            "4",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{port}",
+            "--hours",
+            "6",
+            "--speed",
+            "20000",
+            "--seed",
+            "4",
+            stdout=subprocess.DEVNULL,
+            stderr=logs,
+        )
         manifest = home / "simulator" / "ward-seed4.json"
-        _until(lambda: _registered(manifest, home / "mosquitto" / "passwd"), "the simulator's devices in the password file")
+        _until(
+            lambda: _registered(manifest, home / "mosquitto" / "passwd"), "the simulator's devices in the password file"
+        )
         assert simulator.wait(180) == 0
         store = SqlStore(db)
         deteriorating = json.loads(manifest.read_text())["patients"]["p04"]["patient_id"]
@@ -55,7 +72,9 @@ def _registered(manifest, passwd) -> bool:
     """Whether every device of the simulator's manifest is in the broker's password file yet."""
     if not manifest.exists():
         return False
-    devices = [d[0] for entry in json.loads(manifest.read_text())["patients"].values() for d in entry["devices"].values()]
+    devices = [
+        d[0] for entry in json.loads(manifest.read_text())["patients"].values() for d in entry["devices"].values()
+    ]
     return all(f"{device}:" in passwd.read_text() for device in devices)
 
 

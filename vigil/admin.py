@@ -52,9 +52,16 @@ def _user_named(store: SqlStore, username: str) -> User | None:
 
 # -- patients ------------------------------------------------------------------------------------
 def add_patient(
-    ctx: AdminContext, actor: User, name: str, birth_date: str | None = None, sex: str | None = None,
-    conditions: list[str] | None = None, phone: str | None = None, email: str | None = None,
-    address: str | None = None, notes: str | None = None,
+    ctx: AdminContext,
+    actor: User,
+    name: str,
+    birth_date: str | None = None,
+    sex: str | None = None,
+    conditions: list[str] | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    address: str | None = None,
+    notes: str | None = None,
 ) -> Patient:
     """Register a patient; name, birth date, contact details and notes are stored encrypted."""
     if birth_date and not _is_date(birth_date):
@@ -106,7 +113,9 @@ def check_password(password: str) -> None:
         raise InvalidInput(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
 
 
-def add_user(ctx: AdminContext, actor: User, username: str, role: str, password: str, patient_id: str | None = None) -> User:
+def add_user(
+    ctx: AdminContext, actor: User, username: str, role: str, password: str, patient_id: str | None = None
+) -> User:
     check_new_user(ctx.store, username, role, patient_id)
     check_password(password)
     user = ctx.store.add_user(username, Role(role), hash_password(password), patient_id)

@@ -32,11 +32,15 @@ def synthetic_batches(count: int, batch_size: int) -> list[list[dict]]:
     metrics = list(VITALS.items())
     start = utc_now() - timedelta(minutes=count // len(metrics) + 1)
     readings = [
-        {"metric": metrics[i % len(metrics)][0], "value": metrics[i % len(metrics)][1] + (i % 7) * 0.5,
-         "time": format_time(start + timedelta(minutes=i // len(metrics))), "seq": i}
+        {
+            "metric": metrics[i % len(metrics)][0],
+            "value": metrics[i % len(metrics)][1] + (i % 7) * 0.5,
+            "time": format_time(start + timedelta(minutes=i // len(metrics))),
+            "seq": i,
+        }
         for i in range(count)
     ]
-    return [readings[i:i + batch_size] for i in range(0, count, batch_size)]
+    return [readings[i : i + batch_size] for i in range(0, count, batch_size)]
 
 
 def _timed(batches: list, step: Callable[[object], None], tick: Callable[[], None]) -> dict:
@@ -79,8 +83,9 @@ def _device(ctx: AppContext, name: str) -> tuple[Device, str]:
     return ctx.store.add_device(patient.patient_id, "wearable")
 
 
-def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[], None] = lambda: None,
-                 db_url: str | None = None) -> dict:
+def bench_ingest(
+    readings: int = 20_000, batch_size: int = 20, tick: Callable[[], None] = lambda: None, db_url: str | None = None
+) -> dict:
     """Three phases over the same synthetic stream; each on its own device so none sees duplicates."""
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings(db=db_url or f"sqlite:///{Path(home) / 'bench.db'}", home=home)
@@ -96,6 +101,7 @@ def bench_ingest(readings: int = 20_000, batch_size: int = 20, tick: Callable[[]
         store_only = _timed(batches, lambda b: ctx.store.insert_readings(validated(store_device, b)), tick)
         pipeline_only = _timed([validated(pipeline_device, b) for b in batches], ctx.pipeline.process, tick)
         with _served(ctx) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+
             def post(batch: list[dict]) -> None:
                 response = client.post("/api/v1/ingest", json={"readings": batch})
                 if response.status_code != 202 or response.json()["accepted"] != len(batch):
@@ -140,7 +146,11 @@ def alert_burden_for_seed(seed: int, patients: int, hours: float, tick: Callable
     raised: dict[str, list[AlertDraft]] = {name: [] for name in engines}
     for step in range(int(hours * 12)):
         batches = simulator.advance(start + timedelta(minutes=5 * (step + 1)))
-        readings = [r for b in batches for r in validate_batch(b.readings, Device(str(b.key), b.key.patient, b.key.kind), utc_now())[0]]
+        readings = [
+            r
+            for b in batches
+            for r in validate_batch(b.readings, Device(str(b.key), b.key.patient, b.key.kind), utc_now())[0]
+        ]
         for snapshot in signal.process(readings):
             for name, engine in engines.items():
                 raised[name] += engine.evaluate(snapshot).alerts
@@ -163,17 +173,22 @@ def _summarise_alerts(alerts: list[AlertDraft], profiles, unwell: dict[str, date
     }
 
 
-def bench_alerts(seeds: list[int], patients: int = 12, hours: float = 24, tick: Callable[[], None] = lambda: None) -> dict:
+def bench_alerts(
+    seeds: list[int], patients: int = 12, hours: float = 24, tick: Callable[[], None] = lambda: None
+) -> dict:
     """Alert burden of Vigil's care rules against the instant baseline, over simulated wards."""
     runs = {str(seed): alert_burden_for_seed(seed, patients, hours, tick) for seed in seeds}
-    totals = {name: sum(run[name]["vital_sign_alerts_on_well_patients"] for run in runs.values()) for name in _care_engines()}
+    totals = {
+        name: sum(run[name]["vital_sign_alerts_on_well_patients"] for run in runs.values()) for name in _care_engines()
+    }
     return {
         "patients": patients,
         "hours": hours,
         "seeds": runs,
         "false_alarms_total": totals,
         "false_alarm_ratio_vigil_vs_baseline": round(totals["vigil"] / totals["baseline_instant"], 3)
-        if totals["baseline_instant"] else None,
+        if totals["baseline_instant"]
+        else None,
     }
 
 

@@ -37,8 +37,13 @@ def load_settings(db: str | None = None, mqtt: str | None = None, home: str | No
     home_path = Path(home or os.environ.get("VIGIL_HOME") or "vigil-data").resolve()
     db_url = db or os.environ.get("VIGIL_DB") or f"sqlite:///{home_path / 'vigil.db'}"
     mqtt_url = mqtt or os.environ.get("VIGIL_MQTT") or None
-    return Settings(home=home_path, db_url=db_url, mqtt_url=mqtt_url, field_key=os.environ.get("VIGIL_KEY") or None,
-                    ca_file=os.environ.get("VIGIL_CA_FILE") or None)
+    return Settings(
+        home=home_path,
+        db_url=db_url,
+        mqtt_url=mqtt_url,
+        field_key=os.environ.get("VIGIL_KEY") or None,
+        ca_file=os.environ.get("VIGIL_CA_FILE") or None,
+    )
 
 
 def write_private_json(path: Path, value: dict) -> None:

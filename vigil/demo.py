@@ -65,7 +65,9 @@ def register_ward(store: SqlStore, profiles: list[PatientProfile], manifest: Pat
         entry = known["patients"].get(profile.key)
         if entry is None or store.get_patient(entry["patient_id"]) is None:
             patient = store.add_patient(
-                profile.name, profile.birth_date.isoformat() if profile.birth_date else None, profile.sex,
+                profile.name,
+                profile.birth_date.isoformat() if profile.birth_date else None,
+                profile.sex,
                 CONDITION_LABELS[profile.condition],
             )
             entry = known["patients"][profile.key] = {"patient_id": patient.patient_id, "devices": {}}
@@ -187,7 +189,9 @@ class RegisteredWard:
     hours: float | None  # how much to simulate; None: until stopped
 
 
-def simulated_ward(settings: Settings, store: SqlStore, patients: int, seed: int, hours: float | None) -> RegisteredWard:
+def simulated_ward(
+    settings: Settings, store: SqlStore, patients: int, seed: int, hours: float | None
+) -> RegisteredWard:
     """A mixed ward of `patients`, from `hours` ago (default: where the stored data ends, at most six hours back)."""
     start = utc_now() - timedelta(hours=hours) if hours else simulation_start(store)
     profiles = mixed_ward(patients, seed)
@@ -196,7 +200,9 @@ def simulated_ward(settings: Settings, store: SqlStore, patients: int, seed: int
     return RegisteredWard(WardSimulator(profiles, start, seed), credentials, hours)
 
 
-def replayed_ward(settings: Settings, store: SqlStore, stays: pd.DataFrame, name: str, hours: float | None) -> RegisteredWard:
+def replayed_ward(
+    settings: Settings, store: SqlStore, stays: pd.DataFrame, name: str, hours: float | None
+) -> RegisteredWard:
     """Real ICU stays (PhysioNet 2019) replayed over the last `hours` (default: as long as the longest stay)."""
     hours = hours or replay_hours(stays)
     credentials = register_replay(store, stays, settings.home / "simulator" / f"replay-{name}.json")

@@ -76,22 +76,38 @@ METRICS: dict[str, Metric] = {  # keyed by MetricName; a reading's metric is loo
         _metric(MetricName.DIASTOLIC_BP, "8462-4", "mm[Hg]", "Diastolic BP", (5, 250), (25, 160), _MM_HG),
         _metric(MetricName.RESP_RATE, "9279-1", "/min", "Respiratory rate", (0, 100), (4, 60), _PER_MIN),
         _metric(
-            MetricName.BODY_TEMP, "8310-5", "Cel", "Body temperature", (10, 46), (33, 42),
+            MetricName.BODY_TEMP,
+            "8310-5",
+            "Cel",
+            "Body temperature",
+            (10, 46),
+            (33, 42),
             {"degC": _identity, "[degF]": _fahrenheit_to_celsius, "degF": _fahrenheit_to_celsius},
         ),
         _metric(
-            MetricName.GLUCOSE, "2339-0", "mg/dL", "Glucose", (0, 2700), (20, 600),
+            MetricName.GLUCOSE,
+            "2339-0",
+            "mg/dL",
+            "Glucose",
+            (0, 2700),
+            (20, 600),
             {"mmol/L": _mmol_to_mg_dl},
         ),
         _metric(MetricName.STEPS, "55423-8", "{steps}", "Steps", (0, 100_000), (0, 20_000), {"steps": _identity}),
         _metric(MetricName.HRV_RMSSD, "80404-7", "ms", "HRV (RMSSD)", (0, 3000), (3, 300)),
         _metric(MetricName.CARBS, "9059-7", "g", "Carbohydrate intake", (0, 1000), (0, 300)),
         _metric(MetricName.INSULIN_BOLUS, "", "U", "Insulin bolus", (0, 100), (0, 25), {"[iU]": _identity}, True),
-        _metric(MetricName.INSULIN_BASAL, "", "U/h", "Insulin basal rate", (0, 50), (0, 5), {"[iU]/h": _identity}, True),
+        _metric(
+            MetricName.INSULIN_BASAL, "", "U/h", "Insulin basal rate", (0, 50), (0, 5), {"[iU]/h": _identity}, True
+        ),
     ]
 }
 
 VITAL_SIGNS = (
-    MetricName.HEART_RATE, MetricName.SPO2, MetricName.SYSTOLIC_BP, MetricName.DIASTOLIC_BP, MetricName.RESP_RATE,
+    MetricName.HEART_RATE,
+    MetricName.SPO2,
+    MetricName.SYSTOLIC_BP,
+    MetricName.DIASTOLIC_BP,
+    MetricName.RESP_RATE,
     MetricName.BODY_TEMP,
 )

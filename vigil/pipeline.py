@@ -100,14 +100,18 @@ class Pipeline:
             glucose = self.glucose.update(readings)
             for draft in glucose.recommendations:
                 self.store.add_recommendation(draft)
-            return (self._record(evaluated) + self._raise(self.risk_alerts.update(risk_scores))
-                    + self._raise(self.forecast_alerts.update(glucose.checks)))
+            return (
+                self._record(evaluated)
+                + self._raise(self.risk_alerts.update(risk_scores))
+                + self._raise(self.forecast_alerts.update(glucose.checks))
+            )
 
     def _stored_glucose_readings(self) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
         start = utc_now() - GLUCOSE_WARM_UP_WINDOW
-        return [reading for metric in GLUCOSE_METRICS
-                for reading in self.store.query_readings(metric=metric, start=start)]
+        return [
+            reading for metric in GLUCOSE_METRICS for reading in self.store.query_readings(metric=metric, start=start)
+        ]
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
         """Write the batch's derived events: scores and statuses in one go, then alerts and advice."""
@@ -143,7 +147,9 @@ class Pipeline:
 
 def _summary(details: dict) -> dict:
     """The parts of a score's details worth showing in the ward list."""
-    return {k: details[k] for k in ("band", "components", "missing", "alarm", "threshold", "explanation") if k in details}
+    return {
+        k: details[k] for k in ("band", "components", "missing", "alarm", "threshold", "explanation") if k in details
+    }
 
 
 __all__ = ["Pipeline", "status_of"]

@@ -26,7 +26,9 @@ class AppContext:
     rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
-    def build(cls, settings: Settings, store: SqlStore | None = None, tls: bool = False, secure_cookies: bool = False) -> AppContext:
+    def build(
+        cls, settings: Settings, store: SqlStore | None = None, tls: bool = False, secure_cookies: bool = False
+    ) -> AppContext:
         store = store or SqlStore(settings.db_url, load_store_keys(settings))
         pipeline = Pipeline(store)
         return cls(

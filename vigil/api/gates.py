@@ -43,8 +43,11 @@ def optional_user(request: Request, ctx: AppContext = Depends(context)) -> User 
     None when there is neither, or it expired, was ended (logout, password change, locked account) or is forged."""
     credential = presented_credential(request)
     user = session_user(ctx.store, credential.token, ctx.session_secret, credential.audience) if credential else None
-    if user and credential.audience == "web" and request.method not in SAFE_METHODS and not csrf_ok(
-        request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
+    if (
+        user
+        and credential.audience == "web"
+        and request.method not in SAFE_METHODS
+        and not csrf_ok(request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER))
     ):
         raise Forbidden("CSRF token missing or wrong")
     return user
@@ -86,8 +89,9 @@ def clinical_action(patient_id: str, user: User, ctx: HasStore, action: str, mis
     _enforce(clinical_decision(patient_id, user, ctx, action, **details), missing, "only clinicians may do this")
 
 
-def admin_only(user: User, ctx: HasStore, action: str, patient_id: str | None = None, missing: str = "patient not found",
-               **details) -> None:
+def admin_only(
+    user: User, ctx: HasStore, action: str, patient_id: str | None = None, missing: str = "patient not found", **details
+) -> None:
     """Managing users, assignments and devices: 403 unless an admin; for something of a patient's, 404 `missing` first
     for a caller who may not see that patient. Refusals are audited by the policy."""
     _enforce(admin_decision(user, ctx, action, patient_id, **details), missing, "only admins may do this")

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
 }
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -109,7 +109,8 @@ def _decoded(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 def _credential(headers: dict[str, str]) -> str | None:
     """A short hash of the bearer token or session cookie, so buckets never hold a credential itself."""
     secret = bearer_token(headers.get("authorization", "")) or next(
-        (c for c in headers.get("cookie", "").split("; ") if c.startswith(SESSION_COOKIE + "=")), None)
+        (c for c in headers.get("cookie", "").split("; ") if c.startswith(SESSION_COOKIE + "=")), None
+    )
     return hashlib.sha256(secret.encode()).hexdigest()[:24] if secret else None
 
 

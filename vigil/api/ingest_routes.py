@@ -22,15 +22,30 @@ router = APIRouter()
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {
-                "type": "object", "required": ["readings"],
-                "properties": {"readings": {"type": "array", "items": {
-                    "type": "object", "required": ["metric", "value", "time"],
-                    "properties": {
-                        "metric": {"type": "string"}, "value": {"type": "number"}, "unit": {"type": "string"},
-                        "time": {"type": "string", "format": "date-time"}, "seq": {"type": "integer", "minimum": 0},
-                    }}}},
-            }}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["readings"],
+                        "properties": {
+                            "readings": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["metric", "value", "time"],
+                                    "properties": {
+                                        "metric": {"type": "string"},
+                                        "value": {"type": "number"},
+                                        "unit": {"type": "string"},
+                                        "time": {"type": "string", "format": "date-time"},
+                                        "seq": {"type": "integer", "minimum": 0},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                }
+            },
         }
     },
 )

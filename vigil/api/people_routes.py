@@ -47,7 +47,9 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what a BIGINT / SQLite INTEG
 
 class Decision(BaseModel):
     decision: Literal["accept", "reject"]
-    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$", description="free text, no NUL characters")
+    note: str | None = Field(
+        default=None, max_length=2000, pattern=r"^[^\x00]*$", description="free text, no NUL characters"
+    )
 
 
 @router.post("/auth/token", tags=["auth"])
@@ -86,7 +88,8 @@ def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[PatientSummar
 
 @router.get("/patients", tags=["patients"])
 def list_patients(
-    user: CurrentUser, ctx: Ctx,
+    user: CurrentUser,
+    ctx: Ctx,
     sort: Literal["news2", "risk"] = Query(default="news2", description="highest NEWS2 or highest sepsis risk first"),
 ) -> list[PatientSummary]:
     return ward(user, ctx, sort)
@@ -126,8 +129,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 @router.get("/patients/{patient_id}/risk", tags=["patients"])
-def get_risk(patient_id: str, user: CurrentUser, ctx: Ctx,
-             hours: float = Query(default=24, gt=0, le=24 * 30)) -> RiskOut:
+def get_risk(
+    patient_id: str, user: CurrentUser, ctx: Ctx, hours: float = Query(default=24, gt=0, le=24 * 30)
+) -> RiskOut:
     visible_patient(patient_id, user, ctx)
     since = utc_now() - timedelta(hours=hours)
     news2 = ctx.store.query_scores(patient_id, ScoreKind.NEWS2, start=since)
@@ -150,15 +154,23 @@ def get_glucose(patient_id: str, user: CurrentUser, ctx: Ctx) -> GlucoseOut:
     settings with their uncertainty, and the glucose recommendations with their decisions. Decision support only."""
     visible_patient(patient_id, user, ctx)
     live = ctx.pipeline.glucose.view(patient_id)
-    recommendations = [RecommendationOut.model_validate(r) for r in ctx.store.list_recommendations(patient_id)
-                       if r.kind in RECOMMENDATION_KINDS]
-    return GlucoseOut(patient_id=patient_id, streaming=live is not None, recommendations=recommendations, **(live or {}))
+    recommendations = [
+        RecommendationOut.model_validate(r)
+        for r in ctx.store.list_recommendations(patient_id)
+        if r.kind in RECOMMENDATION_KINDS
+    ]
+    return GlucoseOut(
+        patient_id=patient_id, streaming=live is not None, recommendations=recommendations, **(live or {})
+    )
 
 
 @router.get("/alerts", tags=["alerts"])
 def list_alerts(
-    user: CurrentUser, ctx: Ctx, open: bool = Query(default=False, description="only unacknowledged"),
-    patient_id: str | None = None, limit: int = Query(default=200, ge=1, le=10_000),
+    user: CurrentUser,
+    ctx: Ctx,
+    open: bool = Query(default=False, description="only unacknowledged"),
+    patient_id: str | None = None,
+    limit: int = Query(default=200, ge=1, le=10_000),
 ) -> list[AlertOut]:
     if patient_id is not None:
         visible_patient(patient_id, user, ctx)
@@ -184,14 +196,24 @@ def list_recommendations(patient_id: str, user: CurrentUser, ctx: Ctx) -> list[R
 
 
 @router.post("/recommendations/{recommendation_id}/decision", tags=["recommendations"])
-def decide_recommendation(recommendation_id: RowId, decision: Decision, user: CurrentUser,
-                          ctx: Ctx) -> RecommendationOut:
+def decide_recommendation(
+    recommendation_id: RowId, decision: Decision, user: CurrentUser, ctx: Ctx
+) -> RecommendationOut:
     rec = ctx.store.get_recommendation(recommendation_id)
     if rec is None:
         raise NotFound("recommendation not found")
-    clinical_action(rec.patient_id, user, ctx, "recommendation.decide", "recommendation not found",
-                    recommendation_id=recommendation_id, decision=decision.decision)
-    decided = ctx.store.decide_recommendation(recommendation_id, user.username, decision.decision == "accept", decision.note)
+    clinical_action(
+        rec.patient_id,
+        user,
+        ctx,
+        "recommendation.decide",
+        "recommendation not found",
+        recommendation_id=recommendation_id,
+        decision=decision.decision,
+    )
+    decided = ctx.store.decide_recommendation(
+        recommendation_id, user.username, decision.decision == "accept", decision.note
+    )
     if decided is None:
         raise Conflict(f"recommendation already {rec.status}")
     return RecommendationOut.model_validate(decided)

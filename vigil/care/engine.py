@@ -38,8 +38,9 @@ fewer would make a low total meaningless. Missing ones are listed in the score's
 CONFIRMATION = timedelta(minutes=10)
 """A vital-sign condition must persist this long (in snapshot time) before it raises an alert or an
 escalation: continuous wearables see transient spikes that a nurse's spot check would not."""
-RESTING_RULES = frozenset({AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE,
-                           RecommendationKind.ESCALATION})
+RESTING_RULES = frozenset(
+    {AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE, RecommendationKind.ESCALATION}
+)
 """Rules about vital signs at rest: not judged while the patient is active, and confirmed over time."""
 
 SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]

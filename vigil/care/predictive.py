@@ -41,10 +41,13 @@ class SepsisRiskAlerts:
         if not self._episodes.should_raise(score.patient_id, verdict):
             return None
         top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
-        message = (f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
-                   f"{score.details['threshold']:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}.")
-        return AlertDraft(score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message,
-                          dict(score.details))
+        message = (
+            f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
+            f"{score.details['threshold']:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}."
+        )
+        return AlertDraft(
+            score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message, dict(score.details)
+        )
 
 
 class GlucoseForecastAlerts:
@@ -64,8 +67,9 @@ class GlucoseForecastAlerts:
             for rule in (AlertRule.GLUCOSE_FORECAST_LOW, AlertRule.GLUCOSE_FORECAST_HIGH):
                 verdict = self._verdict(check, rule, warnings.get(rule))
                 if verdict is not None and self._episodes.should_raise(check.patient_id, verdict):
-                    drafts.append(AlertDraft(check.patient_id, rule, verdict.severity, check.time, verdict.message,
-                                             verdict.data))
+                    drafts.append(
+                        AlertDraft(check.patient_id, rule, verdict.severity, check.time, verdict.message, verdict.data)
+                    )
         return drafts
 
     def _verdict(self, check: ForecastCheck, rule: AlertRule, warning: ForecastWarning | None) -> RuleVerdict | None:

@@ -24,9 +24,13 @@ from vigil.security.audit import AUDIT_KEY_FILE, Head, verify_log
 from vigil.security.policy import operator
 
 app = typer.Typer(help="The hash-chained audit log: who read or changed what, and when.", no_args_is_help=True)
-HEAD_HELP = "SEQ:HASH, the head an earlier verify printed: fail if that entry is gone or changed (newest entries deleted)"
-HEAD_FILE_HELP = ("expect the head kept in this file (if it exists), and keep the verified head there; "
-                  "store it apart from the database")
+HEAD_HELP = (
+    "SEQ:HASH, the head an earlier verify printed: fail if that entry is gone or changed (newest entries deleted)"
+)
+HEAD_FILE_HELP = (
+    "expect the head kept in this file (if it exists), and keep the verified head there; "
+    "store it apart from the database"
+)
 SHOWN_PROBLEMS = 100
 
 
@@ -45,9 +49,16 @@ def verify(
     with refusing(ValueError, option="--head-file"):
         result = verify_log(store_for(settings), key, expected, head_file)
     problems = result.problems[:SHOWN_PROBLEMS]
-    emit({"entries": result.entries, "intact": result.intact, "problems": problems,
-          "head": {"seq": result.head.seq, "hash": result.head.hash}}, as_json,
-         "\n".join(problems) if problems else f"audit log intact: {result.entries} entries, head {result.head}")
+    emit(
+        {
+            "entries": result.entries,
+            "intact": result.intact,
+            "problems": problems,
+            "head": {"seq": result.head.seq, "hash": result.head.hash},
+        },
+        as_json,
+        "\n".join(problems) if problems else f"audit log intact: {result.entries} entries, head {result.head}",
+    )
     if not result.intact:
         raise typer.Exit(CHECK_FAILED)
 
@@ -80,5 +91,10 @@ def show(
     """Who read or changed this patient's data, and when (itself an audited read)."""
     with admin_errors():
         entries = [e.as_json() for e in admin.patient_audit_trail(admin_context(db), operator(), patient)]
-    emit(entries, as_json, "\n".join(f"{e['time']}  {e['actor']:24s} {e['action']:22s} {e['outcome']:7s} {e['resource']}"
-                                     for e in entries))
+    emit(
+        entries,
+        as_json,
+        "\n".join(
+            f"{e['time']}  {e['actor']:24s} {e['action']:22s} {e['outcome']:7s} {e['resource']}" for e in entries
+        ),
+    )

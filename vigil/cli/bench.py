@@ -18,7 +18,9 @@ INGEST_PHASES = ("store_only", "pipeline_only", "http_end_to_end")
 @app.command("ingest")
 def ingest(
     readings: Annotated[int, typer.Option("--readings", min=100)] = 20_000,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=5000, help="20 = five minutes of a wearable")] = 20,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=5000, help="20 = five minutes of a wearable")
+    ] = 20,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -26,8 +28,11 @@ def ingest(
     with Progress(console=err) as progress:
         task = progress.add_task("benchmarking ingestion", total=len(INGEST_PHASES) * -(-readings // batch_size))
         result = bench_ingest(readings, batch_size, lambda: progress.advance(task), db)
-    lines = [f"{phase:16s} {result[phase]['readings_per_second']:>10,.0f} readings/s   batch p50 "
-             f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms" for phase in INGEST_PHASES]
+    lines = [
+        f"{phase:16s} {result[phase]['readings_per_second']:>10,.0f} readings/s   batch p50 "
+        f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms"
+        for phase in INGEST_PHASES
+    ]
     emit(result, as_json, "\n".join(lines) + f"\nHTTP / store-only throughput: {result['http_vs_store_only']:.2f}")
 
 
@@ -46,10 +51,15 @@ def alerts(
     with Progress(console=err) as progress:
         task = progress.add_task("simulating wards", total=len(seed_list) * int(hours * 12))
         result = bench_alerts(seed_list, patients, hours, lambda: progress.advance(task))
-    lines = [f"seed {seed}: " + "; ".join(
-        f"{name} {run[name]['vital_sign_alerts_on_well_patients']} false alarms, first NEWS2 alert "
-        f"{run[name]['deteriorating_first_news2_alert_minutes_after_onset']} min after onset" for name in run)
-        for seed, run in result["seeds"].items()]
+    lines = [
+        f"seed {seed}: "
+        + "; ".join(
+            f"{name} {run[name]['vital_sign_alerts_on_well_patients']} false alarms, first NEWS2 alert "
+            f"{run[name]['deteriorating_first_news2_alert_minutes_after_onset']} min after onset"
+            for name in run
+        )
+        for seed, run in result["seeds"].items()
+    ]
     lines.append(f"false alarms, Vigil / baseline: {result['false_alarm_ratio_vigil_vs_baseline']}")
     emit(result, as_json, "\n".join(lines))
 
@@ -64,6 +74,10 @@ def score(
     with Progress(console=err) as progress:
         task = progress.add_task("benchmarking risk scoring", total=3)
         result = bench_score(data, stays, lambda: progress.advance(task))
-    emit(result, as_json, f"{result['stays']} stays, {result['hours']} hours scored in {result['score_seconds']} s "
-                          f"({result['hours_per_second']} hours/s); reading and writing alone: "
-                          f"{result['read_write_only_seconds']} s")
+    emit(
+        result,
+        as_json,
+        f"{result['stays']} stays, {result['hours']} hours scored in {result['score_seconds']} s "
+        f"({result['hours_per_second']} hours/s); reading and writing alone: "
+        f"{result['read_write_only_seconds']} s",
+    )

@@ -34,7 +34,12 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="print one JSON value on 
 TlsCertOption = Annotated[Path | None, typer.Option("--tls-cert", help="server certificate chain (PEM)")]
 TlsKeyOption = Annotated[Path | None, typer.Option("--tls-key", help="its private key (PEM)")]
 # vigil.admin names the field at fault; these are the options that carry those fields.
-FIELD_OPTIONS = {"patient_id": "--patient", "device_id": "--device", "password": "password", "birth_date": "--birth-date"}
+FIELD_OPTIONS = {
+    "patient_id": "--patient",
+    "device_id": "--device",
+    "password": "password",
+    "birth_date": "--birth-date",
+}
 
 
 def emit(value: Any, as_json: bool, text: str) -> None:
@@ -80,8 +85,10 @@ def store_for(settings: Settings) -> SqlStore:
         fail(f"cannot open store {settings.db_url}: {error}")
     missing = store.key_ids_in_use() - set(keys.field.keys)
     if missing:
-        fail(f"cannot decrypt the store's identifiers with these keys: they need key(s) {', '.join(sorted(missing))}, "
-             "which VIGIL_KEY or VIGIL_HOME/keys does not hold")
+        fail(
+            f"cannot decrypt the store's identifiers with these keys: they need key(s) {', '.join(sorted(missing))}, "
+            "which VIGIL_KEY or VIGIL_HOME/keys does not hold"
+        )
     return store
 
 

@@ -24,8 +24,11 @@ def add(
     """Register a device; its token is printed once and stored only as a hash."""
     with admin_errors():
         device, token = admin.add_device(admin_context(db), operator(), patient, kind)
-    emit({"device_id": device.device_id, "token": token}, as_json,
-         f"device {device.device_id}\ntoken  {token}\n(the token is shown only once)")
+    emit(
+        {"device_id": device.device_id, "token": token},
+        as_json,
+        f"device {device.device_id}\ntoken  {token}\n(the token is shown only once)",
+    )
 
 
 @app.command("revoke")
@@ -47,7 +50,15 @@ def rotate(device: DeviceOption, db: DbOption = None, as_json: JsonFlag = False)
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List devices (never their tokens; an audited read)."""
-    rows = [{"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
-            for d in admin.list_devices(admin_context(db), operator())]
-    emit(rows, as_json, "\n".join(f"{r['device_id']}  {r['patient_id']}  {r['kind']}{'  revoked' if r['revoked'] else ''}"
-                                  for r in rows) or "no devices")
+    rows = [
+        {"device_id": d.device_id, "patient_id": d.patient_id, "kind": d.kind, "revoked": d.revoked}
+        for d in admin.list_devices(admin_context(db), operator())
+    ]
+    emit(
+        rows,
+        as_json,
+        "\n".join(
+            f"{r['device_id']}  {r['patient_id']}  {r['kind']}{'  revoked' if r['revoked'] else ''}" for r in rows
+        )
+        or "no devices",
+    )

@@ -24,4 +24,6 @@ def deid(
     """De-identified research export (HIPAA Safe Harbor): no identifiers, dates shifted per patient, ages 90+ grouped."""
     data, written = export_deidentified(store_for(load_settings(db)), operator(), out)
     counts = {"patients": len(data.patients), "readings": len(data.readings), "alerts": len(data.alerts)}
-    emit({**counts, "files": [str(p) for p in written]}, as_json, f"wrote {', '.join(p.name for p in written)} to {out}")
+    emit(
+        {**counts, "files": [str(p) for p in written]}, as_json, f"wrote {', '.join(p.name for p in written)} to {out}"
+    )

@@ -16,8 +16,9 @@ from vigil.glucose.body import patient_names
 from vigil.glucose.forecast_report import column_titles, summary_rows
 from vigil.glucose.simulation import closed_loop_result, simulate_cohort
 
-app = typer.Typer(help="Type-1 diabetes on the UVA/Padova simulator (simglucose): forecasts and therapy.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Type-1 diabetes on the UVA/Padova simulator (simglucose): forecasts and therapy.", no_args_is_help=True
+)
 PatientsOption = Annotated[str, typer.Option("--patients", help="all, child, adolescent, adult or NAME,NAME,...")]
 SaveOption = Annotated[Path | None, typer.Option("--save", help="also write the result (JSON) here")]
 
@@ -27,8 +28,9 @@ def simulate(
     patients: PatientsOption = "all",
     days: Annotated[int, typer.Option("--days", min=1, max=60)] = 7,
     seed: Annotated[int, typer.Option("--seed")] = 1,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
-                                           help="also run simglucose's BBController on the same meals")] = False,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="also run simglucose's BBController on the same meals")
+    ] = False,
     workers: Annotated[int, typer.Option("--workers", min=0, help="parallel processes (0: one per CPU)")] = 0,
     save: SaveOption = None,
     as_json: JsonFlag = False,
@@ -38,8 +40,14 @@ def simulate(
     controllers = ("vigil", "bb") if baseline else ("vigil",)
     with Progress(console=err) as progress:
         task = progress.add_task("closed loop", total=len(names) * len(controllers))
-        runs = simulate_cohort(names, days, seed, controllers, workers or os.cpu_count() or 1,
-                               lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"))
+        runs = simulate_cohort(
+            names,
+            days,
+            seed,
+            controllers,
+            workers or os.cpu_count() or 1,
+            lambda run: progress.update(task, advance=1, description=f"{run.controller} {run.patient}"),
+        )
     result = closed_loop_result(runs, controllers, days, seed)
     if save:
         save_json(result, save, indent=True)
@@ -62,8 +70,9 @@ def forecast_eval(
     names = _virtual_patients(patients)
     with Progress(console=err) as progress:
         task = progress.add_task("forecast evaluation", total=len(names) * (1 + len(model_specs())))
-        result = forecast_evaluation(patients, train_days, test_days, seed,
-                                     lambda message: progress.update(task, advance=1, description=message))
+        result = forecast_evaluation(
+            patients, train_days, test_days, seed, lambda message: progress.update(task, advance=1, description=message)
+        )
     if save:
         save_json(result, save, indent=True)
     if as_json:
@@ -81,13 +90,18 @@ def _virtual_patients(selection: str) -> list[str]:
 
 def _closed_loop_text(result: dict[str, Any]) -> str:
     rows = [("vigil", name, metrics) for name, metrics in result["groups"].items()]
-    rows += [(controller, name, metrics) for controller, summary in result["baselines"].items()
-             for name, metrics in summary["groups"].items()]
+    rows += [
+        (controller, name, metrics)
+        for controller, summary in result["baselines"].items()
+        for name, metrics in summary["groups"].items()
+    ]
     rows += [("vigil", "overall", result["overall"])]
     rows += [(controller, "overall", summary["overall"]) for controller, summary in result["baselines"].items()]
     lines = [f"{'controller':<10} {'group':<11} {'TIR':>6} {'<70':>6} {'<54':>6} {'>180':>6} {'mean':>6}"]
-    lines += [f"{c:<10} {g:<11} {m['tir']:>6.1%} {m['tbr']:>6.2%} {m['tbr54']:>6.2%} {m['tar']:>6.1%} {m['mean_bg']:>6.1f}"
-              for c, g, m in rows]
+    lines += [
+        f"{c:<10} {g:<11} {m['tir']:>6.1%} {m['tbr']:>6.2%} {m['tbr54']:>6.2%} {m['tar']:>6.1%} {m['mean_bg']:>6.1f}"
+        for c, g, m in rows
+    ]
     return "\n".join(lines)
 
 

@@ -22,6 +22,9 @@ def rotate(db: DbOption = None, as_json: JsonFlag = False) -> None:
     settings = load_settings(db)
     with refusing(KeyConfigError):
         rotation = rotate_field_keys(settings, store_for(settings), operator())
-    emit({"key_id": rotation.key_id, "reencrypted": rotation.reencrypted, "no_longer_needed": rotation.no_longer_needed},
-         as_json, f"{rotation.reencrypted} values now under key {rotation.key_id}; "
-                  f"no longer needed: {', '.join(rotation.no_longer_needed) or 'none'}")
+    emit(
+        {"key_id": rotation.key_id, "reencrypted": rotation.reencrypted, "no_longer_needed": rotation.no_longer_needed},
+        as_json,
+        f"{rotation.reencrypted} values now under key {rotation.key_id}; "
+        f"no longer needed: {', '.join(rotation.no_longer_needed) or 'none'}",
+    )

@@ -27,8 +27,13 @@ def config(
     """Write Mosquitto's password file, ACL file and a mosquitto.conf from the device registry (TLS-only with --tls-*)."""
     tls = _broker_tls(tls_cert, tls_key, tls_ca)
     settings = load_settings(db)
-    files, conf = write_broker_config(out or broker_directory(settings), store_for(settings).mqtt_credentials(),
-                                      settings.secret(SERVICE_PASSWORD_SECRET), port, tls)
+    files, conf = write_broker_config(
+        out or broker_directory(settings),
+        store_for(settings).mqtt_credentials(),
+        settings.secret(SERVICE_PASSWORD_SECRET),
+        port,
+        tls,
+    )
     err.print(f"wrote {files.password_file}, {files.acl_file} and {conf}")
     err.print(f"ingest service user: {SERVICE_USER} (password in {settings.keys_dir / SERVICE_PASSWORD_SECRET})")
 

@@ -30,18 +30,30 @@ def add(
 ) -> None:
     """Register a patient; name, birth date, contact details and notes are stored encrypted."""
     with admin_errors():
-        patient = admin.add_patient(admin_context(db), operator(), name, birth_date, sex, condition, phone, email,
-                                    address, notes)
+        patient = admin.add_patient(
+            admin_context(db), operator(), name, birth_date, sex, condition, phone, email, address, notes
+        )
     emit({"patient_id": patient.patient_id}, as_json, f"patient {patient.patient_id} added")
 
 
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List every patient (an audited read)."""
-    rows = [{"patient_id": p.patient_id, "name": p.name, "birth_date": p.birth_date, "sex": p.sex,
-             "conditions": list(p.conditions)} for p in admin.list_patients(admin_context(db), operator())]
-    emit(rows, as_json, "\n".join(f"{r['patient_id']}  {r['name']}  {', '.join(r['conditions'])}" for r in rows)
-         or "no patients")
+    rows = [
+        {
+            "patient_id": p.patient_id,
+            "name": p.name,
+            "birth_date": p.birth_date,
+            "sex": p.sex,
+            "conditions": list(p.conditions),
+        }
+        for p in admin.list_patients(admin_context(db), operator())
+    ]
+    emit(
+        rows,
+        as_json,
+        "\n".join(f"{r['patient_id']}  {r['name']}  {', '.join(r['conditions'])}" for r in rows) or "no patients",
+    )
 
 
 @app.command("assign")
@@ -53,9 +65,14 @@ def assign(patient: PatientOption, clinician: ClinicianOption, db: DbOption = No
 
 
 @app.command("unassign")
-def unassign(patient: PatientOption, clinician: ClinicianOption, db: DbOption = None, as_json: JsonFlag = False) -> None:
+def unassign(
+    patient: PatientOption, clinician: ClinicianOption, db: DbOption = None, as_json: JsonFlag = False
+) -> None:
     """End a clinician's access to a patient."""
     with admin_errors():
         admin.unassign(admin_context(db), operator(), patient, clinician)
-    emit({"patient_id": patient, "clinician": clinician, "assigned": False}, as_json,
-         f"{clinician} no longer cares for {patient}")
+    emit(
+        {"patient_id": patient, "clinician": clinician, "assigned": False},
+        as_json,
+        f"{clinician} no longer cares for {patient}",
+    )

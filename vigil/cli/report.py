@@ -15,16 +15,24 @@ from vigil.glucose.forecast_report import forecast_figure
 from vigil.models.reporting import comparison_figure, loss_figure, markdown_table, merge_evaluations
 
 app = typer.Typer(help="Figures of the measured results.", no_args_is_help=True)
-EvaluationFiles = Annotated[list[Path] | None, typer.Option(
-    "--evaluation", help=f"saved run(s), repeatable to merge model subsets; default VIGIL_HOME/{EVALUATION_FILE}")]
+EvaluationFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--evaluation", help=f"saved run(s), repeatable to merge model subsets; default VIGIL_HOME/{EVALUATION_FILE}"
+    ),
+]
 
 
 @app.command("figures")
 def figures(
     out: Annotated[Path, typer.Option("--out", help="directory for the PNG files")],
     evaluation: EvaluationFiles = None,
-    glucose_forecast: Annotated[Path | None, typer.Option(
-        "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure")] = None,
+    glucose_forecast: Annotated[
+        Path | None,
+        typer.Option(
+            "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure"
+        ),
+    ] = None,
 ) -> None:
     """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, and the glucose-forecast figure."""
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +61,9 @@ def _saved_evaluation(sources: list[Path] | None) -> dict[str, Any]:
 
 def _risk_figures(result: dict[str, Any], out: Path) -> list[str]:
     comparison_figure(result, out / "risk-model-comparison.png")
-    return ["risk-model-comparison.png"] + (["risk-loss-curves.png"] if loss_figure(result, out / "risk-loss-curves.png") else [])
+    return ["risk-model-comparison.png"] + (
+        ["risk-loss-curves.png"] if loss_figure(result, out / "risk-loss-curves.png") else []
+    )
 
 
 def _glucose_forecast_figure(saved: Path, out: Path) -> list[str]:

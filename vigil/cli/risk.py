@@ -15,7 +15,9 @@ from vigil.models.reporting import markdown_table
 from vigil.models.risk import SepsisRiskModel, default_model
 from vigil.models.scoring import score_directory
 
-app = typer.Typer(help="Sepsis risk from hourly vitals and labs (PhysioNet 2019 Challenge format).", no_args_is_help=True)
+app = typer.Typer(
+    help="Sepsis risk from hourly vitals and labs (PhysioNet 2019 Challenge format).", no_args_is_help=True
+)
 EVALUATION_FILE = "reports/risk-evaluation.json"
 DataArgument = Annotated[Path, typer.Argument(help="a directory of .psv files or the .tar.gz")]
 
@@ -38,8 +40,14 @@ def evaluate_models(
     dataset = Dataset.from_frame(stays_with_progress(data))
     with Progress(console=err) as progress:
         task = progress.add_task("cross-validating", total=len(names) * folds)
-        result = evaluate(dataset, names, folds, seed, bootstrap,
-                          lambda message: progress.update(task, advance=1, description=message))
+        result = evaluate(
+            dataset,
+            names,
+            folds,
+            seed,
+            bootstrap,
+            lambda message: progress.update(task, advance=1, description=message),
+        )
     result["data"] = str(data)
     save_json(result, save or load_settings().home / EVALUATION_FILE)
     emit(result, as_json, markdown_table(result))

@@ -45,8 +45,12 @@ from vigil.web.app import create_app
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
 MqttOption = Annotated[str | None, typer.Option("--mqtt", help="mqtt://host:1883 or mqtts://... (VIGIL_MQTT)")]
-CaFileOption = Annotated[str | None, typer.Option("--ca-file", help="CA certificate for mqtts:// and https:// servers "
-                                                     "(VIGIL_CA_FILE; default: the system's CAs)")]
+CaFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-file", help="CA certificate for mqtts:// and https:// servers (VIGIL_CA_FILE; default: the system's CAs)"
+    ),
+]
 WORKER_STATS_SECONDS = 30
 FINITE_RUN_FLUSH_SECONDS = 900.0
 """A run of --hours H delivers everything it generated (retrying for up to 15 min), however fast it was generated."""
@@ -60,8 +64,9 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 8000,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
-    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Secure cookies without --tls-* "
-                                                 "(behind a TLS-terminating proxy)")] = False,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Secure cookies without --tls-* (behind a TLS-terminating proxy)")
+    ] = False,
     ca_file: CaFileOption = None,
 ) -> None:
     """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker."""
@@ -105,10 +110,17 @@ def simulate(
     url: Annotated[str | None, typer.Option("--url", help="Vigil's HTTP base URL, e.g. http://127.0.0.1:8000")] = None,
     mqtt: Annotated[str | None, typer.Option("--mqtt", help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883")] = None,
     speed: Annotated[float, typer.Option("--speed", min=0.01, help="simulated seconds per wall-clock second")] = 1.0,
-    hours: Annotated[float | None, typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")] = None,
+    hours: Annotated[
+        float | None, typer.Option("--hours", min=0.01, help="simulate the last H hours, then stop")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 1,
-    replay: Annotated[Path | None, typer.Option("--replay", help="replay real ICU stays from PhysioNet 2019 PSV files "
-                                                   "(a directory or .tar.gz) instead of simulating")] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay",
+            help="replay real ICU stays from PhysioNet 2019 PSV files (a directory or .tar.gz) instead of simulating",
+        ),
+    ] = None,
     db: DbOption = None,
     ca_file: CaFileOption = None,
 ) -> None:
@@ -128,13 +140,17 @@ def simulate(
         transport = transport_for_url(url or mqtt, ca_file=ca_file or settings.ca_file)
     clients = build_clients(ward.credentials, transport, seed)
     stop = _stop_on_signals(signal.SIGINT)
-    err.print(f"{'replaying' if replay else 'simulating'} {patients} patients from {ward.simulator.start:%Y-%m-%d %H:%M} UTC "
-              f"at {speed:g}x to {url or mqtt}")
+    err.print(
+        f"{'replaying' if replay else 'simulating'} {patients} patients from {ward.simulator.start:%Y-%m-%d %H:%M} UTC "
+        f"at {speed:g}x to {url or mqtt}"
+    )
     final = _run_with_progress(ward, clients, SimClock(ward.simulator.start, speed), stop)
     transport.close()
     totals = final.totals
-    err.print(f"sent {totals.readings_sent} readings in {totals.batches_sent} batches "
-              f"({totals.batches_resent} resent, {totals.duplicates} duplicates, {final.pending} undelivered)")
+    err.print(
+        f"sent {totals.readings_sent} readings in {totals.batches_sent} batches "
+        f"({totals.batches_resent} resent, {totals.duplicates} duplicates, {final.pending} undelivered)"
+    )
 
 
 @app.command()
@@ -154,8 +170,11 @@ def demo(
     start = ward.simulator.start
     stop = threading.Event()
     runner = threading.Thread(
-        target=run_simulation, args=(ward.simulator, ward.clients, SimClock(start, speed), stop),
-        kwargs={"flush_seconds": 5}, name="simulator", daemon=True,
+        target=run_simulation,
+        args=(ward.simulator, ward.clients, SimClock(start, speed), stop),
+        kwargs={"flush_seconds": 5},
+        name="simulator",
+        daemon=True,
     )
     Console().print(
         f"[bold]Vigil demo[/bold]: {patients} simulated patients from {start:%H:%M} UTC at {speed:g}x "
@@ -188,8 +207,9 @@ def _start_mqtt(ctx: AppContext, settings: Settings, client_id: str) -> MqttInge
     """Ingest from the broker of VIGIL_MQTT, logging in as the ingest service user unless the URL names a user."""
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:
-        endpoint = MqttEndpoint(endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER,
-                                settings.secret(SERVICE_PASSWORD_SECRET))
+        endpoint = MqttEndpoint(
+            endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER, settings.secret(SERVICE_PASSWORD_SECRET)
+        )
     ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id, ca_file=settings.ca_file)
     ingestor.start()
     err.print(f"ingesting MQTT from {endpoint.host}:{endpoint.port}")
@@ -200,8 +220,9 @@ def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: tu
     """Run uvicorn (HTTPS with `tls` = (certificate, key)) in a thread until Ctrl-C or SIGTERM, then shut it
     down gracefully (exit status 0)."""
     cert, key = tls or (None, None)
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host=host, port=port, log_level=log_level,
-                                           ssl_certfile=cert, ssl_keyfile=key))
+    server = uvicorn.Server(
+        uvicorn.Config(asgi_app, host=host, port=port, log_level=log_level, ssl_certfile=cert, ssl_keyfile=key)
+    )
     thread = threading.Thread(target=server.run, name="http", daemon=True)
     stop = _stop_on_signals(signal.SIGINT, signal.SIGTERM)
     thread.start()
@@ -213,8 +234,9 @@ def _serve_until_stopped(asgi_app, host: str, port: int, log_level: str, tls: tu
         fail(f"could not serve on {host}:{port} (see the log above)")
 
 
-def _run_with_progress(ward: RegisteredWard, clients: dict[DeviceKey, DeviceClient], clock: SimClock,
-                       stop: threading.Event) -> RunProgress:
+def _run_with_progress(
+    ward: RegisteredWard, clients: dict[DeviceKey, DeviceClient], clock: SimClock, stop: threading.Event
+) -> RunProgress:
     """Run the simulation with a progress line on stderr: simulated time, readings sent, duplicates, pending."""
     start, hours = ward.simulator.start, ward.hours
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as progress:
@@ -222,9 +244,19 @@ def _run_with_progress(ward: RegisteredWard, clients: dict[DeviceKey, DeviceClie
 
         def report(state: RunProgress) -> None:
             done = (state.sim_time - start).total_seconds() / 3600
-            progress.update(task, completed=done if hours else 0,
-                            description=f"sim {state.sim_time:%Y-%m-%d %H:%M} UTC · {state.totals.readings_sent} sent · "
-                                        f"{state.totals.duplicates} dup · {state.pending} pending")
+            progress.update(
+                task,
+                completed=done if hours else 0,
+                description=f"sim {state.sim_time:%Y-%m-%d %H:%M} UTC · {state.totals.readings_sent} sent · "
+                f"{state.totals.duplicates} dup · {state.pending} pending",
+            )
 
-        return run_simulation(ward.simulator, clients, clock, stop, hours, report,
-                              flush_seconds=FINITE_RUN_FLUSH_SECONDS if hours else 30.0)
+        return run_simulation(
+            ward.simulator,
+            clients,
+            clock,
+            stop,
+            hours,
+            report,
+            flush_seconds=FINITE_RUN_FLUSH_SECONDS if hours else 30.0,
+        )

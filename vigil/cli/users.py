@@ -33,25 +33,46 @@ def add(
 
 
 def _new_password(from_stdin: bool) -> str:
-    return sys.stdin.readline().rstrip("\n") if from_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return (
+        sys.stdin.readline().rstrip("\n")
+        if from_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
 
 
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List logins with their role, patient, one-time codes and lock state (an audited read)."""
-    rows = [{"username": u.username, "role": u.role, "patient_id": u.patient_id, "totp_enabled": u.totp_enabled,
-             "locked": u.locked} for u in admin.list_users(admin_context(db), operator())]
-    emit(rows, as_json, "\n".join(f"{r['username']}  {r['role']}{'  locked' if r['locked'] else ''}" for r in rows)
-         or "no users")
+    rows = [
+        {
+            "username": u.username,
+            "role": u.role,
+            "patient_id": u.patient_id,
+            "totp_enabled": u.totp_enabled,
+            "locked": u.locked,
+        }
+        for u in admin.list_users(admin_context(db), operator())
+    ]
+    emit(
+        rows,
+        as_json,
+        "\n".join(f"{r['username']}  {r['role']}{'  locked' if r['locked'] else ''}" for r in rows) or "no users",
+    )
 
 
 @app.command("password")
-def password(username: UsernameOption, password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
-             db: DbOption = None, as_json: JsonFlag = False) -> None:
+def password(
+    username: UsernameOption,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Set a user's password; every session and bearer token they hold ends."""
     with admin_errors():
         ended = admin.set_password(admin_context(db), operator(), username, _new_password(password_stdin))
-    emit({"username": username, "sessions_ended": ended}, as_json, f"password of {username} set; {ended} sessions ended")
+    emit(
+        {"username": username, "sessions_ended": ended}, as_json, f"password of {username} set; {ended} sessions ended"
+    )
 
 
 @app.command("lock")
@@ -59,7 +80,11 @@ def lock(username: UsernameOption, db: DbOption = None, as_json: JsonFlag = Fals
     """Refuse this user's logins until unlocked; every session and bearer token they hold ends."""
     with admin_errors():
         ended = admin.lock_user(admin_context(db), operator(), username)
-    emit({"username": username, "locked": True, "sessions_ended": ended}, as_json, f"{username} locked; {ended} sessions ended")
+    emit(
+        {"username": username, "locked": True, "sessions_ended": ended},
+        as_json,
+        f"{username} locked; {ended} sessions ended",
+    )
 
 
 @app.command("unlock")
@@ -83,5 +108,8 @@ def totp(
     if uri is None:
         emit({"username": username, "totp": False}, as_json, f"one-time codes off for {username}")
     else:
-        emit({"username": username, "totp": True, "provisioning_uri": uri}, as_json,
-             f"{uri}\n(add it to an authenticator app now; it is shown only once)")
+        emit(
+            {"username": username, "totp": True, "provisioning_uri": uri},
+            as_json,
+            f"{uri}\n(add it to an authenticator app now; it is shown only once)",
+        )

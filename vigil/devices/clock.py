@@ -23,4 +23,3 @@ class SimClock:
     def now(self) -> datetime:
         wall_now = self.wall_clock()
         return min(self.start + self.speed * (wall_now - self._wall_start), wall_now)
-

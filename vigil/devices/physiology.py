@@ -14,37 +14,76 @@ VITALS = ("heart_rate", "spo2", "resp_rate", "body_temp", "systolic_bp", "diasto
 # Each patient's resting, daytime-average values are drawn uniformly from their condition's ranges.
 BASELINE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "healthy": {
-        "heart_rate": (60, 72), "spo2": (97, 99), "resp_rate": (12, 16), "body_temp": (36.4, 36.8),
-        "systolic_bp": (110, 126), "diastolic_bp": (70, 80), "hrv_rmssd": (35, 60),
+        "heart_rate": (60, 72),
+        "spo2": (97, 99),
+        "resp_rate": (12, 16),
+        "body_temp": (36.4, 36.8),
+        "systolic_bp": (110, 126),
+        "diastolic_bp": (70, 80),
+        "hrv_rmssd": (35, 60),
     },
     "hypertensive": {
-        "heart_rate": (68, 80), "spo2": (95, 98), "resp_rate": (13, 17), "body_temp": (36.4, 36.8),
-        "systolic_bp": (144, 158), "diastolic_bp": (90, 100), "hrv_rmssd": (20, 35),
+        "heart_rate": (68, 80),
+        "spo2": (95, 98),
+        "resp_rate": (13, 17),
+        "body_temp": (36.4, 36.8),
+        "systolic_bp": (144, 158),
+        "diastolic_bp": (90, 100),
+        "hrv_rmssd": (20, 35),
     },
     "diabetic": {
-        "heart_rate": (66, 78), "spo2": (96, 98), "resp_rate": (12, 16), "body_temp": (36.4, 36.8),
-        "systolic_bp": (116, 130), "diastolic_bp": (74, 84), "hrv_rmssd": (25, 45),
+        "heart_rate": (66, 78),
+        "spo2": (96, 98),
+        "resp_rate": (12, 16),
+        "body_temp": (36.4, 36.8),
+        "systolic_bp": (116, 130),
+        "diastolic_bp": (74, 84),
+        "hrv_rmssd": (25, 45),
     },
     "post_operative": {
-        "heart_rate": (70, 80), "spo2": (95, 97), "resp_rate": (14, 18), "body_temp": (36.6, 36.9),
-        "systolic_bp": (115, 130), "diastolic_bp": (72, 82), "hrv_rmssd": (20, 35),
+        "heart_rate": (70, 80),
+        "spo2": (95, 97),
+        "resp_rate": (14, 18),
+        "body_temp": (36.6, 36.9),
+        "systolic_bp": (115, 130),
+        "diastolic_bp": (72, 82),
+        "hrv_rmssd": (20, 35),
     },
     "deteriorating": {
-        "heart_rate": (78, 86), "spo2": (95, 97), "resp_rate": (15, 18), "body_temp": (36.7, 37.0),
-        "systolic_bp": (115, 125), "diastolic_bp": (74, 82), "hrv_rmssd": (20, 35),
+        "heart_rate": (78, 86),
+        "spo2": (95, 97),
+        "resp_rate": (15, 18),
+        "body_temp": (36.7, 37.0),
+        "systolic_bp": (115, 125),
+        "diastolic_bp": (74, 82),
+        "hrv_rmssd": (20, 35),
     },
 }
 # Fully developed sepsis, drawn per patient: tachycardia, fever, hypotension, desaturation, tachypnoea.
 SEPSIS_SHIFT_RANGES = {
-    "heart_rate": (36, 45), "body_temp": (1.6, 2.0), "systolic_bp": (-45, -37),
-    "diastolic_bp": (-25, -18), "spo2": (-8, -6), "resp_rate": (9, 12),
+    "heart_rate": (36, 45),
+    "body_temp": (1.6, 2.0),
+    "systolic_bp": (-45, -37),
+    "diastolic_bp": (-25, -18),
+    "spo2": (-8, -6),
+    "resp_rate": (9, 12),
 }
 CIRCADIAN_AMPLITUDES = {"heart_rate": 4.0, "body_temp": 0.3, "systolic_bp": 6.0, "diastolic_bp": 4.0, "resp_rate": 0.5}
 SLEEP_SHIFTS = {
-    "heart_rate": -7.0, "resp_rate": -2.0, "spo2": -1.0, "systolic_bp": -10.0, "diastolic_bp": -6.0, "body_temp": -0.1,
+    "heart_rate": -7.0,
+    "resp_rate": -2.0,
+    "spo2": -1.0,
+    "systolic_bp": -10.0,
+    "diastolic_bp": -6.0,
+    "body_temp": -0.1,
 }
 EXERTION_SHIFTS = {  # at full exertion
-    "heart_rate": 55.0, "resp_rate": 10.0, "spo2": -0.5, "systolic_bp": 20.0, "diastolic_bp": 5.0, "body_temp": 0.2,
+    "heart_rate": 55.0,
+    "resp_rate": 10.0,
+    "spo2": -0.5,
+    "systolic_bp": 20.0,
+    "diastolic_bp": 5.0,
+    "body_temp": 0.2,
 }
 POST_OPERATIVE_SHIFTS = {"heart_rate": 10.0, "body_temp": 0.4, "resp_rate": 2.0}
 POST_OPERATIVE_RECOVERY = timedelta(hours=24)

@@ -26,9 +26,18 @@ DEFAULT_RAMP = timedelta(minutes=75)
 # Twelve beds: three hypertensive, three CGM users, two post-operative, four healthy; the fourth bed
 # of the first twelve is the one patient who deteriorates.
 WARD_PATTERN = (
-    "hypertensive", "diabetic", "post_operative", "healthy",
-    "hypertensive", "healthy", "diabetic", "post_operative",
-    "hypertensive", "healthy", "diabetic", "healthy",
+    "hypertensive",
+    "diabetic",
+    "post_operative",
+    "healthy",
+    "hypertensive",
+    "healthy",
+    "diabetic",
+    "post_operative",
+    "hypertensive",
+    "healthy",
+    "diabetic",
+    "healthy",
 )
 DETERIORATING_BED = 3
 
@@ -37,8 +46,26 @@ FIRST_NAMES = {
     "male": ("Aaron", "Bruno", "Carlos", "David", "Emil", "Felix", "Gabriel", "Hugo", "Ivan", "Jonas", "Kenji", "Luca"),
 }
 FAMILY_NAMES = (
-    "Adeyemi", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova", "Jensen",
-    "Kowalski", "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov", "Rossi", "Sato", "Tanaka", "Weber",
+    "Adeyemi",
+    "Berg",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Rossi",
+    "Sato",
+    "Tanaka",
+    "Weber",
 )
 
 

@@ -69,7 +69,7 @@ class StayReplay:
         for key, readings in self._pending.items():
             due = [r for r in readings if parse_time(r["time"]) <= until]
             if due:
-                self._pending[key] = readings[len(due):]
+                self._pending[key] = readings[len(due) :]
                 batches.append(DeviceBatch(key, due))
         self.time = max(self.time, until)
         return batches

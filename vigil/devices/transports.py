@@ -41,7 +41,9 @@ class HttpTransport:
 
     def __init__(self, base_url: str, timeout: float = 10.0, ca_file: str | None = None):
         self.url = base_url.rstrip("/") + INGEST_PATH
-        self._http = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=ca_file) if ca_file else True)
+        self._http = httpx.Client(
+            timeout=timeout, verify=ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
 
     def send(self, device_id: str, token: str, payload: Payload) -> Payload:
         try:

@@ -67,10 +67,15 @@ def situation(forecaster: EffectsForecaster, history: GlucoseHistory, now: float
     path = forecaster.trajectory(history, now)
     p = forecaster.profile
     return Situation(
-        now, glucose, history.insulin_on_board(now, p.basal_u_per_h, forecaster.insulin),
-        history.carbs_on_board(now, forecaster.carbs), float(path[HORIZONS == 30.0][0]),
-        float(path[HORIZONS <= LOW_WINDOW_MIN].min()), float(path[HORIZONS <= GUARD_WINDOW_MIN].min()),
-        float(path[HORIZONS <= HIGH_WINDOW_MIN].max()), float(path[-1]),
+        now,
+        glucose,
+        history.insulin_on_board(now, p.basal_u_per_h, forecaster.insulin),
+        history.carbs_on_board(now, forecaster.carbs),
+        float(path[HORIZONS == 30.0][0]),
+        float(path[HORIZONS <= LOW_WINDOW_MIN].min()),
+        float(path[HORIZONS <= GUARD_WINDOW_MIN].min()),
+        float(path[HORIZONS <= HIGH_WINDOW_MIN].max()),
+        float(path[-1]),
     )
 
 
@@ -104,13 +109,27 @@ class GlucoseAdvisor:
     def _alerts(self, seen: Situation) -> list[Advice]:
         alerts = []
         if seen.lowest_30 < LOW:
-            alerts.append(Advice("alert_low", round(seen.lowest_30), "mg/dL",
-                                 f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.lowest_30:.0f} mg/dL "
-                                 f"within {LOW_WINDOW_MIN:.0f} minutes.", seen.as_data()))
+            alerts.append(
+                Advice(
+                    "alert_low",
+                    round(seen.lowest_30),
+                    "mg/dL",
+                    f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.lowest_30:.0f} mg/dL "
+                    f"within {LOW_WINDOW_MIN:.0f} minutes.",
+                    seen.as_data(),
+                )
+            )
         if seen.highest_60 > HIGH_ALERT:
-            alerts.append(Advice("alert_high", round(seen.highest_60), "mg/dL",
-                                 f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.highest_60:.0f} mg/dL "
-                                 f"within {HIGH_WINDOW_MIN:.0f} minutes.", seen.as_data()))
+            alerts.append(
+                Advice(
+                    "alert_high",
+                    round(seen.highest_60),
+                    "mg/dL",
+                    f"Glucose {seen.glucose:.0f} mg/dL is forecast to reach {seen.highest_60:.0f} mg/dL "
+                    f"within {HIGH_WINDOW_MIN:.0f} minutes.",
+                    seen.as_data(),
+                )
+            )
         return alerts
 
     def _rescue(self, seen: Situation) -> list[Advice]:
@@ -119,9 +138,16 @@ class GlucoseAdvisor:
             return []
         self.last_rescue = seen.now
         grams = self.limits.rescue_carbs_g
-        return [Advice("carbs", grams, "g",
-                       f"Take {grams:.0f} g of fast carbohydrate: glucose {seen.glucose:.0f} mg/dL is forecast to "
-                       f"fall to {seen.lowest_30:.0f} mg/dL within {LOW_WINDOW_MIN:.0f} minutes.", seen.as_data())]
+        return [
+            Advice(
+                "carbs",
+                grams,
+                "g",
+                f"Take {grams:.0f} g of fast carbohydrate: glucose {seen.glucose:.0f} mg/dL is forecast to "
+                f"fall to {seen.lowest_30:.0f} mg/dL within {LOW_WINDOW_MIN:.0f} minutes.",
+                seen.as_data(),
+            )
+        ]
 
     def _meal_bolus(self, seen: Situation, meal_grams: float) -> Advice | None:
         """Cover the forecast (meal already on board) down to target, net of insulin on board, at most the plain
@@ -135,10 +161,15 @@ class GlucoseAdvisor:
         if units <= 0:
             return None
         data = seen.as_data() | {"meal_g": meal_grams, "carb_ratio": round(p.carb_ratio, 2), "isf": round(p.isf, 2)}
-        return Advice("bolus", units, "U",
-                      f"Meal of {meal_grams:.0f} g at glucose {seen.glucose:.0f} mg/dL: forecast without more insulin "
-                      f"ends at {seen.eventual:.0f} mg/dL; {units:.2f} U brings it to the {p.target:.0f} mg/dL target "
-                      f"({seen.iob:.2f} U already on board).", data)
+        return Advice(
+            "bolus",
+            units,
+            "U",
+            f"Meal of {meal_grams:.0f} g at glucose {seen.glucose:.0f} mg/dL: forecast without more insulin "
+            f"ends at {seen.eventual:.0f} mg/dL; {units:.2f} U brings it to the {p.target:.0f} mg/dL target "
+            f"({seen.iob:.2f} U already on board).",
+            data,
+        )
 
     def _correction(self, seen: Situation) -> Advice | None:
         """Half the insulin that brings a high eventual forecast to target, at most once an hour."""
@@ -149,10 +180,15 @@ class GlucoseAdvisor:
         units = round(float(min(CORRECTION_SHARE * (seen.eventual - p.target) / p.isf, self.limits.max_bolus_u)), 2)
         if units < 0.05:
             return None
-        return Advice("bolus", units, "U",
-                      f"Correction: glucose {seen.glucose:.0f} mg/dL, forecast to stay high (eventually "
-                      f"{seen.eventual:.0f} mg/dL with {seen.iob:.2f} U on board); {units:.2f} U is half of what brings "
-                      f"it to {p.target:.0f} mg/dL.", seen.as_data() | {"isf": round(p.isf, 2)})
+        return Advice(
+            "bolus",
+            units,
+            "U",
+            f"Correction: glucose {seen.glucose:.0f} mg/dL, forecast to stay high (eventually "
+            f"{seen.eventual:.0f} mg/dL with {seen.iob:.2f} U on board); {units:.2f} U is half of what brings "
+            f"it to {p.target:.0f} mg/dL.",
+            seen.as_data() | {"isf": round(p.isf, 2)},
+        )
 
     def _temp_basal(self, seen: Situation) -> Advice | None:
         """Half an hour at the rate that moves the eventual forecast to target; suspended when a low is near."""
@@ -168,6 +204,11 @@ class GlucoseAdvisor:
         if self.temp_basal is not None and abs(rate - self.temp_basal) < 0.05 and still_running:
             return None
         self.temp_basal, self.temp_basal_set = rate, seen.now
-        return Advice("temp_basal", rate, "U/h",
-                      f"Basal {rate:.2f} U/h for {TEMP_BASAL_MIN:.0f} minutes (programmed {p.basal_u_per_h:.2f} U/h): "
-                      f"{why}.", seen.as_data(), TEMP_BASAL_MIN)
+        return Advice(
+            "temp_basal",
+            rate,
+            "U/h",
+            f"Basal {rate:.2f} U/h for {TEMP_BASAL_MIN:.0f} minutes (programmed {p.basal_u_per_h:.2f} U/h): {why}.",
+            seen.as_data(),
+            TEMP_BASAL_MIN,
+        )

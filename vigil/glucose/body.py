@@ -33,8 +33,10 @@ def patient_names(selection: str = "all") -> list[str]:
     chosen = [name.strip() for name in selection.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in every]
     if unknown:
-        raise ValueError(f"patients: unknown virtual patient(s) {', '.join(unknown)}; use all, child, adolescent, "
-                         "adult or names like adult#001")
+        raise ValueError(
+            f"patients: unknown virtual patient(s) {', '.join(unknown)}; use all, child, adolescent, "
+            "adult or names like adult#001"
+        )
     return chosen
 
 
@@ -95,4 +97,3 @@ def prescription(name: str) -> Prescription:
     q = quest.loc[quest.Name == name].iloc[0]
     p = params.loc[params.Name == name].iloc[0]
     return Prescription(name, float(p.BW), float(q.TDI), float(p.u2ss * p.BW / 6000 * 60), float(q.CR), float(q.CF))
-

@@ -20,8 +20,11 @@ def clarke_zones(reference: ArrayLike, predicted: ArrayLike) -> NDArray[np.str_]
     zone_a = ((x <= 70) & (y <= 70)) | ((y <= 1.2 * x) & (y >= 0.8 * x))
     zone_e = ((x >= 180) & (y <= 70)) | ((x <= 70) & (y >= 180))
     zone_c = ((x >= 70) & (x <= 290) & (y >= x + 110)) | ((x >= 130) & (x <= 180) & (y <= 7 / 5 * x - 182))
-    zone_d = (((x >= 240) & (y >= 70) & (y <= 180)) | ((x <= 175 / 3) & (y >= 70) & (y <= 180))
-              | ((x >= 175 / 3) & (x <= 70) & (y >= 6 / 5 * x)))
+    zone_d = (
+        ((x >= 240) & (y >= 70) & (y <= 180))
+        | ((x <= 175 / 3) & (y >= 70) & (y <= 180))
+        | ((x >= 175 / 3) & (x <= 70) & (y >= 6 / 5 * x))
+    )
     return np.select([zone_a, zone_e, zone_c, zone_d], ["A", "E", "C", "D"], default="B")
 
 

@@ -162,8 +162,14 @@ def arx_features(series: PatientSeries, now_minutes: ArrayLike, horizon_minutes:
     index = series.index_of(now_minutes)
     glucose = series.glucose[index]
     changes = glucose[:, None] - series.glucose[index[:, None] - np.arange(1, LAG_STEPS + 1)]
-    names = ("insulin_on_board", "carbs_on_board", "insulin_recent", "carbs_recent",
-             f"insulin_next_{horizon_minutes}", f"carbs_next_{horizon_minutes}")
+    names = (
+        "insulin_on_board",
+        "carbs_on_board",
+        "insulin_recent",
+        "carbs_recent",
+        f"insulin_next_{horizon_minutes}",
+        f"carbs_next_{horizon_minutes}",
+    )
     effects = np.column_stack([series.effects[name][index] for name in names])
     return np.column_stack([glucose, changes, effects])
 
@@ -185,8 +191,12 @@ class RidgeARX:
         for horizon in HORIZONS:
             origins = [(w.series, w.origins(horizon)) for w in windows]
             features = np.vstack([arx_features(series, now, horizon) for series, now in origins])
-            unexplained = np.concatenate([series.glucose_at(now + horizon) - self._prior_forecast(series, now, horizon)
-                                     for series, now in origins])
+            unexplained = np.concatenate(
+                [
+                    series.glucose_at(now + horizon) - self._prior_forecast(series, now, horizon)
+                    for series, now in origins
+                ]
+            )
             self.models[horizon] = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(features, unexplained)
         return self
 
@@ -200,9 +210,13 @@ class RidgeARX:
         if horizon_minutes not in self.models:
             raise RuntimeError("RidgeARX is not fitted: call fit first")
         features = arx_features(series, now_minutes, horizon_minutes)
-        return self._prior_forecast(series, now_minutes, horizon_minutes) + self.models[horizon_minutes].predict(features)
+        return self._prior_forecast(series, now_minutes, horizon_minutes) + self.models[horizon_minutes].predict(
+            features
+        )
 
-    def _prior_forecast(self, series: PatientSeries, now_minutes: ArrayLike, horizon_minutes: int) -> NDArray[np.float64]:
+    def _prior_forecast(
+        self, series: PatientSeries, now_minutes: ArrayLike, horizon_minutes: int
+    ) -> NDArray[np.float64]:
         """The prior model's forecast, or glucose now when there is no prior."""
         if self.prior is None:
             return series.glucose_at(now_minutes)
@@ -213,5 +227,9 @@ def forecast_metrics(reference: ArrayLike, predicted: ArrayLike) -> dict[str, fl
     """RMSE and MAE in mg/dL, and the Clarke error grid's A+B share, of forecasts against the CGM that followed."""
     truth, guess = np.asarray(reference, dtype=float), np.asarray(predicted, dtype=float)
     error = guess - truth
-    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
-            "clarke_ab": clarke_ab_share(truth, guess), "n": len(truth)}
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "clarke_ab": clarke_ab_share(truth, guess),
+        "n": len(truth),
+    }

@@ -70,8 +70,9 @@ def patient_series(name: str, days: int, seed: int) -> PatientSeries:
     return PatientSeries.from_history(name, live_days(name, days, seed), prescription(name))
 
 
-def record_cohort(names: Sequence[str], days: int, seed: int, progress: Progress = lambda _: None,
-                  workers: int = MAX_WORKERS) -> list[PatientSeries]:
+def record_cohort(
+    names: Sequence[str], days: int, seed: int, progress: Progress = lambda _: None, workers: int = MAX_WORKERS
+) -> list[PatientSeries]:
     """Every patient's days under standard basal-bolus therapy, recorded as forecasting data, simulated in up to
     ``workers`` processes (at most ``MAX_WORKERS``), in ``names`` order (closed-loop outcomes: simulation.py)."""
     if days < 1:
@@ -109,8 +110,9 @@ class ChartEffects:
         from vigil.glucose.therapy import TherapyProfile
 
         chart = series.prescription
-        profile = TherapyProfile(isf=chart.chart_correction_factor, carb_ratio=chart.chart_carb_ratio,
-                                 basal_u_per_h=chart.basal_u_per_h)
+        profile = TherapyProfile(
+            isf=chart.chart_correction_factor, carb_ratio=chart.chart_carb_ratio, basal_u_per_h=chart.basal_u_per_h
+        )
         forecaster = EffectsForecaster(profile)
         return np.array([forecaster.predict(series.history, now, horizon_minutes) for now in now_minutes])
 
@@ -133,14 +135,24 @@ def model_specs() -> dict[str, ModelSpec]:
     return specs
 
 
-def _scores(truth: dict[str, dict[int, np.ndarray]], predicted: dict[str, dict[int, np.ndarray]],
-            names: Sequence[str]) -> dict[str, dict[str, float]]:
-    return {str(h): forecast_metrics(np.concatenate([truth[n][h] for n in names]),
-                                     np.concatenate([predicted[n][h] for n in names])) for h in HORIZONS}
+def _scores(
+    truth: dict[str, dict[int, np.ndarray]], predicted: dict[str, dict[int, np.ndarray]], names: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    return {
+        str(h): forecast_metrics(
+            np.concatenate([truth[n][h] for n in names]), np.concatenate([predicted[n][h] for n in names])
+        )
+        for h in HORIZONS
+    }
 
 
-def _forecasts(spec: ModelSpec, population: GlucoseForecaster, training: list[DaysWindow],
-               held_out: list[DaysWindow], progress: Progress) -> dict[str, dict[int, np.ndarray]]:
+def _forecasts(
+    spec: ModelSpec,
+    population: GlucoseForecaster,
+    training: list[DaysWindow],
+    held_out: list[DaysWindow],
+    progress: Progress,
+) -> dict[str, dict[int, np.ndarray]]:
     forecasts = {}
     for train, test in zip(training, held_out):
         model = population.personalised(train) if spec.personalise else population
@@ -152,9 +164,11 @@ def _forecasts(spec: ModelSpec, population: GlucoseForecaster, training: list[Da
 def _report(truth: dict[str, dict[int, np.ndarray]], predicted: dict[str, dict[int, np.ndarray]]) -> dict[str, Any]:
     names = list(truth)
     groups = sorted({age_group(n) for n in names})
-    return {"overall": _scores(truth, predicted, names),
-            "groups": {g: _scores(truth, predicted, [n for n in names if age_group(n) == g]) for g in groups},
-            "patients": {n: _scores(truth, predicted, [n]) for n in names}}
+    return {
+        "overall": _scores(truth, predicted, names),
+        "groups": {g: _scores(truth, predicted, [n for n in names if age_group(n) == g]) for g in groups},
+        "patients": {n: _scores(truth, predicted, [n]) for n in names},
+    }
 
 
 def _add_ratios(scores: dict[str, Any], baseline: dict[str, Any]) -> None:
@@ -168,8 +182,9 @@ def _add_ratios(scores: dict[str, Any], baseline: dict[str, Any]) -> None:
             _add_ratios(metrics, baseline[key])
 
 
-def evaluate_forecasts(cohort: Sequence[PatientSeries], train_days: int, specs: dict[str, ModelSpec],
-                       progress: Progress = lambda _: None) -> dict[str, Any]:
+def evaluate_forecasts(
+    cohort: Sequence[PatientSeries], train_days: int, specs: dict[str, ModelSpec], progress: Progress = lambda _: None
+) -> dict[str, Any]:
     """Fit every model on the first ``train_days`` of each patient, score it on the rest; metrics per patient, per
     age group and over all forecasts pooled, with each RMSE's ratio to persistence's."""
     split = cohort[0].minutes[0] + train_days * MINUTES_PER_DAY
@@ -190,13 +205,21 @@ def evaluate_forecasts(cohort: Sequence[PatientSeries], train_days: int, specs: 
     return results
 
 
-def forecast_evaluation(selection: str = "all", train_days: int = 4, test_days: int = 2, seed: int = 1,
-                        progress: Progress = lambda _: None) -> dict[str, Any]:
+def forecast_evaluation(
+    selection: str = "all", train_days: int = 4, test_days: int = 2, seed: int = 1, progress: Progress = lambda _: None
+) -> dict[str, Any]:
     """The whole run behind ``vigil glucose forecast-eval``: simulate, fit, score."""
     if train_days < 1 or test_days < 1:
         raise ValueError("train_days and test_days: each needs at least 1 day")
     names = patient_names(selection)
     cohort = record_cohort(names, train_days + test_days, seed, progress)
     models = evaluate_forecasts(cohort, train_days, model_specs(), progress)
-    return {"patients": names, "train_days": train_days, "test_days": test_days, "seed": seed,
-            "horizons": list(HORIZONS), "reference": "CGM", "models": models}
+    return {
+        "patients": names,
+        "train_days": train_days,
+        "test_days": test_days,
+        "seed": seed,
+        "horizons": list(HORIZONS),
+        "reference": "CGM",
+        "models": models,
+    }

@@ -7,8 +7,12 @@ from typing import Any
 
 from vigil.glucose.body import AGE_GROUPS
 
-COLUMNS = (("rmse", "RMSE", "{:.1f}"), ("mae", "MAE", "{:.1f}"), ("clarke_ab", "Clarke A+B", "{:.1%}"),
-           ("rmse_ratio_to_persistence", "RMSE / persistence", "{:.2f}"))
+COLUMNS = (
+    ("rmse", "RMSE", "{:.1f}"),
+    ("mae", "MAE", "{:.1f}"),
+    ("clarke_ab", "Clarke A+B", "{:.1%}"),
+    ("rmse_ratio_to_persistence", "RMSE / persistence", "{:.2f}"),
+)
 
 
 def summary_rows(result: dict[str, Any], scope: tuple[str, ...] = ("overall",)) -> list[list[str]]:
@@ -66,8 +70,10 @@ def forecast_figure(result: dict[str, Any], path: Path) -> None:
         axis.grid(axis="y", alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("RMSE against CGM (mg/dL)")
     fig.legend(*np.atleast_1d(axes)[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
-    fig.suptitle(f"Glucose forecasts on {result['test_days']} held-out days of {len(result['patients'])} virtual "
-                 f"patients (seed {result['seed']})")
+    fig.suptitle(
+        f"Glucose forecasts on {result['test_days']} held-out days of {len(result['patients'])} virtual "
+        f"patients (seed {result['seed']})"
+    )
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

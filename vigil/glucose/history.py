@@ -50,9 +50,16 @@ class GlucoseHistory:
         """The events from ``since`` on, with the basal rate already running at ``since``."""
         cgm, carbs, boluses = self.cgm_minutes >= since, self.carb_minutes >= since, self.bolus_minutes >= since
         running = max(int(np.searchsorted(self.basal_minutes, since, side="right")) - 1, 0)
-        return GlucoseHistory(self.cgm_minutes[cgm], self.cgm_values[cgm], self.carb_minutes[carbs],
-                              self.carb_grams[carbs], self.bolus_minutes[boluses], self.bolus_units[boluses],
-                              self.basal_minutes[running:], self.basal_rates[running:])
+        return GlucoseHistory(
+            self.cgm_minutes[cgm],
+            self.cgm_values[cgm],
+            self.carb_minutes[carbs],
+            self.carb_grams[carbs],
+            self.bolus_minutes[boluses],
+            self.bolus_units[boluses],
+            self.basal_minutes[running:],
+            self.basal_rates[running:],
+        )
 
     def basal_doses(self, now: float, scheduled_u_per_h: float, since: float) -> tuple[NDArray, NDArray]:
         """Basal delivered above (or, negative, below) the schedule, as doses every ``BASAL_STEP_MIN`` minutes."""
@@ -69,8 +76,10 @@ class GlucoseHistory:
         since = now - curve.duration
         recent = (self.bolus_minutes > since) & (self.bolus_minutes <= now)
         basal_times, basal_units = self.basal_doses(now, scheduled_u_per_h, since)
-        return (np.concatenate([self.bolus_minutes[recent], basal_times]),
-                np.concatenate([self.bolus_units[recent], basal_units]))
+        return (
+            np.concatenate([self.bolus_minutes[recent], basal_times]),
+            np.concatenate([self.bolus_units[recent], basal_units]),
+        )
 
     def insulin_on_board(self, now: float, scheduled_u_per_h: float, curve: InsulinCurve = InsulinCurve()) -> float:
         """Net insulin still to act (boluses plus basal above the schedule), in units."""
@@ -81,8 +90,9 @@ class GlucoseHistory:
         """Announced carbohydrate not yet absorbed, in grams."""
         return total_on_board(curve, self.carb_minutes, self.carb_grams, now)
 
-    def insulin_acting(self, now: float, start: float, end: float, scheduled_u_per_h: float,
-                       curve: InsulinCurve = InsulinCurve()) -> float:
+    def insulin_acting(
+        self, now: float, start: float, end: float, scheduled_u_per_h: float, curve: InsulinCurve = InsulinCurve()
+    ) -> float:
         """Units of the insulin given by ``now`` that act between ``start`` and ``end``."""
         times, units = self.insulin_doses(now, scheduled_u_per_h, curve)
         return absorbed_between(curve, times, units, start, end)

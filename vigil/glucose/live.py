@@ -59,8 +59,12 @@ SERIES_WINDOW_MIN = 6 * 60.0
 
 ALERT_RULES = {"alert_low": AlertRule.GLUCOSE_FORECAST_LOW, "alert_high": AlertRule.GLUCOSE_FORECAST_HIGH}
 """The advisor's predictive alerts and the rules they are raised under."""
-RECOMMENDATION_KINDS = (RecommendationKind.MEAL_BOLUS, RecommendationKind.CORRECTION_BOLUS, RecommendationKind.TEMP_BASAL,
-                        RecommendationKind.RESCUE_CARBS)
+RECOMMENDATION_KINDS = (
+    RecommendationKind.MEAL_BOLUS,
+    RecommendationKind.CORRECTION_BOLUS,
+    RecommendationKind.TEMP_BASAL,
+    RecommendationKind.RESCUE_CARBS,
+)
 """The recommendations the glucose advice makes."""
 
 
@@ -111,11 +115,16 @@ def therapy_from_history(history: GlucoseHistory, now: float) -> TherapySource |
 def profile_json(profile: TherapyProfile, therapy: TherapySource, personalised_at: float | None) -> dict[str, Any]:
     """The settings in use with their standard deviations, and what they started from."""
     return {
-        "isf_mg_dl_per_u": round(profile.isf, 2), "isf_sd": round(profile.isf_sd, 2),
-        "carb_ratio_g_per_u": round(profile.carb_ratio, 2), "carb_ratio_sd": round(profile.carb_ratio_sd, 2),
-        "basal_u_per_h": round(profile.basal_u_per_h, 3), "basal_sd": round(profile.basal_sd, 3),
-        "target_mg_dl": profile.target, "total_daily_insulin_u": therapy.total_daily_insulin,
-        "programmed_basal_u_per_h": round(therapy.basal_u_per_h, 3), "source": therapy.source,
+        "isf_mg_dl_per_u": round(profile.isf, 2),
+        "isf_sd": round(profile.isf_sd, 2),
+        "carb_ratio_g_per_u": round(profile.carb_ratio, 2),
+        "carb_ratio_sd": round(profile.carb_ratio_sd, 2),
+        "basal_u_per_h": round(profile.basal_u_per_h, 3),
+        "basal_sd": round(profile.basal_sd, 3),
+        "target_mg_dl": profile.target,
+        "total_daily_insulin_u": therapy.total_daily_insulin,
+        "programmed_basal_u_per_h": round(therapy.basal_u_per_h, 3),
+        "source": therapy.source,
         "personalised_at": None if personalised_at is None else format_time(to_time(personalised_at)),
     }
 
@@ -138,16 +147,20 @@ class PatientGlucose:
         """Population settings and safety limits from this total daily insulin and programmed basal."""
         self.therapy = therapy
         self.personaliser = Personaliser(population_profile(therapy.total_daily_insulin, therapy.basal_u_per_h))
-        self.advisor = GlucoseAdvisor(self.personaliser.current,
-                                      safety_limits(therapy.total_daily_insulin, therapy.basal_u_per_h))
+        self.advisor = GlucoseAdvisor(
+            self.personaliser.current, safety_limits(therapy.total_daily_insulin, therapy.basal_u_per_h)
+        )
         self.recommended_basal = therapy.basal_u_per_h
 
     def add(self, reading: Reading) -> bool:
         """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
         minute, h = to_minutes(reading.time), self.history
-        times, append = {MetricName.GLUCOSE: (h.cgm_minutes, h.add_cgm), MetricName.CARBS: (h.carb_minutes, h.add_carbs),
-                         MetricName.INSULIN_BOLUS: (h.bolus_minutes, h.add_bolus),
-                         MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal)}[MetricName(reading.metric)]
+        times, append = {
+            MetricName.GLUCOSE: (h.cgm_minutes, h.add_cgm),
+            MetricName.CARBS: (h.carb_minutes, h.add_carbs),
+            MetricName.INSULIN_BOLUS: (h.bolus_minutes, h.add_bolus),
+            MetricName.INSULIN_BASAL: (h.basal_minutes, h.set_basal),
+        }[MetricName(reading.metric)]
         if reading.quality != Quality.OK or (len(times) and minute < times[-1]):
             return False
         append(minute, reading.value)
@@ -242,8 +255,11 @@ def advice_data(advice: Advice, minute: float) -> dict[str, Any]:
 
 def forecast_check(patient_id: str, minute: float, advice: list[Advice]) -> ForecastCheck:
     """The advisor's predictive alerts at ``minute`` as forecast warnings, for the care stage to judge."""
-    warnings = tuple(ForecastWarning(ALERT_RULES[item.kind], item.amount, item.reason, advice_data(item, minute))
-                     for item in advice if item.kind in ALERT_RULES)
+    warnings = tuple(
+        ForecastWarning(ALERT_RULES[item.kind], item.amount, item.reason, advice_data(item, minute))
+        for item in advice
+        if item.kind in ALERT_RULES
+    )
     return ForecastCheck(patient_id, to_time(minute), warnings)
 
 
@@ -257,8 +273,7 @@ def recommendation_action(kind: RecommendationKind, advice: Advice) -> str:
     return {
         RecommendationKind.MEAL_BOLUS: f"Meal bolus {advice.amount:.2f} U",
         RecommendationKind.CORRECTION_BOLUS: f"Correction bolus {advice.amount:.2f} U",
-        RecommendationKind.TEMP_BASAL:
-            f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
+        RecommendationKind.TEMP_BASAL: f"Temporary basal {advice.amount:.2f} U/h for {advice.duration_min or 0:.0f} minutes",
         RecommendationKind.RESCUE_CARBS: f"Take {advice.amount:.0f} g of fast-acting carbohydrate now",
     }[kind]
 
@@ -305,11 +320,15 @@ class LiveGlucose:
             self._patients[patient_id] = PatientGlucose(self._prescribed.get(patient_id) or default_therapy())
         return self._patients[patient_id]
 
-    def _advise_patient(self, patient_id: str, state: PatientGlucose, batch: list[Reading],
-                        outcome: GlucoseOutcome) -> None:
+    def _advise_patient(
+        self, patient_id: str, state: PatientGlucose, batch: list[Reading], outcome: GlucoseOutcome
+    ) -> None:
         added = [reading for reading in batch if state.add(reading)]
-        new_cgm = [minute for minute in (to_minutes(r.time) for r in added if r.metric == MetricName.GLUCOSE)
-                   if minute > state.advised_through]
+        new_cgm = [
+            minute
+            for minute in (to_minutes(r.time) for r in added if r.metric == MetricName.GLUCOSE)
+            if minute > state.advised_through
+        ]
         meals = [(to_minutes(r.time), r.value) for r in added if r.metric == MetricName.CARBS]
         for minute, grams in advice_points(new_cgm, meals).items():
             state.personalise_if_due(minute)
@@ -321,8 +340,9 @@ class LiveGlucose:
         state.advised_through = max([state.advised_through, *new_cgm])
 
     @staticmethod
-    def _recommendations(patient_id: str, state: PatientGlucose, minute: float,
-                         advice: list[Advice]) -> list[RecommendationDraft]:
+    def _recommendations(
+        patient_id: str, state: PatientGlucose, minute: float, advice: list[Advice]
+    ) -> list[RecommendationDraft]:
         drafts = []
         for item in advice:
             if item.kind in ALERT_RULES or (item.kind == "temp_basal" and not state.material_basal(item)):
@@ -330,8 +350,11 @@ class LiveGlucose:
             kind = recommendation_kind(item)
             profile = profile_json(state.advisor.profile, state.therapy, state.personalised_at)
             data = advice_data(item, minute) | {"duration_min": item.duration_min, "profile": profile}
-            drafts.append(RecommendationDraft(patient_id, kind, to_time(minute), recommendation_action(kind, item),
-                                              item.reason, data))
+            drafts.append(
+                RecommendationDraft(
+                    patient_id, kind, to_time(minute), recommendation_action(kind, item), item.reason, data
+                )
+            )
         return drafts
 
     def view(self, patient_id: str) -> dict[str, Any] | None:
@@ -350,19 +373,31 @@ def _view(state: PatientGlucose) -> dict[str, Any]:
     recent = history.cgm_minutes >= now - SERIES_WINDOW_MIN
     path = EffectsForecaster(profile).trajectory(history, now, BAND_HORIZONS)
     half_width, sources = state.band()
-    forecast = [
-        {"time": format_time(to_time(now + h)), "minutes_ahead": int(h), "value": round(float(v), 1),
-         "low": round(float(v - w), 1), "high": round(float(v + w), 1), "band": source}
-        for h, v, w, source in zip(BAND_HORIZONS, path, half_width, sources)
-    ] if np.isfinite(path).all() else []
+    forecast = (
+        [
+            {
+                "time": format_time(to_time(now + h)),
+                "minutes_ahead": int(h),
+                "value": round(float(v), 1),
+                "low": round(float(v - w), 1),
+                "high": round(float(v + w), 1),
+                "band": source,
+            }
+            for h, v, w, source in zip(BAND_HORIZONS, path, half_width, sources)
+        ]
+        if np.isfinite(path).all()
+        else []
+    )
     return {
         "as_of": format_time(to_time(now)),
-        "cgm": [{"time": format_time(to_time(m)), "value": round(float(v), 1)}
-                for m, v in zip(history.cgm_minutes[recent], history.cgm_values[recent])],
+        "cgm": [
+            {"time": format_time(to_time(m)), "value": round(float(v), 1)}
+            for m, v in zip(history.cgm_minutes[recent], history.cgm_values[recent])
+        ],
         "forecast": forecast,
         "band": f"forecast +/- {BAND_Z} x the RMS of the patient's last {RESIDUAL_MEMORY} forecast errors at each "
-                f"horizon (once {MIN_RESIDUALS} are known; at least {MIN_BAND_RMSE:.0f} mg/dL; 'fallback' points use "
-                "the effects model's RMSE on simulated patients)",
+        f"horizon (once {MIN_RESIDUALS} are known; at least {MIN_BAND_RMSE:.0f} mg/dL; 'fallback' points use "
+        "the effects model's RMSE on simulated patients)",
         "iob_u": round(history.insulin_on_board(now, profile.basal_u_per_h), 2),
         "cob_g": round(history.carbs_on_board(now), 1),
         "profile": profile_json(profile, state.therapy, state.personalised_at),
@@ -375,9 +410,19 @@ def _streaming_glucose(readings: Iterable[Reading], known: dict | None = None) -
     for reading in sorted(readings, key=lambda r: r.time):
         if reading.metric in GLUCOSE_METRICS:
             grouped.setdefault(reading.patient_id, []).append(reading)
-    return {pid: batch for pid, batch in grouped.items()
-            if pid in (known or {}) or any(r.metric == MetricName.GLUCOSE for r in batch)}
+    return {
+        pid: batch
+        for pid, batch in grouped.items()
+        if pid in (known or {}) or any(r.metric == MetricName.GLUCOSE for r in batch)
+    }
 
 
-__all__ = ["GLUCOSE_METRICS", "RECOMMENDATION_KINDS", "ForecastCheck", "ForecastWarning", "LiveGlucose", "TherapySource",
-           "simglucose_therapy"]
+__all__ = [
+    "GLUCOSE_METRICS",
+    "RECOMMENDATION_KINDS",
+    "ForecastCheck",
+    "ForecastWarning",
+    "LiveGlucose",
+    "TherapySource",
+    "simglucose_therapy",
+]

@@ -37,8 +37,14 @@ class Windows:
     change: NDArray[np.float64]
 
 
-def observation_windows(history: GlucoseHistory, start: float, end: float, programmed_basal: float,
-                        insulin: InsulinCurve = InsulinCurve(), carbs: CarbCurve = CarbCurve()) -> Windows:
+def observation_windows(
+    history: GlucoseHistory,
+    start: float,
+    end: float,
+    programmed_basal: float,
+    insulin: InsulinCurve = InsulinCurve(),
+    carbs: CarbCurve = CarbCurve(),
+) -> Windows:
     """Consecutive windows between ``start`` and ``end`` with a CGM value within 5 minutes of both ends."""
     rows = []
     for left in np.arange(start, end - WINDOW_MIN + 1e-9, WINDOW_MIN):
@@ -46,8 +52,13 @@ def observation_windows(history: GlucoseHistory, start: float, end: float, progr
         first, last = _glucose_near(history, left), _glucose_near(history, right)
         if first is None or last is None:
             continue
-        rows.append((history.insulin_acting(right, left, right, programmed_basal, insulin),
-                     history.carbs_absorbed(right, left, right, carbs), last - first))
+        rows.append(
+            (
+                history.insulin_acting(right, left, right, programmed_basal, insulin),
+                history.carbs_absorbed(right, left, right, carbs),
+                last - first,
+            )
+        )
     values = np.array(rows, dtype=float).reshape(-1, 3)
     return Windows(values[:, 0], values[:, 1], values[:, 2])
 
@@ -63,8 +74,9 @@ class Posterior:
     covariance: NDArray[np.float64]
 
 
-def bayesian_fit(design: NDArray, target: NDArray, prior_mean: NDArray, prior_sd: NDArray,
-                 noise_sd: float, weights: NDArray) -> Posterior:
+def bayesian_fit(
+    design: NDArray, target: NDArray, prior_mean: NDArray, prior_sd: NDArray, noise_sd: float, weights: NDArray
+) -> Posterior:
     """Gaussian prior, Gaussian noise: the posterior of the coefficients."""
     precision = np.diag(1 / prior_sd**2) + (design.T * weights) @ design / noise_sd**2
     covariance = np.linalg.inv(precision)
@@ -84,9 +96,13 @@ def estimate_profile(windows: Windows, prior: TherapyProfile, programmed_basal: 
     if len(windows.change) == 0:
         return prior
     design = np.column_stack([-windows.insulin, windows.carbs, np.full(len(windows.change), WINDOW_MIN / 60)])
-    prior_mean = np.array([prior.isf, prior.isf / prior.carb_ratio, prior.isf * (prior.basal_u_per_h - programmed_basal)])
+    prior_mean = np.array(
+        [prior.isf, prior.isf / prior.carb_ratio, prior.isf * (prior.basal_u_per_h - programmed_basal)]
+    )
     carb_slope_relative_sd = CARB_SLOPE_WIDENING * prior.carb_ratio_sd / prior.carb_ratio
-    prior_sd = np.array([prior.isf_sd, prior.isf / prior.carb_ratio * carb_slope_relative_sd, prior.isf * prior.basal_sd])
+    prior_sd = np.array(
+        [prior.isf_sd, prior.isf / prior.carb_ratio * carb_slope_relative_sd, prior.isf * prior.basal_sd]
+    )
     first = bayesian_fit(design, windows.change, prior_mean, prior_sd, 20.0, np.ones(len(windows.change)))
     noise, weights = robust_weights(windows.change - design @ first.mean)
     post = bayesian_fit(design, windows.change, prior_mean, prior_sd, noise, weights)
@@ -95,20 +111,27 @@ def estimate_profile(windows: Windows, prior: TherapyProfile, programmed_basal: 
     carb_ratio = isf / carb_slope
     cr_relative_var = cov[0, 0] / isf**2 + cov[1, 1] / carb_slope**2 - 2 * cov[0, 1] / (isf * carb_slope)
     return TherapyProfile(
-        isf, carb_ratio, max(programmed_basal + drift / isf, 0.0), prior.target,
-        float(np.sqrt(cov[0, 0])), float(carb_ratio * np.sqrt(max(cr_relative_var, 0.0))),
+        isf,
+        carb_ratio,
+        max(programmed_basal + drift / isf, 0.0),
+        prior.target,
+        float(np.sqrt(cov[0, 0])),
+        float(carb_ratio * np.sqrt(max(cr_relative_var, 0.0))),
         float(np.sqrt(cov[2, 2]) / isf),
     )
 
 
 def bounded_step(current: TherapyProfile, proposed: TherapyProfile, max_change: float) -> TherapyProfile:
     """Move each setting towards the proposal by at most ``max_change`` of its current value."""
+
     def step(old: float, new: float) -> float:
         return float(np.clip(new, old * (1 - max_change), old * (1 + max_change)))
 
-    return proposed.with_values(isf=step(current.isf, proposed.isf),
-                                carb_ratio=step(current.carb_ratio, proposed.carb_ratio),
-                                basal_u_per_h=step(current.basal_u_per_h, proposed.basal_u_per_h))
+    return proposed.with_values(
+        isf=step(current.isf, proposed.isf),
+        carb_ratio=step(current.carb_ratio, proposed.carb_ratio),
+        basal_u_per_h=step(current.basal_u_per_h, proposed.basal_u_per_h),
+    )
 
 
 @dataclass

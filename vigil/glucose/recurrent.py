@@ -39,8 +39,14 @@ def _sequences(series: PatientSeries, now_minutes: ArrayLike) -> tuple[NDArray, 
     steps = np.clip(index[:, None] + np.arange(1 - SEQUENCE_STEPS, 1), 0, None)
     glucose = series.glucose
     change = np.diff(glucose, prepend=glucose[0])
-    per_step = np.stack([(glucose - GLUCOSE_CENTRE) / GLUCOSE_SCALE, change / CHANGE_SCALE,
-                         *(series.effects[name] / EFFECT_SCALE for name in STEP_EFFECTS)], axis=1)
+    per_step = np.stack(
+        [
+            (glucose - GLUCOSE_CENTRE) / GLUCOSE_SCALE,
+            change / CHANGE_SCALE,
+            *(series.effects[name] / EFFECT_SCALE for name in STEP_EFFECTS),
+        ],
+        axis=1,
+    )
     ahead = np.column_stack([series.effects[name][index] / EFFECT_SCALE for name in KNOWN_AHEAD])
     return per_step[steps].astype(np.float32), ahead.astype(np.float32)
 
@@ -61,8 +67,10 @@ def _examples(windows: Sequence[DaysWindow]) -> tuple[NDArray, NDArray, NDArray]
 def _split(windows: Sequence[DaysWindow]) -> tuple[list[DaysWindow], list[DaysWindow]]:
     """Each window's first part for training, its last ``VALIDATION_SHARE`` for choosing the epoch."""
     cuts = [w.end - VALIDATION_SHARE * (w.end - w.start) for w in windows]
-    return ([DaysWindow(w.series, w.start, cut) for w, cut in zip(windows, cuts)],
-            [DaysWindow(w.series, cut, w.end) for w, cut in zip(windows, cuts)])
+    return (
+        [DaysWindow(w.series, w.start, cut) for w, cut in zip(windows, cuts)],
+        [DaysWindow(w.series, cut, w.end) for w, cut in zip(windows, cuts)],
+    )
 
 
 def _network(hidden_size: int) -> Any:
@@ -73,8 +81,9 @@ def _network(hidden_size: int) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.gru = nn.GRU(2 + len(STEP_EFFECTS), hidden_size, batch_first=True)
-            self.head = nn.Sequential(nn.Linear(hidden_size + len(KNOWN_AHEAD), hidden_size), nn.ReLU(),
-                                      nn.Linear(hidden_size, len(HORIZONS)))
+            self.head = nn.Sequential(
+                nn.Linear(hidden_size + len(KNOWN_AHEAD), hidden_size), nn.ReLU(), nn.Linear(hidden_size, len(HORIZONS))
+            )
 
         def forward(self, steps: Any, ahead: Any) -> Any:
             _, last = self.gru(steps)
@@ -140,8 +149,9 @@ class GruForecaster:
             self.network.train()
             for batch in torch.randperm(len(training[0])).split(self.batch_size):
                 optimiser.zero_grad()
-                loss = torch.nn.functional.mse_loss(self.network(training[0][batch], training[1][batch]),
-                                                    training[2][batch])
+                loss = torch.nn.functional.mse_loss(
+                    self.network(training[0][batch], training[1][batch]), training[2][batch]
+                )
                 loss.backward()
                 optimiser.step()
             loss = self._loss(validation)

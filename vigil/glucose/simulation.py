@@ -132,8 +132,9 @@ class BasalBolusLoop:
 
     def act(self, now: float, cgm: float, announced: float, environment: Any, scenario: Any, run: PatientRun) -> Any:
         sample = environment.sample_time
-        return self.controller.policy(_Observation(cgm), 0, False, patient_name=self.name,
-                                      meal=announced / sample, sample_time=sample)
+        return self.controller.policy(
+            _Observation(cgm), 0, False, patient_name=self.name, meal=announced / sample, sample_time=sample
+        )
 
 
 class VigilLoop:
@@ -183,8 +184,14 @@ class VigilLoop:
         """Midnight: re-estimate the therapy profile from the data so far (bounded daily step)."""
         profile = self.personaliser.update(self.history, now)
         self.advisor.profile = profile
-        run.profiles.append({"minute": now, "isf": profile.isf, "carb_ratio": profile.carb_ratio,
-                             "basal_u_per_h": profile.basal_u_per_h})
+        run.profiles.append(
+            {
+                "minute": now,
+                "isf": profile.isf,
+                "carb_ratio": profile.carb_ratio,
+                "basal_u_per_h": profile.basal_u_per_h,
+            }
+        )
         self.next_review += DAY_MIN
 
 
@@ -199,8 +206,14 @@ def _action(basal_u_per_h: float, bolus_u: float, sample_minutes: float) -> Any:
     return Action(basal=basal_u_per_h / 60.0, bolus=bolus_u / sample_minutes)
 
 
-def simulate_cohort(names: list[str], days: int, seed: int, controllers: tuple[str, ...] = CONTROLLERS,
-                    workers: int = 2, on_done: Callable[[PatientRun], None] = lambda run: None) -> list[PatientRun]:
+def simulate_cohort(
+    names: list[str],
+    days: int,
+    seed: int,
+    controllers: tuple[str, ...] = CONTROLLERS,
+    workers: int = 2,
+    on_done: Callable[[PatientRun], None] = lambda run: None,
+) -> list[PatientRun]:
     """Every (patient, controller) pair, in parallel processes; results in input order."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -246,8 +259,11 @@ def closed_loop_result(runs: list[PatientRun], controllers: tuple[str, ...], day
 
 
 def _rescue_carbs_per_day(runs: list[PatientRun], controller: str, days: int) -> dict[str, float]:
-    return {run.patient: round(sum(a.amount for _, a in run.advice if a.kind == "carbs") / days, 1)
-            for run in runs if run.controller == controller}
+    return {
+        run.patient: round(sum(a.amount for _, a in run.advice if a.kind == "carbs") / days, 1)
+        for run in runs
+        if run.controller == controller
+    }
 
 
 def _mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:

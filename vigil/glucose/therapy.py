@@ -40,12 +40,21 @@ class SafetyLimits:
     rescue_carbs_g: float = 15.0
 
 
-def population_profile(total_daily_insulin: float, basal_u_per_h: float, target: float = DEFAULT_TARGET) -> TherapyProfile:
+def population_profile(
+    total_daily_insulin: float, basal_u_per_h: float, target: float = DEFAULT_TARGET
+) -> TherapyProfile:
     """Starting settings from the patient's usual total daily insulin (500 and 1800 rules) and programmed basal."""
     isf = CORRECTION_RULE / total_daily_insulin
     carb_ratio = CARB_RULE / total_daily_insulin
-    return TherapyProfile(isf, carb_ratio, basal_u_per_h, target, isf * PRIOR_RELATIVE_SD,
-                          carb_ratio * PRIOR_RELATIVE_SD, basal_u_per_h * PRIOR_RELATIVE_SD)
+    return TherapyProfile(
+        isf,
+        carb_ratio,
+        basal_u_per_h,
+        target,
+        isf * PRIOR_RELATIVE_SD,
+        carb_ratio * PRIOR_RELATIVE_SD,
+        basal_u_per_h * PRIOR_RELATIVE_SD,
+    )
 
 
 def safety_limits(total_daily_insulin: float, basal_u_per_h: float) -> SafetyLimits:

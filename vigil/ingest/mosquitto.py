@@ -65,8 +65,13 @@ class BrokerTls:
 
 
 def broker_config(
-    files: BrokerFiles, port: int, host: str = "127.0.0.1", persistence_dir: Path | None = None, run_as: str | None = None,
-    tls: BrokerTls | None = None, pid_file: Path | None = None,
+    files: BrokerFiles,
+    port: int,
+    host: str = "127.0.0.1",
+    persistence_dir: Path | None = None,
+    run_as: str | None = None,
+    tls: BrokerTls | None = None,
+    pid_file: Path | None = None,
 ) -> str:
     """A mosquitto.conf that requires a login and applies Vigil's ACL; with `tls`, the listener speaks only TLS.
 
@@ -96,14 +101,19 @@ def broker_config(
 
 
 def write_broker_config(
-    directory: Path, device_hashes: list[tuple[str, str]], service_password: str, port: int | None = None,
+    directory: Path,
+    device_hashes: list[tuple[str, str]],
+    service_password: str,
+    port: int | None = None,
     tls: BrokerTls | None = None,
 ) -> tuple[BrokerFiles, Path]:
     """The password and ACL files, and a mosquitto.conf running the broker on them (port 1883, or 8883 with `tls`)
     that keeps its pid beside them so that `reload_broker` reaches it."""
     files = write_broker_files(directory, device_hashes, service_password)
     config = directory / CONFIG_FILE
-    config.write_text(broker_config(files, port or (8883 if tls else 1883), tls=tls, pid_file=directory.resolve() / PID_FILE))
+    config.write_text(
+        broker_config(files, port or (8883 if tls else 1883), tls=tls, pid_file=directory.resolve() / PID_FILE)
+    )
     return files, config
 
 
@@ -115,6 +125,7 @@ def reload_broker(directory: Path) -> bool:
         return False
     except (ValueError, ProcessLookupError, PermissionError) as error:
         logging.getLogger(__name__).warning(
-            "could not make Mosquitto reload its files (%s); send it a SIGHUP so device changes take effect", error)
+            "could not make Mosquitto reload its files (%s); send it a SIGHUP so device changes take effect", error
+        )
         return False
     return True

@@ -69,8 +69,14 @@ class IngestService:
     def ingest(self, device: Device, body: Any, now: datetime | None = None) -> IngestResult:
         """Validate and store a batch; returns only after the accepted readings are committed."""
         readings, rejected = validate_batch(batch_readings(body), device, now or utc_now())
-        audit = AuditEvent(f"device:{device.device_id}", "ingest", device.patient_id, "readings", "ok",
-                           {"rejected": len(rejected), **origin_details()})
+        audit = AuditEvent(
+            f"device:{device.device_id}",
+            "ingest",
+            device.patient_id,
+            "readings",
+            "ok",
+            {"rejected": len(rejected), **origin_details()},
+        )
         stored_flags = self.store.insert_readings(readings, audit) if readings else []
         stored = [r for r, is_new in zip(readings, stored_flags) if is_new]
         result = IngestResult(len(stored), len(readings) - len(stored), rejected, stored)

@@ -99,7 +99,8 @@ def fit_calibrated(name: str, train: Dataset, seed: int, calibration_folds: int 
     for fold in range(calibration_folds):
         held = inner == fold
         out_of_fold[held] = _fitted_estimator(name, train.rows(~held), seed + fold).score(
-            train.X[held], train.stays[held])
+            train.X[held], train.stays[held]
+        )
     calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(out_of_fold, train.y)
     threshold = choose_threshold(calibrator.predict(out_of_fold), train)
     return FittedRisk(_fitted_estimator(name, train, seed), calibrator, threshold)
@@ -109,8 +110,14 @@ def train_shipped_model(stays: pd.DataFrame, source: str, seed: int) -> SepsisRi
     """The calibrated LightGBM fitted on every stay (what `vigil risk train` writes), recording what it learnt from."""
     dataset = Dataset.from_frame(stays)
     fitted = fit_calibrated("lightgbm", dataset, seed)
-    metadata = {"trained_on": source, "stays": len(set(dataset.stays)), "hours": len(dataset.y),
-                "seed": seed, "date": date.today().isoformat(), "vigil": __version__}
+    metadata = {
+        "trained_on": source,
+        "stays": len(set(dataset.stays)),
+        "hours": len(dataset.y),
+        "seed": seed,
+        "date": date.today().isoformat(),
+        "vigil": __version__,
+    }
     return export_lightgbm(fitted, metadata)
 
 
@@ -211,14 +218,20 @@ def metrics_with_intervals(y, predictions: Predictions, stays, replicates: int, 
         for name, value in all_metrics(index.rows(chosen), chosen).items():
             samples[name].append(value)
     return {
-        name: {"value": round(value, 4), "ci95": [round(float(np.percentile(samples[name], q)), 4) for q in (2.5, 97.5)]}
+        name: {
+            "value": round(value, 4),
+            "ci95": [round(float(np.percentile(samples[name], q)), 4) for q in (2.5, 97.5)],
+        }
         for name, value in estimate.items()
     }
 
 
 # -- the comparison ----------------------------------------------------------------------------
 def cross_validate(
-    data: Dataset, model_names: list[str], k: int = 5, seed: int = 0,
+    data: Dataset,
+    model_names: list[str],
+    k: int = 5,
+    seed: int = 0,
     progress: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[Predictions], NDArray[np.int64]]:
     """Out-of-fold predictions of every model and rule over k patient-level folds."""
@@ -255,7 +268,9 @@ def fold_spread(data: Dataset, predictions: Predictions, folds: NDArray) -> dict
     return spread
 
 
-def comparison_table(data: Dataset, results: list[Predictions], folds: NDArray, replicates: int, seed: int) -> list[dict]:
+def comparison_table(
+    data: Dataset, results: list[Predictions], folds: NDArray, replicates: int, seed: int
+) -> list[dict]:
     """One row per model or rule: metrics with intervals, per-fold spread, thresholds."""
     return [
         {
@@ -270,8 +285,14 @@ def comparison_table(data: Dataset, results: list[Predictions], folds: NDArray, 
     ]
 
 
-def evaluate(data: Dataset, model_names: list[str], k: int = 5, seed: int = 0, replicates: int = BOOTSTRAP_REPLICATES,
-             progress: Callable[[str], None] = lambda message: None) -> dict:
+def evaluate(
+    data: Dataset,
+    model_names: list[str],
+    k: int = 5,
+    seed: int = 0,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict:
     """The whole comparison as one JSON-ready value."""
     results, folds = cross_validate(data, model_names, k, seed, progress)
     return {

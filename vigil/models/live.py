@@ -106,18 +106,24 @@ class LiveRiskScorer:
             return []
         frame = hours.frame(closed_through)
         features = causal_features(frame).to_numpy(np.float32)
-        new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1):]
+        new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1) :]
         probability = self.model.probability_from_features(features[new])
         explanations = self.model.explain(features[new], self.explain_top)
         hours.scored_through = closed_through
         first_hour = min(hours.bins)
         return [
-            Score(patient_id, ScoreKind.SEPSIS_RISK, first_hour + timedelta(hours=int(i) + 1), float(p), {
-                "threshold": self.model.threshold,
-                "alarm": bool(p >= self.model.threshold),
-                "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
-                "explanation": [vars(c) for c in explanation],
-            })
+            Score(
+                patient_id,
+                ScoreKind.SEPSIS_RISK,
+                first_hour + timedelta(hours=int(i) + 1),
+                float(p),
+                {
+                    "threshold": self.model.threshold,
+                    "alarm": bool(p >= self.model.threshold),
+                    "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
+                    "explanation": [vars(c) for c in explanation],
+                },
+            )
             for i, p, explanation in zip(new, probability, explanations)
         ]
 

@@ -19,7 +19,9 @@ def merge_evaluations(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
     for other in evaluations[1:]:
         differing = [key for key in same if other.get(key) != first.get(key)]
         if differing:
-            raise ValueError(f"the runs differ in {', '.join(differing)}; only runs of one data set, folds and seed merge")
+            raise ValueError(
+                f"the runs differ in {', '.join(differing)}; only runs of one data set, folds and seed merge"
+            )
     rows: dict[str, dict[str, Any]] = {}
     for evaluation in evaluations:
         for row in evaluation["table"]:
@@ -60,13 +62,21 @@ def comparison_figure(evaluation: dict[str, Any], path: Path) -> None:
         values = np.array([row["metrics"][metric]["value"] for row in rows])
         intervals = np.array([row["metrics"][metric]["ci95"] for row in rows])
         colours = ["#9aa1a8" if row["kind"] == "rule" else "#2471a3" for row in rows]
-        axis.barh(range(len(rows)), values, xerr=[values - intervals[:, 0], intervals[:, 1] - values],
-                  color=colours, capsize=3)
+        axis.barh(
+            range(len(rows)),
+            values,
+            xerr=[values - intervals[:, 0], intervals[:, 1] - values],
+            color=colours,
+            capsize=3,
+        )
         axis.set_title({"auroc": "AUROC (hourly)", "auprc": "AUPRC (hourly)", "utility": "Normalised utility"}[metric])
         axis.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(rows)), [row["model"] for row in rows])
-    fig.suptitle(f"Sepsis prediction, {evaluation['folds']}-fold patient-level CV on {evaluation['stays']} stays "
-                 "(grey: clinical rules; bars: 95 % patient-bootstrap intervals)", fontsize=10)
+    fig.suptitle(
+        f"Sepsis prediction, {evaluation['folds']}-fold patient-level CV on {evaluation['stays']} stays "
+        "(grey: clinical rules; bars: 95 % patient-bootstrap intervals)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -88,8 +98,12 @@ def loss_figure(evaluation: dict[str, Any], path: Path) -> bool:
             for series, values in curve.items():
                 if "accuracy" in series:
                     continue
-                axis.plot(values, label=f"{series} (fold {fold + 1})" if fold == 0 else None,
-                          color="#2471a3" if series.startswith("train") else "#c0392b", alpha=0.6)
+                axis.plot(
+                    values,
+                    label=f"{series} (fold {fold + 1})" if fold == 0 else None,
+                    color="#2471a3" if series.startswith("train") else "#c0392b",
+                    alpha=0.6,
+                )
         axis.set_title(model)
         axis.set_xlabel("iteration" if model == "lightgbm" else "epoch")
         axis.set_ylabel("loss")

@@ -77,11 +77,16 @@ class SepsisRiskModel:
         explained = []
         for row, values in zip(contributions, X):
             order = np.argsort(-np.abs(row))[:top]
-            explained.append([
-                Contribution(self.feature_names[i], None if np.isnan(values[i]) else round(float(values[i]), 3),
-                             round(float(row[i]), 4))
-                for i in order
-            ])
+            explained.append(
+                [
+                    Contribution(
+                        self.feature_names[i],
+                        None if np.isnan(values[i]) else round(float(values[i]), 3),
+                        round(float(row[i]), 4),
+                    )
+                    for i in order
+                ]
+            )
         return explained
 
 

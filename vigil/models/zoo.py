@@ -79,14 +79,27 @@ class MlpRisk:
     fits_every_row = False
     cross_fitted = True
 
-    def __init__(self, seed: int = 0, *, hidden_layer_sizes: tuple[int, ...] = (64,), alpha: float = 3.0,
-                 max_epochs: int = 40, patience: int = 4, batch_size: int = 512) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        alpha: float = 3.0,
+        max_epochs: int = 40,
+        patience: int = 4,
+        batch_size: int = 512,
+    ) -> None:
         self.seed = seed
         self.max_epochs = max_epochs
         self.patience = patience
         self.preprocessing = normal_scores(seed)
-        self.network = MLPClassifier(hidden_layer_sizes=hidden_layer_sizes, alpha=alpha, batch_size=batch_size,
-                                     learning_rate_init=1e-3, random_state=seed)
+        self.network = MLPClassifier(
+            hidden_layer_sizes=hidden_layer_sizes,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=1e-3,
+            random_state=seed,
+        )
         self._curve: dict[str, list[float]] = {"train_log_loss": [], "validation_log_loss": []}
 
     def fit(self, X: Matrix, y, stays) -> MlpRisk:
@@ -131,9 +144,17 @@ class LightGbmRisk:
         import lightgbm
 
         self.model = lightgbm.LGBMClassifier(
-            n_estimators=n_estimators, learning_rate=0.02, num_leaves=31, min_child_samples=min_child_samples,
-            subsample=0.8, subsample_freq=1, colsample_bytree=0.3, reg_lambda=1.0,
-            random_state=seed, n_jobs=2, verbose=-1,
+            n_estimators=n_estimators,
+            learning_rate=0.02,
+            num_leaves=31,
+            min_child_samples=min_child_samples,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.3,
+            reg_lambda=1.0,
+            random_state=seed,
+            n_jobs=2,
+            verbose=-1,
         )
 
     def fit(self, X: Matrix, y, stays) -> LightGbmRisk:
@@ -147,17 +168,33 @@ class LightGbmRisk:
         return self.model.predict_proba(X)[:, 1]
 
     def loss_curve(self) -> dict[str, list[float]]:
-        return {f"{name}_log_loss": list(map(float, result["binary_logloss"])) for name, result in self.model.evals_result_.items()}
+        return {
+            f"{name}_log_loss": list(map(float, result["binary_logloss"]))
+            for name, result in self.model.evals_result_.items()
+        }
 
 
 MODEL_FACTORIES: dict[str, Callable[[int], RiskEstimator]] = {
-    "logistic": lambda seed: SklearnRisk("logistic", make_pipeline(
-        normal_scores(seed), LogisticRegression(C=0.01, class_weight="balanced", max_iter=3000))),
-    "decision_tree": lambda seed: SklearnRisk("decision_tree", DecisionTreeClassifier(
-        max_depth=8, min_samples_leaf=200, class_weight="balanced", random_state=seed)),
-    "random_forest": lambda seed: SklearnRisk("random_forest", RandomForestClassifier(
-        n_estimators=150, max_depth=14, min_samples_leaf=50, max_features="sqrt", class_weight="balanced_subsample",
-        n_jobs=2, random_state=seed)),
+    "logistic": lambda seed: SklearnRisk(
+        "logistic",
+        make_pipeline(normal_scores(seed), LogisticRegression(C=0.01, class_weight="balanced", max_iter=3000)),
+    ),
+    "decision_tree": lambda seed: SklearnRisk(
+        "decision_tree",
+        DecisionTreeClassifier(max_depth=8, min_samples_leaf=200, class_weight="balanced", random_state=seed),
+    ),
+    "random_forest": lambda seed: SklearnRisk(
+        "random_forest",
+        RandomForestClassifier(
+            n_estimators=150,
+            max_depth=14,
+            min_samples_leaf=50,
+            max_features="sqrt",
+            class_weight="balanced_subsample",
+            n_jobs=2,
+            random_state=seed,
+        ),
+    ),
     "svm": lambda seed: SklearnRisk("svm", _scaled_kernel_svm(seed)),
     "mlp": lambda seed: MlpRisk(seed),
     "lightgbm": lambda seed: LightGbmRisk(seed),
@@ -169,7 +206,8 @@ Logistic regression (one weight per normal-scored feature) is the simple baselin
 def _scaled_kernel_svm(seed: int) -> Pipeline:
     """An RBF-kernel SVM made to fit in memory: Nystroem features (300 components) and a linear SVM."""
     return make_pipeline(
-        SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
         Nystroem(kernel="rbf", gamma=1.0 / 256, n_components=300, random_state=seed),
         LinearSVC(C=0.05, class_weight="balanced", random_state=seed),
     )

@@ -63,9 +63,16 @@ class AuditEntry:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "time": self.time, "actor": self.actor, "action": self.action,
-            "patient_id": self.patient_id, "resource": self.resource, "outcome": self.outcome,
-            "details": orjson.loads(self.details), "prev_hash": self.prev_hash, "hash": self.hash,
+            "seq": self.seq,
+            "time": self.time,
+            "actor": self.actor,
+            "action": self.action,
+            "patient_id": self.patient_id,
+            "resource": self.resource,
+            "outcome": self.outcome,
+            "details": orjson.loads(self.details),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
         }
 
 
@@ -96,8 +103,19 @@ def next_entry(prev_seq: int, prev_hash: str, event: AuditEvent, time: str, key:
     )
     fields = (actor, action, patient_id, resource, outcome)
     digest = _entry_hash(seq, time, fields, details, prev_hash)
-    return AuditEntry(seq, time, str(actor), str(action), patient_id, str(resource), str(outcome), details, prev_hash,
-                      digest, _mac(key, digest))
+    return AuditEntry(
+        seq,
+        time,
+        str(actor),
+        str(action),
+        patient_id,
+        str(resource),
+        str(outcome),
+        details,
+        prev_hash,
+        digest,
+        _mac(key, digest),
+    )
 
 
 def verify_chain(entries: Iterable[AuditEntry], key: bytes) -> list[str]:
@@ -174,7 +192,9 @@ class Verification:
         return not self.problems
 
 
-def verify_log(log: AuditChain, key: bytes, expected: Head | None = None, head_file: Path | None = None) -> Verification:
+def verify_log(
+    log: AuditChain, key: bytes, expected: Head | None = None, head_file: Path | None = None
+) -> Verification:
     """Check the whole chain, and that it still holds the head noted before: `expected`, or the one kept in
     `head_file` if that exists. An intact log's head is then kept in `head_file`. ValueError: `head_file` holds
     no head."""

@@ -88,7 +88,9 @@ class KeyRing:
 
     def retaining(self, key_ids: set[str]) -> KeyRing:
         """This ring with only the current key and those in `key_ids`."""
-        return KeyRing({kid: key for kid, key in self.keys.items() if kid in key_ids or kid == self.current}, self.current)
+        return KeyRing(
+            {kid: key for kid, key in self.keys.items() if kid in key_ids or kid == self.current}, self.current
+        )
 
     def encrypt(self, plaintext: str, context: str) -> str:
         """`v1:<key id>:<nonce>:<ciphertext>`; `context` (table.column:row id) is authenticated, not stored."""
@@ -180,7 +182,9 @@ class StoreKeys:
 
 
 def load_store_keys(settings: Settings) -> StoreKeys:
-    return StoreKeys(load_keyring(settings), settings.secret(AUDIT_KEY_FILE).encode(), lambda: load_store_keys(settings))
+    return StoreKeys(
+        load_keyring(settings), settings.secret(AUDIT_KEY_FILE).encode(), lambda: load_store_keys(settings)
+    )
 
 
 def save_keyring(settings: Settings, ring: KeyRing) -> None:

@@ -68,14 +68,29 @@ def deidentify(
     for patient in patients:
         research_id = f"r{rng.getrandbits(48):012x}"
         shift = timedelta(days=rng.randint(1, MAX_SHIFT_DAYS))
-        data.patients.append({"research_id": research_id, "sex": patient.sex or "", "age": age_group(patient.birth_date, today),
-                              "conditions": ";".join(patient.conditions)})
+        data.patients.append(
+            {
+                "research_id": research_id,
+                "sex": patient.sex or "",
+                "age": age_group(patient.birth_date, today),
+                "conditions": ";".join(patient.conditions),
+            }
+        )
         data.readings.extend(
-            {"research_id": research_id, "metric": r.metric, "time": _shifted(r.time, shift), "value": r.value,
-             "unit": r.unit, "quality": r.quality} for r in readings_of(patient.patient_id))
+            {
+                "research_id": research_id,
+                "metric": r.metric,
+                "time": _shifted(r.time, shift),
+                "value": r.value,
+                "unit": r.unit,
+                "quality": r.quality,
+            }
+            for r in readings_of(patient.patient_id)
+        )
         data.alerts.extend(
             {"research_id": research_id, "rule": a.rule, "severity": a.severity, "time": _shifted(a.time, shift)}
-            for a in alerts_of(patient.patient_id))
+            for a in alerts_of(patient.patient_id)
+        )
     return data
 
 
@@ -87,8 +102,11 @@ def write_csv(data: DeidentifiedData, out_dir: Path) -> list[Path]:
     """patients.csv, readings.csv and alerts.csv in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, columns, rows in (("patients", PATIENT_COLUMNS, data.patients), ("readings", READING_COLUMNS, data.readings),
-                                ("alerts", ALERT_COLUMNS, data.alerts)):
+    for name, columns, rows in (
+        ("patients", PATIENT_COLUMNS, data.patients),
+        ("readings", READING_COLUMNS, data.readings),
+        ("alerts", ALERT_COLUMNS, data.alerts),
+    ):
         path = out_dir / f"{name}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
@@ -101,5 +119,7 @@ def write_csv(data: DeidentifiedData, out_dir: Path) -> list[Path]:
 def export_deidentified(store: ResearchSource, actor: User, out_dir: Path) -> tuple[DeidentifiedData, list[Path]]:
     """Every patient `actor` may see (an audited read), de-identified as of today into CSV files in `out_dir`."""
     patients = store.list_patients(visible_patient_ids(actor, StoreOnly(store), "export.deid"))
-    data = deidentify(patients, store.query_readings, lambda pid: store.list_alerts([pid], limit=ALL_ALERTS), utc_now().date())
+    data = deidentify(
+        patients, store.query_readings, lambda pid: store.list_alerts([pid], limit=ALL_ALERTS), utc_now().date()
+    )
     return data, write_csv(data, out_dir)

@@ -71,7 +71,9 @@ def authenticate(store: AccountStore, username: str, password: str, code: str | 
     """
     if not re.fullmatch(USERNAME_PATTERN, username):  # no account has such a name: nothing to look up or count
         verify_password(None, password)
-        store.append_audit([AuditEvent("user:?", "login", None, "login", "failed", {"username": username, **origin_details()})])
+        store.append_audit(
+            [AuditEvent("user:?", "login", None, "login", "failed", {"username": username, **origin_details()})]
+        )
         return None
     user = store.get_user(username)
     locked_until = store.locked_until(username)
@@ -99,8 +101,13 @@ def _second_factor_ok(store: AccountStore, user: User, code: str | None) -> bool
     return step is not None and store.claim_totp_step(user.username, step)
 
 
-def issue_token(store: AccountStore, username: str, secret: str, audience: Audience = "api",
-                lifetime: timedelta = API_TOKEN_LIFETIME) -> str:
+def issue_token(
+    store: AccountStore,
+    username: str,
+    secret: str,
+    audience: Audience = "api",
+    lifetime: timedelta = API_TOKEN_LIFETIME,
+) -> str:
     """A signed token for `audience`: 'api' bearer tokens (15 min) or 'web' session cookies (8 h), recorded
     under a random id (`jti`) so that it can be ended before it expires."""
     now, jti = utc_now(), secrets.token_urlsafe(16)
@@ -111,7 +118,9 @@ def issue_token(store: AccountStore, username: str, secret: str, audience: Audie
 
 def _claims(token: str, secret: str, audience: Audience) -> dict | None:
     try:
-        return jwt.decode(token, secret, algorithms=["HS256"], audience=audience, options={"require": ["exp", "sub", "jti"]})
+        return jwt.decode(
+            token, secret, algorithms=["HS256"], audience=audience, options={"require": ["exp", "sub", "jti"]}
+        )
     except jwt.PyJWTError:
         return None
 

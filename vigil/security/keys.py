@@ -50,8 +50,10 @@ def _ring_to_rotate_to(settings: Settings, store: EncryptedStore) -> KeyRing:
     ring = store.keys.field
     if settings.field_key:
         if store.key_ids_in_use() <= {ring.current}:
-            raise KeyConfigError("VIGIL_KEY: everything is under its first key already; put a new key first "
-                                 "(VIGIL_KEY=NEW,OLD, a new key from `openssl rand -base64 32`) and run this again")
+            raise KeyConfigError(
+                "VIGIL_KEY: everything is under its first key already; put a new key first "
+                "(VIGIL_KEY=NEW,OLD, a new key from `openssl rand -base64 32`) and run this again"
+            )
         return ring
     ring = ring.with_new_current_key()
     save_keyring(settings, ring)  # before re-encrypting: an interrupted run leaves every value readable

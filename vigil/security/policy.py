@@ -73,7 +73,9 @@ def audit_event(user: User, action: str, patient_id: str | None = None, outcome:
     return AuditEvent(actor_of(user), action, patient_id, resource, outcome, {**details, **origin_details()})
 
 
-def record(ctx: HasStore, user: User, action: str, patient_id: str | None = None, outcome: str = "ok", **details) -> None:
+def record(
+    ctx: HasStore, user: User, action: str, patient_id: str | None = None, outcome: str = "ok", **details
+) -> None:
     """Append one access or change by this user to the audit log."""
     ctx.store.append_audit([audit_event(user, action, patient_id, outcome, **details)])
 

@@ -42,8 +42,11 @@ class RateLimits:
     @classmethod
     def from_env(cls) -> RateLimits:
         """Defaults, each overridable as VIGIL_RATE_<NAME>=N/S (e.g. VIGIL_RATE_LOGIN_PER_ADDRESS=10/60)."""
-        overrides = {name: Rate.parse(os.environ[f"VIGIL_RATE_{name.upper()}"])
-                     for name in cls.__dataclass_fields__ if f"VIGIL_RATE_{name.upper()}" in os.environ}
+        overrides = {
+            name: Rate.parse(os.environ[f"VIGIL_RATE_{name.upper()}"])
+            for name in cls.__dataclass_fields__
+            if f"VIGIL_RATE_{name.upper()}" in os.environ
+        }
         return cls(**overrides)
 
 
@@ -73,6 +76,8 @@ class RateLimiter:
 
     def _forget_full_buckets(self, now: float, per_second: float) -> None:
         """A bucket that has refilled is the same as none: drop those to bound memory."""
-        full = [k for k, (tokens, then) in self._buckets.items() if tokens + (now - then) * per_second >= self.rate.requests]
+        full = [
+            k for k, (tokens, then) in self._buckets.items() if tokens + (now - then) * per_second >= self.rate.requests
+        ]
         for key in full:
             del self._buckets[key]

@@ -166,7 +166,7 @@ class SqlStore:
         for table, (key_column, columns) in ENCRYPTED_COLUMNS.items():
             rows = self._rows(f"SELECT {key_column}, {', '.join(columns)} FROM {table}")
             for start in range(0, len(rows), _REENCRYPT_BATCH):
-                changed += self._reencrypt_rows(table, key_column, columns, rows[start:start + _REENCRYPT_BATCH])
+                changed += self._reencrypt_rows(table, key_column, columns, rows[start : start + _REENCRYPT_BATCH])
         return changed
 
     def _reencrypt_rows(self, table: str, key_column: str, columns: Sequence[str], rows: list[tuple]) -> int:
@@ -179,8 +179,10 @@ class SqlStore:
                         continue
                     plaintext = self._unseal(table, column, row_key, value) if is_ciphertext(value) else value
                     # only if unchanged since it was read: a value written meanwhile is left to the next run
-                    conn.execute(self._sql(f"UPDATE {table} SET {column} = ? WHERE {key_column} = ? AND {column} = ?"),
-                                 (self._seal(table, column, row_key, plaintext), row_key, value))
+                    conn.execute(
+                        self._sql(f"UPDATE {table} SET {column} = ? WHERE {key_column} = ? AND {column} = ?"),
+                        (self._seal(table, column, row_key, plaintext), row_key, value),
+                    )
                     changed += 1
         return changed
 
@@ -194,11 +196,20 @@ class SqlStore:
 
     # -- patients ---------------------------------------------------------------------------
     def add_patient(
-        self, name: str, birth_date: str | None = None, sex: str | None = None, conditions: Iterable[str] = (),
-        phone: str | None = None, email: str | None = None, address: str | None = None, notes: str | None = None,
+        self,
+        name: str,
+        birth_date: str | None = None,
+        sex: str | None = None,
+        conditions: Iterable[str] = (),
+        phone: str | None = None,
+        email: str | None = None,
+        address: str | None = None,
+        notes: str | None = None,
     ) -> Patient:
         created_at = utc_now()
-        patient = Patient(new_id("p"), name, birth_date, sex, tuple(conditions), created_at, phone, email, address, notes)
+        patient = Patient(
+            new_id("p"), name, birth_date, sex, tuple(conditions), created_at, phone, email, address, notes
+        )
         identifiers = [self._seal("patients", c, patient.patient_id, getattr(patient, c)) for c in PATIENT_IDENTIFIERS]
         self._write(
             f"INSERT INTO patients ({_PATIENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -228,8 +239,13 @@ class SqlStore:
         identifiers: dict[str, Any] = {
             c: self._unseal("patients", c, patient_id, v) for c, v in zip(PATIENT_IDENTIFIERS, sealed)
         }
-        return Patient(patient_id=patient_id, sex=sex, conditions=tuple(orjson.loads(conditions)),
-                       created_at=_time(created_at), **identifiers)
+        return Patient(
+            patient_id=patient_id,
+            sex=sex,
+            conditions=tuple(orjson.loads(conditions)),
+            created_at=_time(created_at),
+            **identifiers,
+        )
 
     # -- devices ----------------------------------------------------------------------------
     def add_device(self, patient_id: str, kind: str) -> tuple[Device, str]:
@@ -240,7 +256,14 @@ class SqlStore:
         token = secrets.token_urlsafe(32)
         self._write(
             "INSERT INTO devices (device_id, patient_id, kind, token_hash, mqtt_hash, created_at) VALUES (?,?,?,?,?,?)",
-            (device.device_id, patient_id, kind, hash_token(token), mosquitto_password_hash(token), format_time(utc_now())),
+            (
+                device.device_id,
+                patient_id,
+                kind,
+                hash_token(token),
+                mosquitto_password_hash(token),
+                format_time(utc_now()),
+            ),
         )
         return device, token
 
@@ -279,7 +302,10 @@ class SqlStore:
 
     def mqtt_credentials(self) -> list[tuple[str, str]]:
         """(device_id, Mosquitto password hash) of every active device, for the broker's password file."""
-        return [(r[0], r[1]) for r in self._rows("SELECT device_id, mqtt_hash FROM devices WHERE revoked = 0 ORDER BY device_id")]
+        return [
+            (r[0], r[1])
+            for r in self._rows("SELECT device_id, mqtt_hash FROM devices WHERE revoked = 0 ORDER BY device_id")
+        ]
 
     # -- users ------------------------------------------------------------------------------
     _USER_COLUMNS = "username, role, password_hash, patient_id, totp_secret IS NOT NULL, locked_at IS NOT NULL"
@@ -304,8 +330,10 @@ class SqlStore:
 
     def set_totp_secret(self, username: str, secret: str | None) -> None:
         """Turn a user's one-time codes on (with this secret, stored encrypted) or off (None)."""
-        self._write("UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE username = ?",
-                    (self._seal("users", "totp_secret", username, secret), username))
+        self._write(
+            "UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE username = ?",
+            (self._seal("users", "totp_secret", username, secret), username),
+        )
 
     def totp_secret(self, username: str) -> str | None:
         row = self._one("SELECT totp_secret FROM users WHERE username = ?", (username,))
@@ -313,10 +341,13 @@ class SqlStore:
 
     def claim_totp_step(self, username: str, step: int) -> bool:
         """Mark a code's time step used; False if it (or a later one) was used already, so no code works twice."""
-        return bool(self._write(
-            "UPDATE users SET totp_last_step = ? WHERE username = ? AND (totp_last_step IS NULL OR totp_last_step < ?)"
-            " RETURNING username", (step, username, step),
-        ))
+        return bool(
+            self._write(
+                "UPDATE users SET totp_last_step = ? WHERE username = ? AND (totp_last_step IS NULL OR totp_last_step < ?)"
+                " RETURNING username",
+                (step, username, step),
+            )
+        )
 
     # -- sessions (web session cookies and API bearer tokens, by their jti) ------------------
     def add_session(self, jti: str, username: str, audience: str, expires_at: datetime) -> None:
@@ -324,19 +355,28 @@ class SqlStore:
         conn, now = self._conn(), format_time(utc_now())
         with self._dialect.transaction(conn):
             conn.execute(self._sql("DELETE FROM sessions WHERE expires_at < ?"), (now,))
-            conn.execute(self._sql("INSERT INTO sessions (jti, username, audience, expires_at) VALUES (?,?,?,?)"),
-                         (jti, username, audience, format_time(expires_at)))
+            conn.execute(
+                self._sql("INSERT INTO sessions (jti, username, audience, expires_at) VALUES (?,?,?,?)"),
+                (jti, username, audience, format_time(expires_at)),
+            )
 
     def session_active(self, jti: str, username: str, audience: str) -> bool:
-        return self._one(
-            "SELECT 1 FROM sessions WHERE jti = ? AND username = ? AND audience = ? AND revoked_at IS NULL AND expires_at > ?",
-            (jti, username, audience, format_time(utc_now())),
-        ) is not None
+        return (
+            self._one(
+                "SELECT 1 FROM sessions WHERE jti = ? AND username = ? AND audience = ? AND revoked_at IS NULL AND expires_at > ?",
+                (jti, username, audience, format_time(utc_now())),
+            )
+            is not None
+        )
 
     def end_session(self, jti: str) -> bool:
         """End one session (a logout); False if it had ended already."""
-        return bool(self._write("UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL RETURNING jti",
-                                (format_time(utc_now()), jti)))
+        return bool(
+            self._write(
+                "UPDATE sessions SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL RETURNING jti",
+                (format_time(utc_now()), jti),
+            )
+        )
 
     def end_sessions(self, username: str) -> int:
         """End every session and bearer token of a user; returns how many were still open."""
@@ -346,8 +386,12 @@ class SqlStore:
 
     def _end_sessions(self, conn: Any, username: str) -> int:
         now = format_time(utc_now())
-        cursor = conn.execute(self._sql("UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL"
-                                        " AND expires_at > ?"), (now, username, now))
+        cursor = conn.execute(
+            self._sql(
+                "UPDATE sessions SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL AND expires_at > ?"
+            ),
+            (now, username, now),
+        )
         return cursor.rowcount
 
     # -- login failures (lockout) -----------------------------------------------------------
@@ -359,13 +403,18 @@ class SqlStore:
         """Count a failed login; at the `limit`-th in a row the account locks until `lock_until`. True if it locked."""
         conn = self._conn()
         with self._dialect.transaction(conn):
-            row = conn.execute(self._sql("SELECT failures FROM login_failures WHERE username = ?"), (username,)).fetchone()
+            row = conn.execute(
+                self._sql("SELECT failures FROM login_failures WHERE username = ?"), (username,)
+            ).fetchone()
             failures = (row[0] if row else 0) + 1
             locks = failures >= limit
-            conn.execute(self._sql(
-                "INSERT INTO login_failures (username, failures, locked_until) VALUES (?,?,?) ON CONFLICT (username)"
-                " DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until"
-            ), (username, 0 if locks else failures, format_time(lock_until) if locks else None))
+            conn.execute(
+                self._sql(
+                    "INSERT INTO login_failures (username, failures, locked_until) VALUES (?,?,?) ON CONFLICT (username)"
+                    " DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until"
+                ),
+                (username, 0 if locks else failures, format_time(lock_until) if locks else None),
+            )
         return locks
 
     def clear_login_failures(self, username: str) -> None:
@@ -399,8 +448,12 @@ class SqlStore:
 
     def unassign(self, patient_id: str, username: str) -> bool:
         """End a clinician's access to a patient; False if they had none."""
-        return bool(self._write("DELETE FROM assignments WHERE username = ? AND patient_id = ? RETURNING username",
-                                (username, patient_id)))
+        return bool(
+            self._write(
+                "DELETE FROM assignments WHERE username = ? AND patient_id = ? RETURNING username",
+                (username, patient_id),
+            )
+        )
 
     def assigned_patient_ids(self, username: str) -> set[str]:
         return {r[0] for r in self._rows("SELECT patient_id FROM assignments WHERE username = ?", (username,))}
@@ -422,13 +475,35 @@ class SqlStore:
         with self._dialect.transaction(conn):
             for r in readings:
                 cursor = conn.execute(
-                    sql, (r.patient_id, r.device_id, r.metric, format_time(r.time), r.value, r.unit, r.seq, r.quality, received)
+                    sql,
+                    (
+                        r.patient_id,
+                        r.device_id,
+                        r.metric,
+                        format_time(r.time),
+                        r.value,
+                        r.unit,
+                        r.seq,
+                        r.quality,
+                        received,
+                    ),
                 )
                 stored.append(cursor.rowcount == 1)
             if audit is not None and any(stored):
                 counts = {"accepted": sum(stored), "duplicates": len(stored) - sum(stored)}
-                self._append_audit(conn, [AuditEvent(audit.actor, audit.action, audit.patient_id, audit.resource,
-                                                     audit.outcome, {**audit.details, **counts})])
+                self._append_audit(
+                    conn,
+                    [
+                        AuditEvent(
+                            audit.actor,
+                            audit.action,
+                            audit.patient_id,
+                            audit.resource,
+                            audit.outcome,
+                            {**audit.details, **counts},
+                        )
+                    ],
+                )
         return stored
 
     def query_readings(
@@ -456,8 +531,10 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [Reading(r[0], r[1], MetricName(r[2]), parse_time(r[3]), r[4], r[5], r[6], Quality(r[7]))
-                for r in self._rows(sql, params)]
+        return [
+            Reading(r[0], r[1], MetricName(r[2]), parse_time(r[3]), r[4], r[5], r[6], Quality(r[7]))
+            for r in self._rows(sql, params)
+        ]
 
     def count_readings(self) -> int:
         return self._count("SELECT count(*) FROM readings")
@@ -487,7 +564,9 @@ class SqlStore:
         sql += " ORDER BY time, id"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) AS newest ORDER BY time"
-        return [Score(r[0], ScoreKind(r[1]), parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)]
+        return [
+            Score(r[0], ScoreKind(r[1]), parse_time(r[2]), r[3], orjson.loads(r[4])) for r in self._rows(sql, params)
+        ]
 
     def save_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
         """Keep each patient's latest cleaned vitals and scores, as the ward list shows them."""
@@ -512,8 +591,9 @@ class SqlStore:
 
     @staticmethod
     def _alert(r: tuple) -> Alert:
-        return Alert(r[0], r[1], AlertRule(r[2]), Severity(r[3]), parse_time(r[4]), r[5], orjson.loads(r[6]), r[7],
-                     _time(r[8]))
+        return Alert(
+            r[0], r[1], AlertRule(r[2]), Severity(r[3]), parse_time(r[4]), r[5], orjson.loads(r[6]), r[7], _time(r[8])
+        )
 
     def raise_alert(self, draft: AlertDraft) -> Alert | None:
         """Open an alert, or escalate the open one for the same (patient, rule); None if deduplicated."""
@@ -524,8 +604,15 @@ class SqlStore:
             " message = excluded.message, data = excluded.data"
             " WHERE excluded.severity_rank > alerts.severity_rank"
             f" RETURNING {self._ALERT_COLUMNS}",
-            (draft.patient_id, draft.rule, draft.severity, SEVERITY_RANK[draft.severity], format_time(draft.time),
-             draft.message, _json(draft.data)),
+            (
+                draft.patient_id,
+                draft.rule,
+                draft.severity,
+                SEVERITY_RANK[draft.severity],
+                format_time(draft.time),
+                draft.message,
+                _json(draft.data),
+            ),
         )
         return self._alert(rows[0]) if rows else None
 
@@ -562,8 +649,19 @@ class SqlStore:
 
     @staticmethod
     def _recommendation(r: tuple) -> Recommendation:
-        return Recommendation(r[0], r[1], RecommendationKind(r[2]), parse_time(r[3]), r[4], r[5], orjson.loads(r[6]), r[7],
-                              r[8], _time(r[9]), r[10])
+        return Recommendation(
+            r[0],
+            r[1],
+            RecommendationKind(r[2]),
+            parse_time(r[3]),
+            r[4],
+            r[5],
+            orjson.loads(r[6]),
+            r[7],
+            r[8],
+            _time(r[9]),
+            r[10],
+        )
 
     def add_recommendation(self, draft: RecommendationDraft) -> Recommendation | None:
         """Record a suggestion; while one of the same kind awaits a decision, it is updated instead."""
@@ -613,15 +711,31 @@ class SqlStore:
         sql = self._sql(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
         for event in events:
             entry = next_entry(prev_seq, prev_hash, event, now, self.keys.audit)
-            conn.execute(sql, (entry.seq, entry.time, entry.actor, entry.action, entry.patient_id, entry.resource,
-                               entry.outcome, entry.details, entry.prev_hash, entry.hash, entry.mac))
+            conn.execute(
+                sql,
+                (
+                    entry.seq,
+                    entry.time,
+                    entry.actor,
+                    entry.action,
+                    entry.patient_id,
+                    entry.resource,
+                    entry.outcome,
+                    entry.details,
+                    entry.prev_hash,
+                    entry.hash,
+                    entry.mac,
+                ),
+            )
             entries.append(entry)
             prev_seq, prev_hash = entry.seq, entry.hash
         return entries
 
     def audit_entries(self, after_seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
         """Entries in chain order, `limit` at a time from after `after_seq`."""
-        rows = self._rows(f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", (after_seq,))
+        rows = self._rows(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT {int(limit)}", (after_seq,)
+        )
         return [AuditEntry(*row) for row in rows]
 
     def audit_entry(self, seq: int) -> AuditEntry | None:
@@ -632,7 +746,12 @@ class SqlStore:
         """Entries about this patient: those naming it, and list reads whose details name it among others."""
         listed = "%" + orjson.dumps(patient_id).decode() + "%"
         rows = self._rows(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE patient_id = ? OR details LIKE ? ORDER BY seq", (patient_id, listed)
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE patient_id = ? OR details LIKE ? ORDER BY seq",
+            (patient_id, listed),
         )
         entries = [AuditEntry(*row) for row in rows]
-        return [e for e in entries if e.patient_id == patient_id or patient_id in orjson.loads(e.details).get("patients", ())]
+        return [
+            e
+            for e in entries
+            if e.patient_id == patient_id or patient_id in orjson.loads(e.details).get("patients", ())
+        ]

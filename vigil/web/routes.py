@@ -55,8 +55,14 @@ PageUser = Annotated[User, Depends(page_user)]
 
 
 def _set_cookie(response: Response, ctx: AppContext, name: str, value: str, readable_by_scripts: bool = False) -> None:
-    response.set_cookie(name, value, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=not readable_by_scripts,
-                        samesite="strict", secure=ctx.secure_cookies)
+    response.set_cookie(
+        name,
+        value,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=not readable_by_scripts,
+        samesite="strict",
+        secure=ctx.secure_cookies,
+    )
 
 
 def _require_csrf(request: Request, submitted: str | None) -> None:
@@ -74,14 +80,20 @@ def login_page(request: Request, ctx: Ctx, error: str | None = None) -> HTMLResp
 
 @router.post("/login")
 def login(
-    request: Request, ctx: Ctx, username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=1024)],
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "", totp: Annotated[str | None, Form(max_length=16)] = None,
+    request: Request,
+    ctx: Ctx,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    totp: Annotated[str | None, Form(max_length=16)] = None,
 ) -> Response:
     _require_csrf(request, csrf_token)
     if authenticate(ctx.store, username, password, totp) is None:
         return RedirectResponse("/login?error=Wrong+username,+password+or+code", status_code=303)
     response = RedirectResponse("/", status_code=303)
-    _set_cookie(response, ctx, SESSION_COOKIE, issue_token(ctx.store, username, ctx.session_secret, "web", SESSION_LIFETIME))
+    _set_cookie(
+        response, ctx, SESSION_COOKIE, issue_token(ctx.store, username, ctx.session_secret, "web", SESSION_LIFETIME)
+    )
     _set_cookie(response, ctx, CSRF_COOKIE, new_csrf_token(), readable_by_scripts=True)
     return response
 
@@ -98,7 +110,9 @@ def logout(request: Request, ctx: Ctx, csrf_token: Annotated[str, Form(alias=CSR
 
 @router.get("/", response_class=HTMLResponse)
 def ward_page(request: Request, user: PageUser, sort: str = "news2") -> HTMLResponse:
-    return templates.TemplateResponse(request, "ward.html", {"user": user, "sort": "risk" if sort == "risk" else "news2"})
+    return templates.TemplateResponse(
+        request, "ward.html", {"user": user, "sort": "risk" if sort == "risk" else "news2"}
+    )
 
 
 @router.get("/fragments/ward", response_class=HTMLResponse)
