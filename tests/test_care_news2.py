@@ -169,7 +169,23 @@ def test_details_are_json_ready_and_explain_names_scoring_and_missing_parameters
     assert details["components"]["resp_rate"] == 2 and details["values"]["spo2"] == 93.0
     assert details["band"] == "medium" and details["missing"] == ["systolic_bp", "body_temp"]
     assert details["complete"] is False and details["monitoring"] == "Minimum 1-hourly"
+    assert (details["measured_count"], details["parameter_count"]) == (3, 5)
     text = explain(score)
-    assert text.startswith("NEWS2 is 6 (medium clinical risk)")
+    assert text.startswith("NEWS2 is at least 6 (partial: 3 of 5 measured, medium clinical risk on those)")
     assert "Respiration rate 23/min scores 2" in text and "Pulse 112/min scores 2" in text
     assert "Not measured: Systolic BP, Temperature" in text
+    assert "Assumed, not recorded: on air, Alert" in text
+
+
+def test_a_complete_score_with_recorded_inputs_reads_as_complete_and_assumes_nothing():
+    score = news2_score(
+        resp_rate=16,
+        spo2=97,
+        systolic_bp=120,
+        heart_rate=70,
+        body_temp=37.0,
+        supplemental_oxygen=False,
+        consciousness="alert",
+    )
+    text = explain(score)
+    assert text.startswith("NEWS2 is 0 (low clinical risk)") and "partial" not in text and "Assumed" not in text

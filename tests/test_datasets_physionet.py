@@ -193,7 +193,7 @@ def test_stay_readings_replay_every_measured_vital(stays: pd.DataFrame) -> None:
     }
     assert readings[-1]["time"] == (START + timedelta(hours=int(stay["hour"].max()))).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert len({(reading["metric"], reading["seq"]) for reading in readings}) == len(readings)
-    accepted, rejected = validate_batch(readings, Device("d1", "p1", "icu"), now=START + timedelta(days=3))
+    accepted, rejected, _ = validate_batch(readings, Device("d1", "p1", "icu"), now=START + timedelta(days=3))
     assert (len(accepted), rejected) == (len(readings), [])
 
 

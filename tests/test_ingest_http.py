@@ -23,7 +23,7 @@ def test_batch_is_stored_and_counted(ward):
     ]
     response = ward.ingest(readings)
     assert response.status_code == 202
-    assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": [], "warnings": []}
     stored = {r.metric: r for r in ward.ctx.store.query_readings(ward.patient_id)}
     assert stored["heart_rate"].value == 72 and stored["heart_rate"].device_id == ward.device_id
     assert stored["body_temp"].value == pytest.approx(37.0) and stored["body_temp"].unit == "Cel"
@@ -36,13 +36,13 @@ def test_resent_reading_counts_as_duplicate_once(ward):
     batch = [{"metric": "heart_rate", "value": 70 + i, "time": at(10 - i), "seq": i} for i in range(5)]
     assert ward.ingest(batch).json()["accepted"] == 5
     again = ward.ingest(batch[2:] + [{"metric": "heart_rate", "value": 80, "time": at(0), "seq": 99}]).json()
-    assert again == {"accepted": 1, "duplicates": 3, "rejected": []}
+    assert again == {"accepted": 1, "duplicates": 3, "rejected": [], "warnings": []}
     assert len(ward.ctx.store.query_readings(ward.patient_id)) == 6
 
 
 def test_duplicate_inside_one_batch(ward):
     reading = {"metric": "heart_rate", "value": 70, "time": at(1), "seq": 7}
-    assert ward.ingest([reading, reading]).json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert ward.ingest([reading, reading]).json() == {"accepted": 1, "duplicates": 1, "rejected": [], "warnings": []}
 
 
 def test_seq_belongs_to_the_device(ward):
@@ -142,6 +142,40 @@ def test_implausible_value_is_stored_with_a_flag(ward):
     response = ward.ingest([{"metric": "heart_rate", "value": 280, "time": at(1), "seq": 1}])
     assert response.json()["accepted"] == 1
     assert ward.ctx.store.query_readings(ward.patient_id)[0].quality == "implausible"
+
+
+def test_unit_mistakes_are_stored_as_implausible_with_a_warning_naming_the_likely_mistake(ward):
+    """Finding 8 of issue 12: SpO2 0.97 % and glucose 6.1 mg/dL were answered with a plain 202."""
+    readings = [
+        {"metric": "heart_rate", "value": 72, "time": at(3), "seq": 1},
+        {"metric": "spo2", "value": 0.97, "unit": "%", "time": at(2), "seq": 2},
+        {"metric": "glucose", "value": 6.1, "unit": "mg/dL", "time": at(2), "seq": 3},
+        {"metric": "systolic_bp", "value": 16, "time": at(2), "seq": 4},
+        {"metric": "hrv_rmssd", "value": 0.045, "time": at(2), "seq": 5},
+    ]
+    body = ward.ingest(readings).json()
+    assert body["accepted"] == 5 and body["rejected"] == []
+    warnings = {w["index"]: w["warning"] for w in body["warnings"]}
+    assert set(warnings) == {1, 2, 3, 4}
+    assert warnings[1].startswith("spo2 0.97: looks like a fraction; % expected")
+    assert "looks like mmol/L" in warnings[2] and "110 mg/dL" in warnings[2]
+    assert "looks like kPa" in warnings[3] and "looks like seconds" in warnings[4]
+    assert all("stored as implausible" in w.lower() for w in warnings.values())
+    stored = {r.metric: r.quality for r in ward.ctx.store.query_readings(ward.patient_id)}
+    assert stored["spo2"] == stored["glucose"] == "implausible" and stored["heart_rate"] == "ok"
+
+
+def test_an_impossible_value_is_rejected_with_the_likely_mistake(ward):
+    body = ward.ingest([{"metric": "body_temp", "value": 101.3, "time": at(1), "seq": 1}]).json()
+    assert body["accepted"] == 0 and body["warnings"] == []
+    assert "looks like degrees Fahrenheit" in body["rejected"][0]["error"]
+    assert body["rejected"][0]["error"].startswith("value: ")
+
+
+def test_oxygen_flow_is_a_metric_in_l_per_min(ward):
+    body = ward.ingest([{"metric": "oxygen_flow", "value": 2, "unit": "L/min", "time": at(1), "seq": 1}]).json()
+    assert body["accepted"] == 1 and body["warnings"] == []
+    assert ward.ctx.store.query_readings(ward.patient_id)[0].unit == "L/min"
 
 
 def test_body_over_5_mb_is_413(ward):

@@ -58,6 +58,31 @@ class RecommendationKind(StrEnum):
     RESCUE_CARBS = "rescue_carbs"
 
 
+class Consciousness(StrEnum):
+    """ACVPU, as NEWS2 scores it: "confusion" is new confusion (or new delirium or worsening confusion)."""
+
+    ALERT = "alert"
+    CONFUSION = "confusion"
+    VOICE = "voice"
+    PAIN = "pain"
+    UNRESPONSIVE = "unresponsive"
+
+
+@dataclass(frozen=True)
+class News2Inputs:
+    """What a clinician records for NEWS2 that a wearable cannot measure; None means not recorded (NEWS2 assumes
+    air and Alert, and says so). SpO2 scale 2 is only for a prescribed 88-92 % target, with its reason."""
+
+    patient_id: str
+    time: datetime
+    recorded_by: str
+    supplemental_oxygen: bool | None = None
+    oxygen_flow: float | None = None  # L/min
+    consciousness: Consciousness | None = None
+    spo2_scale: int = 1
+    spo2_scale_reason: str | None = None
+
+
 @dataclass(frozen=True)
 class Reading:
     """One validated measurement in canonical units, attributed to a patient through its device."""

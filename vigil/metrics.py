@@ -24,6 +24,7 @@ class MetricName(StrEnum):
     CARBS = "carbs"
     INSULIN_BOLUS = "insulin_bolus"
     INSULIN_BASAL = "insulin_basal"
+    OXYGEN_FLOW = "oxygen_flow"
 
 
 def _identity(value: float) -> float:
@@ -99,6 +100,15 @@ METRICS: dict[str, Metric] = {  # keyed by MetricName; a reading's metric is loo
         _metric(MetricName.INSULIN_BOLUS, "", "U", "Insulin bolus", (0, 100), (0, 25), {"[iU]": _identity}, True),
         _metric(
             MetricName.INSULIN_BASAL, "", "U/h", "Insulin basal rate", (0, 50), (0, 5), {"[iU]/h": _identity}, True
+        ),
+        _metric(
+            MetricName.OXYGEN_FLOW,
+            "3151-8",
+            "L/min",
+            "Inhaled oxygen flow rate",
+            (0, 100),
+            (0, 60),
+            {"l/min": _identity, "LPM": _identity},
         ),
     ]
 }

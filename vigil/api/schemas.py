@@ -37,12 +37,19 @@ class RejectedReading(Schema):
     error: str = Field(description="`field: reason`")
 
 
+class ReadingWarningOut(Schema):
+    index: int = Field(description="position of the reading in the batch")
+    warning: str = Field(description="why it was stored as implausible, and the likely mistake")
+
+
 class IngestResponse(Schema):
-    """The batch's readings after they are stored: how many new, how many seen before, and which were rejected."""
+    """The batch's readings after they are stored: how many new, how many seen before, which were rejected, and
+    which were stored but flagged implausible (with the likely mistake)."""
 
     accepted: int
     duplicates: int
     rejected: list[RejectedReading]
+    warnings: list[ReadingWarningOut] = []
 
 
 # -- patients --------------------------------------------------------------------------------------

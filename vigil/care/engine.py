@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import cast
 
 from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, explain, news2_score
 from vigil.care.rules import (
@@ -23,12 +24,14 @@ from vigil.care.rules import (
 from vigil.domain import (
     AlertDraft,
     AlertRule,
+    News2Inputs,
     RecommendationDraft,
     RecommendationKind,
     Score,
     ScoreKind,
     VitalsSnapshot,
 )
+from vigil.metrics import MetricName
 from vigil.news2_chart import SpO2Scale
 
 MIN_NEWS2_PARAMETERS = 3
@@ -51,11 +54,60 @@ NEWS2_RULES: tuple[News2Rule, ...] = (news2_urgent, news2_single_red)
 
 @dataclass(frozen=True)
 class News2Context:
-    """What devices cannot measure, as recorded by the care team; None means not recorded (air, Alert)."""
+    """What devices cannot measure, as recorded by the care team; None means not recorded (air, Alert).
+
+    ``recorded_at`` and ``recorded_by`` say when and by whom; a device's oxygen flow reading newer than the record
+    overrides its supplemental oxygen (flow above 0 is oxygen on)."""
 
     spo2_scale: SpO2Scale = 1
     supplemental_oxygen: bool | None = None
     consciousness: Consciousness | None = None
+    oxygen_flow: float | None = None
+    spo2_scale_reason: str | None = None
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+
+    @classmethod
+    def of(cls, inputs: News2Inputs) -> News2Context:
+        """The context a clinician's stored record gives."""
+        scale: SpO2Scale = 2 if inputs.spo2_scale == 2 else 1
+        consciousness = None if inputs.consciousness is None else cast(Consciousness, str(inputs.consciousness))
+        return cls(
+            scale,
+            inputs.supplemental_oxygen,
+            consciousness,
+            inputs.oxygen_flow,
+            inputs.spo2_scale_reason,
+            inputs.time,
+            inputs.recorded_by,
+        )
+
+    def with_device_oxygen(self, snapshot: VitalsSnapshot) -> News2Context:
+        """This context, with supplemental oxygen from the device's oxygen flow when that is the newer observation."""
+        flow = snapshot.values.get(MetricName.OXYGEN_FLOW)
+        measured = snapshot.measured_at.get(MetricName.OXYGEN_FLOW)
+        if flow is None or measured is None or (self.recorded_at is not None and self.recorded_at > measured):
+            return self
+        return replace(self, supplemental_oxygen=flow > 0, oxygen_flow=flow)
+
+    def sources(self, snapshot: VitalsSnapshot) -> dict[str, str]:
+        """Where each non-measured NEWS2 input came from, in words, for the score's details."""
+        recorded = (
+            f"recorded by {self.recorded_by} at {self.recorded_at:%Y-%m-%d %H:%M} UTC" if self.recorded_at else ""
+        )
+        device_time = snapshot.measured_at.get(MetricName.OXYGEN_FLOW)
+        from_device = (
+            self.oxygen_flow is not None
+            and device_time is not None
+            and (self.recorded_at is None or device_time >= self.recorded_at)
+        )
+        oxygen = f"device oxygen flow at {device_time:%Y-%m-%d %H:%M} UTC" if from_device and device_time else recorded
+        scale = "scale 1" if self.spo2_scale == 1 else f"scale 2 ({self.spo2_scale_reason or 'no reason given'})"
+        return {
+            "supplemental_oxygen": oxygen if self.supplemental_oxygen is not None else "assumed on air: not recorded",
+            "consciousness": recorded if self.consciousness is not None else "assumed Alert: not recorded",
+            "spo2_scale": f"{scale}, {recorded}" if recorded else f"{scale}: default, not recorded",
+        }
 
 
 @dataclass(frozen=True)
@@ -126,12 +178,18 @@ def snapshot_news2(snapshot: VitalsSnapshot, context: News2Context, min_paramete
     measured = {name: snapshot.values[name] for name in MEASURED_PARAMETERS if name in snapshot.values}
     if len(measured) < min_parameters:
         return None
+    context = context.with_device_oxygen(snapshot)
     return news2_score(
         **measured,
         supplemental_oxygen=context.supplemental_oxygen,
         consciousness=context.consciousness,
         spo2_scale=context.spo2_scale,
     )
+
+
+def news2_input_details(context: News2Context, snapshot: VitalsSnapshot) -> dict[str, object]:
+    """The score's record of its non-measured inputs: where each came from, and the oxygen flow if known."""
+    return {"sources": context.sources(snapshot), "oxygen_flow_l_min": context.oxygen_flow}
 
 
 def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> RecommendationDraft:
@@ -167,6 +225,11 @@ class CareEngine:
         with self._lock:
             self._contexts[patient_id] = context
 
+    def news2_context(self, patient_id: str) -> News2Context:
+        """The patient's recorded context (the defaults when none was recorded)."""
+        with self._lock:
+            return self._contexts.get(patient_id, News2Context())
+
     def evaluate(self, snapshot: VitalsSnapshot) -> CareOutcome:
         """Score, alert and recommend on one snapshot; remembers which conditions were already raised."""
         with self._lock:
@@ -181,7 +244,7 @@ class CareEngine:
                 if self._episodes.should_raise(snapshot.patient_id, verdict)
             ]
             return CareOutcome(
-                scores=[] if score is None else [self._score(snapshot, score)],
+                scores=[] if score is None else [self._score(snapshot, score, context)],
                 alerts=alerts,
                 recommendations=self._recommendations(snapshot, score),
             )
@@ -207,11 +270,11 @@ class CareEngine:
         )
 
     @staticmethod
-    def _score(snapshot: VitalsSnapshot, score: News2Score) -> Score:
+    def _score(snapshot: VitalsSnapshot, score: News2Score, context: News2Context) -> Score:
         return Score(
             patient_id=snapshot.patient_id,
             kind=ScoreKind.NEWS2,
             time=snapshot.time,
             value=float(score.total),
-            details=score.details(),
+            details=score.details() | news2_input_details(context.with_device_oxygen(snapshot), snapshot),
         )

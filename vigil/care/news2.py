@@ -42,6 +42,9 @@ PARAMETER_LABELS = {
 }
 
 
+ASSUMED_WORDS = {"supplemental_oxygen": "on air", "consciousness": "Alert"}
+
+
 @dataclass(frozen=True)
 class ClinicalResponse:
     """The RCP's recommended monitoring frequency and clinical response for a NEWS2 result."""
@@ -123,6 +126,8 @@ class News2Score:
             "missing": list(self.missing),
             "assumed": list(self.assumed),
             "complete": self.complete,
+            "measured_count": len(MEASURED_PARAMETERS) - len(self.missing),
+            "parameter_count": len(MEASURED_PARAMETERS),
             "spo2_scale": self.spo2_scale,
             "monitoring": self.response.monitoring,
             "response": self.response.action,
@@ -219,10 +224,18 @@ def explain(score: News2Score) -> str:
         for name, points in score.components.items()
         if points > 0
     ]
-    text = f"NEWS2 is {score.total} ({score.band} clinical risk)"
+    measured = len(MEASURED_PARAMETERS) - len(score.missing)
+    if score.missing:
+        text = f"NEWS2 is at least {score.total} (partial: {measured} of {len(MEASURED_PARAMETERS)} measured"
+        text += f", {score.band} clinical risk on those)"
+    else:
+        text = f"NEWS2 is {score.total} ({score.band} clinical risk)"
     if scoring:
         text += ": " + ", ".join(scoring)
     if score.missing:
         not_measured = ", ".join(PARAMETER_LABELS[name][0] for name in score.missing)
         text += f". Not measured: {not_measured}, so the true score may be higher"
+    if score.assumed:
+        assumed = ", ".join(ASSUMED_WORDS[name] for name in score.assumed)
+        text += f". Assumed, not recorded: {assumed}"
     return text + "."

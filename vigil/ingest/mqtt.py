@@ -88,5 +88,8 @@ class MqttIngestor:
         self.stats["accepted"] += result.accepted
         self.stats["duplicates"] += result.duplicates
         self.stats["rejected"] += len(result.rejected)
+        self.stats["warnings"] += len(result.warnings)
         for rejection in result.rejected:
             log.info("device %s reading %d rejected: %s", device_id, rejection.index, rejection.error)
+        for warning in result.warnings:
+            log.info("device %s reading %d stored as implausible: %s", device_id, warning.index, warning.warning)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from vigil.domain import Device, Reading
 from vigil.errors import InvalidInput
-from vigil.ingest.validation import Rejection, validate_batch
+from vigil.ingest.validation import ReadingWarning, Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
 from vigil.timeutil import utc_now
 
@@ -31,6 +31,7 @@ class IngestResult:
     duplicates: int
     rejected: list[Rejection] = field(default_factory=list)
     stored: list[Reading] = field(default_factory=list)
+    warnings: list[ReadingWarning] = field(default_factory=list)
 
 
 def batch_readings(body: Any) -> list[Any]:
@@ -68,18 +69,18 @@ class IngestService:
 
     def ingest(self, device: Device, body: Any, now: datetime | None = None) -> IngestResult:
         """Validate and store a batch; returns only after the accepted readings are committed."""
-        readings, rejected = validate_batch(batch_readings(body), device, now or utc_now())
+        readings, rejected, warnings = validate_batch(batch_readings(body), device, now or utc_now())
         audit = AuditEvent(
             f"device:{device.device_id}",
             "ingest",
             device.patient_id,
             "readings",
             "ok",
-            {"rejected": len(rejected), **origin_details()},
+            {"rejected": len(rejected), "warnings": len(warnings), **origin_details()},
         )
         stored_flags = self.store.insert_readings(readings, audit) if readings else []
         stored = [r for r, is_new in zip(readings, stored_flags) if is_new]
-        result = IngestResult(len(stored), len(readings) - len(stored), rejected, stored)
+        result = IngestResult(len(stored), len(readings) - len(stored), rejected, stored, warnings)
         self._pass_on(stored)
         return result
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from vigil.domain import Device, Quality, Reading
 from vigil.errors import InvalidInput
+from vigil.ingest.mistakes import implausible_warning, likely_mistake
 from vigil.metrics import METRICS, MetricName
 from vigil.timeutil import parse_time
 
@@ -25,6 +26,14 @@ class ReadingError(InvalidInput):
 class Rejection:
     index: int
     error: str
+
+
+@dataclass(frozen=True)
+class ReadingWarning:
+    """A reading stored but flagged implausible, with the likely mistake."""
+
+    index: int
+    warning: str
 
 
 def _require(raw: dict[str, Any], field: str) -> Any:
@@ -70,8 +79,10 @@ def _check_limits(metric_name: MetricName, value: float) -> Quality:
     metric = METRICS[metric_name]
     low, high = metric.hard_limits
     if not low <= value <= high:
+        mistake = likely_mistake(metric_name, value)
         raise ReadingError(
             f"value: {value:g} {metric.unit} is outside the physiological limits of {metric_name} ({low:g}-{high:g})"
+            + (f"; {mistake}" if mistake else "")
         )
     plausible_low, plausible_high = metric.plausible_limits
     return Quality.OK if plausible_low <= value <= plausible_high else Quality.IMPLAUSIBLE
@@ -118,12 +129,19 @@ def validate_reading(raw: Any, device: Device, now: datetime) -> Reading:
     )
 
 
-def validate_batch(raws: list[Any], device: Device, now: datetime) -> tuple[list[Reading], list[Rejection]]:
-    """Validate every reading of a batch independently: good ones pass, bad ones get their reason."""
-    readings, rejected = [], []
+def validate_batch(
+    raws: list[Any], device: Device, now: datetime
+) -> tuple[list[Reading], list[Rejection], list[ReadingWarning]]:
+    """Validate every reading of a batch independently: good ones pass (implausible ones with a warning naming the
+    likely mistake), bad ones get their reason."""
+    readings, rejected, warnings = [], [], []
     for index, raw in enumerate(raws):
         try:
-            readings.append(validate_reading(raw, device, now))
+            reading = validate_reading(raw, device, now)
         except ReadingError as error:
             rejected.append(Rejection(index, str(error)))
-    return readings, rejected
+            continue
+        readings.append(reading)
+        if reading.quality == Quality.IMPLAUSIBLE:
+            warnings.append(ReadingWarning(index, implausible_warning(reading.metric, reading.value)))
+    return readings, rejected, warnings

@@ -83,6 +83,7 @@ METRIC_PROFILES: dict[str, MetricProfile] = {
     ),
     MetricName.HRV_RMSSD: MetricProfile(kind="level", freshness_seconds=HOUR),
     MetricName.INSULIN_BASAL: MetricProfile(kind="level", freshness_seconds=24 * HOUR),
+    MetricName.OXYGEN_FLOW: MetricProfile(kind="level", freshness_seconds=12 * HOUR),
     MetricName.STEPS: MetricProfile(kind="amount", freshness_seconds=HOUR),
     MetricName.CARBS: _meal_or_bolus(),
     MetricName.INSULIN_BOLUS: _meal_or_bolus(),

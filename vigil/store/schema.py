@@ -101,6 +101,18 @@ CREATE TABLE IF NOT EXISTS recommendations (
     decision_note TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS recommendations_one_pending ON recommendations (patient_id, kind) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS news2_inputs (
+    id {id},
+    patient_id TEXT NOT NULL REFERENCES patients(patient_id),
+    time TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    supplemental_oxygen INTEGER,
+    oxygen_flow DOUBLE PRECISION,
+    consciousness TEXT,
+    spo2_scale INTEGER NOT NULL,
+    spo2_scale_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS news2_inputs_patient_time ON news2_inputs (patient_id, time);
 CREATE TABLE IF NOT EXISTS sessions (
     jti TEXT PRIMARY KEY,
     username TEXT NOT NULL,

@@ -16,7 +16,9 @@ from vigil.domain import (
     Alert,
     AlertDraft,
     AlertRule,
+    Consciousness,
     Device,
+    News2Inputs,
     Patient,
     Quality,
     Reading,
@@ -695,6 +697,49 @@ class SqlStore:
             ("accepted" if accepted else "rejected", username, format_time(utc_now()), note, recommendation_id),
         )
         return self._recommendation(rows[0]) if rows else None
+
+    # -- NEWS2 inputs a clinician records ---------------------------------------------------
+    _NEWS2_INPUT_COLUMNS = (
+        "patient_id, time, recorded_by, supplemental_oxygen, oxygen_flow, consciousness, spo2_scale, spo2_scale_reason"
+    )
+
+    @staticmethod
+    def _news2_inputs(r: tuple) -> News2Inputs:
+        oxygen = None if r[3] is None else bool(r[3])
+        consciousness = None if r[5] is None else Consciousness(r[5])
+        return News2Inputs(r[0], parse_time(r[1]), r[2], oxygen, r[4], consciousness, int(r[6]), r[7])
+
+    def record_news2_inputs(self, inputs: News2Inputs) -> News2Inputs:
+        """Append a clinician's record of oxygen, consciousness and SpO2 scale (every record is kept)."""
+        oxygen = None if inputs.supplemental_oxygen is None else int(inputs.supplemental_oxygen)
+        self._write(
+            f"INSERT INTO news2_inputs ({self._NEWS2_INPUT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                inputs.patient_id,
+                format_time(inputs.time),
+                inputs.recorded_by,
+                oxygen,
+                inputs.oxygen_flow,
+                inputs.consciousness,
+                inputs.spo2_scale,
+                inputs.spo2_scale_reason,
+            ),
+        )
+        return inputs
+
+    def news2_inputs_history(self, patient_id: str, limit: int = 200) -> list[News2Inputs]:
+        """A patient's records, newest first."""
+        rows = self._rows(
+            f"SELECT {self._NEWS2_INPUT_COLUMNS} FROM news2_inputs WHERE patient_id = ?"
+            f" ORDER BY time DESC, id DESC LIMIT {int(limit)}",
+            (patient_id,),
+        )
+        return [self._news2_inputs(r) for r in rows]
+
+    def latest_news2_inputs(self) -> dict[str, News2Inputs]:
+        """Every patient's newest record."""
+        rows = self._rows(f"SELECT {self._NEWS2_INPUT_COLUMNS} FROM news2_inputs ORDER BY time, id")
+        return {r[0]: self._news2_inputs(r) for r in rows}
 
     # -- audit log --------------------------------------------------------------------------
     def append_audit(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
