@@ -8,9 +8,9 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from vigil.care import CareEngine, CareOutcome
+from vigil.care import CareEngine, CareOutcome, News2Context
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
-from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
+from vigil.domain import Alert, AlertDraft, News2Inputs, Reading, VitalsSnapshot
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
@@ -74,6 +74,8 @@ class Pipeline:
         """Rebuild streaming state from the recent stored readings, without re-raising alerts."""
         readings = self.store.query_readings(start=utc_now() - window)
         with self._lock:
+            for inputs in self.store.latest_news2_inputs().values():
+                self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
             for snapshot in self.signal.process(readings):
                 outcome = self.care.evaluate(snapshot)
                 self._remember_scores(snapshot.patient_id, outcome.scores)
@@ -105,6 +107,15 @@ class Pipeline:
                 + self._raise(self.risk_alerts.update(risk_scores))
                 + self._raise(self.forecast_alerts.update(glucose.checks))
             )
+
+    def record_news2_inputs(self, inputs: News2Inputs) -> list[Alert]:
+        """Store a clinician's NEWS2 inputs, use them from now on, and re-score the patient's latest vitals with them
+        (so the ward list and alerts reflect them at once); returns the alerts raised."""
+        with self._lock:
+            self.store.record_news2_inputs(inputs)
+            self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
+            snapshot = self.signal.latest_snapshot(inputs.patient_id)
+            return [] if snapshot is None else self._record([(snapshot, self.care.evaluate(snapshot))])
 
     def _stored_glucose_readings(self) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""

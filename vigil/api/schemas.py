@@ -7,7 +7,17 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from vigil.domain import AlertRule, Patient, Quality, RecommendationKind, Role, Score, ScoreKind, Severity
+from vigil.domain import (
+    AlertRule,
+    Consciousness,
+    Patient,
+    Quality,
+    RecommendationKind,
+    Role,
+    Score,
+    ScoreKind,
+    Severity,
+)
 from vigil.metrics import MetricName
 from vigil.timeutil import format_time
 
@@ -159,6 +169,24 @@ class RiskOut(Schema):
     news2: ScoreOut | None
     history: list[News2Point]
     sepsis: SepsisRisk
+
+
+class News2InputsOut(Schema):
+    """A clinician's record of what NEWS2 needs and a wearable cannot measure; None: not recorded (assumed)."""
+
+    patient_id: str
+    time: Timestamp
+    recorded_by: str
+    supplemental_oxygen: bool | None
+    oxygen_flow: float | None = Field(description="L/min")
+    consciousness: Consciousness | None
+    spo2_scale: Literal[1, 2]
+    spo2_scale_reason: str | None
+
+
+class News2InputsHistory(Schema):
+    current: News2InputsOut | None
+    history: list[News2InputsOut] = Field(description="newest first")
 
 
 # -- alerts and recommendations --------------------------------------------------------------------

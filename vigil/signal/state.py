@@ -165,6 +165,10 @@ class PatientSignalState:
         batch_latest = max(times)
         self._latest_time = batch_latest if self._latest_time is None else max(self._latest_time, batch_latest)
 
+    @property
+    def has_readings(self) -> bool:
+        return self._latest_time is not None
+
     def _resolve_now(self, now: datetime | None) -> float:
         if now is not None:
             return epoch_seconds(now)
@@ -204,6 +208,12 @@ class SignalProcessor:
                 self.state_for(patient_id).update(batch, max(r.time for r in batch) if as_of_batch else None)
                 for patient_id, batch in by_patient.items()
             ]
+
+    def latest_snapshot(self, patient_id: str) -> VitalsSnapshot | None:
+        """The patient's snapshot as of their latest reading, or None before any reading."""
+        with self._lock:
+            state = self._states.get(patient_id)
+            return state.snapshot() if state is not None and state.has_readings else None
 
     def state_for(self, patient_id: str) -> PatientSignalState:
         """The patient's state, created empty on first use."""

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 import vigil
-from vigil.api import admin_routes, ingest_routes, people_routes
+from vigil.api import admin_routes, ingest_routes, news2_routes, people_routes
 from vigil.api.context import AppContext
 from vigil.api.hardening import RequestGuard, error_response, internal_error, validation_error, vigil_error
 from vigil.errors import VigilError
@@ -20,6 +20,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(ingest_routes.router)
     app.include_router(people_routes.router)
+    app.include_router(news2_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.WEB_DIR / "static")), name="static")
