@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -122,7 +123,7 @@ def test_clinician_sees_live_ward_and_acknowledges_an_alert(server):
 
         ingest("Unwell Una", _vitals(30, unwell=True))  # arrives while the page is open
         expect(rows.first).to_contain_text("Unwell Una", timeout=15_000)
-        expect(rows.first.locator(".news2")).to_have_class("news2 band-high")
+        expect(rows.first.locator(".news2")).to_have_class(re.compile(r"\bband-high\b"))
         alert = page.locator("li.alert[data-rule=news2_urgent]")
         expect(alert).to_be_visible()
         alert.locator("button.ack-button").click()
@@ -157,4 +158,32 @@ def test_patient_page_shows_glucose_forecast_band_and_recommendations_with_decis
         expect(bolus).to_contain_text("pending")
         page.locator("#recommendations li", has_text="Meal bolus").locator("button[data-decision=accept]").click()
         expect(bolus).to_contain_text("accepted by nurse", timeout=10_000)
+        browser.close()
+
+
+def test_a_partial_news2_is_never_a_green_low_and_a_clinician_records_oxygen_on_the_patient_page(server):
+    """Finding 6 of issue 12 (3 of 5 parameters showed a large green "NEWS2 0 · low") and finding 5 (no way to
+    record oxygen): Well Walter's wearable sends 4 of the 5 NEWS2 vital signs (no blood pressure)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = server
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        _log_in(page, base)
+        badge = page.locator("tr.patient-row", has_text="Well Walter").locator(".news2")
+        expect(badge).to_contain_text("4 of 5")
+        expect(badge).to_have_class(re.compile(r"\bpartial\b"))
+        expect(badge).not_to_have_class(re.compile(r"band-low\b"))
+        page.locator("tr.patient-row", has_text="Well Walter").locator("a").click()
+        header = page.locator("h1 .news2")
+        expect(header).to_contain_text("4 of 5 measured, partial")
+        expect(page.locator(".current-inputs")).to_contain_text("Nothing recorded")
+        form = page.locator("#news2-inputs-form")
+        form.locator("input[name=supplemental_oxygen]").check()
+        form.locator("input[name=oxygen_flow]").fill("2")
+        form.locator("button[type=submit]").click()
+        expect(page.locator(".current-inputs")).to_contain_text("recorded by nurse", timeout=10_000)
+        expect(page.locator(".current-inputs")).to_contain_text("oxygen on, 2 L/min")
+        expect(page.locator("h1 .news2")).to_contain_text("\u22652 \u00b7 4 of 5")
         browser.close()

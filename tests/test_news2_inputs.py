@@ -125,3 +125,19 @@ def test_a_restarted_pipeline_uses_the_recorded_inputs(ward):
     restarted = Pipeline(ward.ctx.store)
     restarted.warm_up()
     assert restarted.care.news2_context(ward.patient_id).supplemental_oxygen is True
+
+
+def test_the_ward_list_shows_partial_and_unscored_news2_as_such(ward):
+    """Finding 6 of issue 12: with 3 of 5 parameters the score looked complete, and with fewer the list showed nothing."""
+    time = format_time(utc_now() - timedelta(minutes=1))
+    readings = [{"metric": m, "value": VITALS[m], "time": time, "seq": i} for i, m in enumerate(("heart_rate", "spo2"))]
+    assert ward.ingest(readings).json()["accepted"] == 2
+    assert ward.web_login("root").status_code == 303
+    html = ward.client.get("/fragments/ward").text
+    assert "not scored &middot; 2 of 5" in html
+    more = [{"metric": "resp_rate", "value": 18, "time": time, "seq": 10}]
+    assert ward.ingest(more).json()["accepted"] == 1
+    html = ward.client.get("/fragments/ward").text
+    assert 'data-news2-partial="yes"' in html and "&ge;2 &middot; 3 of 5" in html and "band-low" not in html
+    page = ward.client.get(f"/patients/{ward.patient_id}").text
+    assert "3 of 5 measured, partial" in page and "Nothing recorded: NEWS2 assumes room air" in page

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil.api.context import AppContext, context
 from vigil.api.gates import SESSION_COOKIE, log_out, optional_user, visible_patient
 from vigil.api.people_routes import ward
-from vigil.api.schemas import AlertOut, RecommendationOut, Schema
+from vigil.api.schemas import AlertOut, News2InputsOut, RecommendationOut, Schema
 from vigil.domain import User
 from vigil.errors import Forbidden, Unauthorised
 from vigil.metrics import METRICS
@@ -137,9 +137,10 @@ def alerts_fragment(request: Request, user: PageUser, ctx: Ctx, patient_id: str 
 def patient_page(request: Request, patient_id: str, user: PageUser, ctx: Ctx) -> HTMLResponse:
     patient = visible_patient(patient_id, user, ctx)
     status = ctx.store.list_status([patient_id]).get(patient_id) or {}
-    return templates.TemplateResponse(
-        request, "patient.html", {"user": user, "patient": patient, "status": status, "metrics": METRICS}
-    )
+    recorded = ctx.store.news2_inputs_history(patient_id, limit=1)
+    news2_inputs = _json(News2InputsOut, recorded)[0] if recorded else None
+    context = {"user": user, "patient": patient, "status": status, "metrics": METRICS, "news2_inputs": news2_inputs}
+    return templates.TemplateResponse(request, "patient.html", context)
 
 
 @router.get("/fragments/patients/{patient_id}/recommendations", response_class=HTMLResponse)

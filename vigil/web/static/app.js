@@ -31,6 +31,27 @@ async function postJson(url, body) {
   drawCharts();
 }
 
+function news2InputsBody(form) {
+  const data = new FormData(form);
+  const flow = data.get("oxygen_flow");
+  const body = {
+    supplemental_oxygen: data.get("supplemental_oxygen") === "on",
+    consciousness: data.get("consciousness"),
+    spo2_scale: Number(data.get("spo2_scale")),
+  };
+  if (body.supplemental_oxygen && flow !== "") body.oxygen_flow = Number(flow);
+  if (body.spo2_scale === 2) body.spo2_scale_reason = data.get("spo2_scale_reason");
+  return body;
+}
+
+async function recordNews2Inputs(event) {
+  const form = event.target.closest("[data-news2-inputs]");
+  if (!form) return;
+  event.preventDefault();
+  await postJson(`/api/v1/patients/${form.dataset.news2Inputs}/news2-inputs`, news2InputsBody(form));
+  window.location.reload();
+}
+
 function handleActions(event) {
   const ack = event.target.closest("[data-ack]");
   if (ack) return postJson(`/api/v1/alerts/${ack.dataset.ack}/ack`);
@@ -166,6 +187,7 @@ async function drawCharts() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.body.addEventListener("click", handleActions);
+  document.body.addEventListener("submit", recordNews2Inputs);
   document.body.addEventListener("htmx:configRequest", event => { event.detail.headers["X-CSRF-Token"] = csrfToken(); });
   startLiveUpdates();
   drawCharts();
