@@ -116,8 +116,15 @@ def test_cgm_120s_then_50_raise_an_unconfirmed_emergency_on_that_reading_and_48_
 
 # -- the store ----------------------------------------------------------------------------------------
 def draft(patient_id: str, severity: str, message: str, level: int = 1, minute: int = 0) -> AlertDraft:
-    return AlertDraft(patient_id, AlertRule.NEWS2_URGENT, Severity(severity), START + timedelta(minutes=minute), message,
-                      {"m": message}, level)
+    return AlertDraft(
+        patient_id,
+        AlertRule.NEWS2_URGENT,
+        Severity(severity),
+        START + timedelta(minutes=minute),
+        message,
+        {"m": message},
+        level,
+    )
 
 
 def test_an_open_alert_escalates_in_place_and_keeps_its_history(any_store_url):
@@ -212,8 +219,10 @@ def test_news2_of_seven_for_25_minutes_shows_an_emergency_alert_escalated_from_u
 def test_a_cgm_low_through_ingest_is_an_unconfirmed_emergency_then_confirmed(ward):
     start = utc_now() - timedelta(minutes=50)
     values = [120.0] * 8 + [50.0, 48.0]
-    batches = [[{"metric": "glucose", "value": v, "time": format_time(start + timedelta(minutes=5 * i)), "seq": i}]
-               for i, v in enumerate(values)]
+    batches = [
+        [{"metric": "glucose", "value": v, "time": format_time(start + timedelta(minutes=5 * i)), "seq": i}]
+        for i, v in enumerate(values)
+    ]
     headers = ward.login("root")
     for batch in batches[:9]:
         assert ward.ingest(batch, ward.other_token).status_code == 202
