@@ -52,18 +52,21 @@ def test_the_persistence_gate_does_not_hold_back_escalation_once_the_condition_i
     assert raised[-1][0].severity == Severity.EMERGENCY
 
 
-def glucose_alerts(engine: CareEngine, glucose: float, minute: int, previous: float | None):
-    features = {} if previous is None else {"glucose": {"previous": previous}}
+def glucose_alerts(engine: CareEngine, glucose: float, minute: int, previous: float | None, walking: bool = False):
+    features: dict = {"activity": {"active": 1.0}} if walking else {}
+    if previous is not None:
+        features["glucose"] = {"previous": previous}
     outcome = engine.evaluate(snapshot({"glucose": glucose}, minute, features))
     return [a for a in outcome.alerts if a.rule == AlertRule.GLUCOSE_LOW]
 
 
-def test_glucose_below_54_is_an_emergency_at_once_unconfirmed_until_the_next_reading_agrees():
-    engine = CareEngine()  # the default gate: glucose is never held back
-    [first] = glucose_alerts(engine, 50.0, 0, previous=120.0)
+@pytest.mark.parametrize("walking", [False, True])
+def test_glucose_below_54_is_an_emergency_at_once_unconfirmed_until_the_next_reading_agrees(walking):
+    engine = CareEngine()  # the default gate (10-minute confirmation, activity-aware) never holds back glucose
+    [first] = glucose_alerts(engine, 50.0, 0, previous=120.0, walking=walking)
     assert first.severity == Severity.EMERGENCY and first.data["confirmed"] is False
     assert "unconfirmed" in first.message
-    [second] = glucose_alerts(engine, 48.0, 5, previous=50.0)
+    [second] = glucose_alerts(engine, 48.0, 5, previous=50.0, walking=walking)
     assert second.severity == Severity.EMERGENCY and second.data["confirmed"] is True
     assert "unconfirmed" not in second.message
     assert glucose_alerts(engine, 47.0, 10, previous=48.0) == []
@@ -171,6 +174,18 @@ def test_an_unacknowledged_alert_is_raised_again_after_its_severitys_interval(an
     assert pipeline.renotify_due(now + 10 * due_after) == []
 
 
+def test_an_alert_is_raised_again_once_even_when_two_processes_find_it_due(any_store_url, monkeypatch):
+    store = SqlStore(any_store_url)
+    pid = store.add_patient("Edith").patient_id
+    now = utc_now()
+    stale = store.raise_alert(draft(pid, "emergency", "NEWS2 is 9"), now=now)
+    intervals = {Severity.EMERGENCY: timedelta(minutes=5)}
+    assert len(store.renotify_due(now + timedelta(minutes=5), intervals)) == 1
+    monkeypatch.setattr(store, "list_alerts", lambda **_: [stale])  # the other process read the alert before
+    assert store.renotify_due(now + timedelta(minutes=5), intervals) == []
+    assert store.get_alert(stale.alert_id).notified_count == 2
+
+
 def test_info_alerts_are_not_raised_again(any_store_url):
     store = SqlStore(any_store_url)
     pid = store.add_patient("Edith").patient_id
@@ -233,3 +248,18 @@ def test_a_cgm_low_through_ingest_is_an_unconfirmed_emergency_then_confirmed(war
     [confirmed] = [a for a in ward.client.get("/api/v1/alerts", headers=headers).json() if a["rule"] == "glucose_low"]
     assert confirmed["alert_id"] == low["alert_id"] and confirmed["data"]["confirmed"] is True
     assert [e["event"] for e in confirmed["history"]] == ["raised", "updated"]
+
+
+def test_the_dashboard_shows_an_emergency_apart_from_urgent_with_its_mark_and_history(ward):
+    store, now = ward.ctx.store, utc_now()
+    store.raise_alert(AlertDraft(ward.patient_id, AlertRule.NEWS2_URGENT, Severity.URGENT, now, "NEWS2 is 6"))
+    store.raise_alert(AlertDraft(ward.patient_id, AlertRule.NEWS2_URGENT, Severity.EMERGENCY, now, "NEWS2 is 9", {}, 5))
+    low = {"glucose": 50.0, "confirmed": False}
+    store.raise_alert(AlertDraft(ward.patient_id, AlertRule.GLUCOSE_LOW, Severity.EMERGENCY, now, "Glucose 50", low, 2))
+    store.raise_alert(AlertDraft(ward.patient_id, AlertRule.HEART_RATE_RISE, Severity.URGENT, now, "HR up"))
+    ward.web_login("dr_who")
+    page = ward.client.get("/fragments/alerts").text
+    assert page.count('data-severity="emergency"') == 2 and page.count('data-severity="urgent"') == 1
+    assert page.count('class="unconfirmed-mark"') == 1
+    assert '<li class="event-raised"' in page and '<li class="event-escalated"' in page
+    assert "li.severity-emergency" in ward.client.get("/static/style.css").text
