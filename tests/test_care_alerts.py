@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from vigil.care import CareEngine
 from vigil.config import load_settings
 from vigil.domain import AlertDraft, AlertRule, Reading, Severity, VitalsSnapshot
-from vigil.pipeline import Pipeline
+from vigil.pipeline import Pipeline, Renotifier
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -192,6 +193,30 @@ def test_info_alerts_are_not_raised_again(any_store_url):
     now = utc_now()
     store.raise_alert(draft(pid, "info", "note"), now=now)
     assert Pipeline(store, SignalProcessor(), CareEngine()).renotify_due(now + timedelta(days=1)) == []
+
+
+class FlakyPipeline:
+    """A pipeline whose first re-notification check fails."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+        self.second_check = threading.Event()
+
+    def renotify_due(self) -> list:
+        self.checks += 1
+        if self.checks == 1:
+            raise OSError("store unavailable")
+        self.second_check.set()
+        return []
+
+
+def test_the_serving_process_keeps_checking_for_due_alerts_after_a_failed_check():
+    pipeline = FlakyPipeline()
+    renotifier = Renotifier(pipeline, period=0.01).start()  # type: ignore[arg-type]
+    try:
+        assert pipeline.second_check.wait(timeout=30)
+    finally:
+        renotifier.stop()
 
 
 def test_renotify_intervals_are_configurable(monkeypatch):
