@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from vigil.care import CareEngine, CareOutcome
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
 from vigil.config import renotify_intervals
-from vigil.domain import Alert, AlertDraft, Reading, Severity, VitalsSnapshot
+from vigil.domain import Alert, AlertDraft, AlertEventKind, Reading, Severity, VitalsSnapshot
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
@@ -149,7 +149,7 @@ class Pipeline:
     def _raise(self, drafts: list[AlertDraft]) -> list[Alert]:
         raised = [alert for draft in drafts if (alert := self.store.raise_alert(draft))]
         for alert in raised:
-            event = alert.history[-1].kind if alert.history else "raised"
+            event = alert.history[-1].kind if alert.history else AlertEventKind.RAISED
             log.warning(
                 "alert %s for %s %s (%s): %s", alert.rule, alert.patient_id, event, alert.severity, alert.message
             )
