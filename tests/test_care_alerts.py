@@ -155,6 +155,16 @@ def test_an_open_alert_escalates_in_place_and_keeps_its_history(any_store_url):
     assert len(store.list_alerts([pid], open_only=True)) == 0
 
 
+def test_an_alert_stored_before_raised_at_keeps_its_raise_time_when_escalated(any_store_url):
+    store = SqlStore(any_store_url)
+    pid = store.add_patient("Edith").patient_id
+    first = store.raise_alert(draft(pid, "urgent", "NEWS2 is 6"))
+    store._write("UPDATE alerts SET raised_at = NULL, last_notified_at = NULL")  # as an older Vigil left it
+    escalated = store.raise_alert(draft(pid, "emergency", "NEWS2 is 8", minute=5))
+    assert (escalated.alert_id, escalated.raised_at) == (first.alert_id, START)
+    assert escalated.time == START + timedelta(minutes=5)
+
+
 @pytest.mark.parametrize(
     ("severity", "due_after"),
     [("emergency", timedelta(minutes=5)), ("urgent", timedelta(minutes=15)), ("warning", timedelta(minutes=60))],

@@ -626,6 +626,7 @@ class SqlStore:
         " ON CONFLICT (patient_id, rule) WHERE acknowledged_at IS NULL DO UPDATE SET"
         " severity = excluded.severity, severity_rank = excluded.severity_rank, level = excluded.level,"
         " time = excluded.time, message = excluded.message, data = excluded.data,"
+        " raised_at = COALESCE(alerts.raised_at, alerts.time),"  # an alert raised before raised_at was stored
         " last_notified_at = excluded.last_notified_at, notified_count = alerts.notified_count + 1"
         " WHERE (excluded.severity_rank, excluded.level) > (alerts.severity_rank, alerts.level)"
         f" RETURNING {_ALERT_COLUMNS}"
