@@ -89,7 +89,7 @@ def test_conditions_are_tracked_per_patient():
 
 @pytest.mark.parametrize(
     ("glucose", "rule", "severity"),
-    [(69.0, "glucose_low", "warning"), (53.0, "glucose_low", "urgent"), (251.0, "glucose_high", "warning")],
+    [(69.0, "glucose_low", "warning"), (53.0, "glucose_low", "emergency"), (251.0, "glucose_high", "warning")],
 )
 def test_glucose_alerts(glucose, rule, severity):
     features = {"glucose": {"trend_per_min": -1.5}}
@@ -108,7 +108,7 @@ def test_no_glucose_alert_in_range(glucose):
 def test_hypoglycaemia_deepening_to_level_two_raises_a_more_severe_alert():
     engine = instant()
     outcomes = [engine.evaluate(snapshot({"glucose": g})) for g in (65.0, 50.0, 60.0, 50.0, 100.0, 65.0)]
-    assert [[a.severity for a in o.alerts] for o in outcomes] == [["warning"], ["urgent"], [], [], [], ["warning"]]
+    assert [[a.severity for a in o.alerts] for o in outcomes] == [["warning"], ["emergency"], [], [], [], ["warning"]]
 
 
 @pytest.mark.parametrize(

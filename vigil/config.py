@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+
+from vigil.domain import Severity
+from vigil.errors import InvalidInput
+
+DEFAULT_RENOTIFY_MINUTES = {Severity.EMERGENCY: 5, Severity.URGENT: 15, Severity.WARNING: 60, Severity.INFO: 0}
+"""How long an open alert may go unacknowledged before it is raised again, per severity; 0: never raised again.
+Each is overridable as VIGIL_RENOTIFY_<SEVERITY>_MINUTES (e.g. VIGIL_RENOTIFY_URGENT_MINUTES=10)."""
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,7 @@ class Settings:
     mqtt_url: str | None
     field_key: str | None = None  # VIGIL_KEY: base64 encryption key(s) instead of the key file
     ca_file: str | None = None  # VIGIL_CA_FILE: CA certificate that mqtts:// and https:// servers are checked against
+    renotify: Mapping[Severity, timedelta] = field(default_factory=lambda: renotify_intervals({}))
 
     @property
     def keys_dir(self) -> Path:
@@ -43,7 +53,29 @@ def load_settings(db: str | None = None, mqtt: str | None = None, home: str | No
         mqtt_url=mqtt_url,
         field_key=os.environ.get("VIGIL_KEY") or None,
         ca_file=os.environ.get("VIGIL_CA_FILE") or None,
+        renotify=renotify_intervals(os.environ),
     )
+
+
+def renotify_intervals(environ: Mapping[str, str]) -> dict[Severity, timedelta]:
+    """The re-notification interval of each severity that is raised again (defaults, overridden from ``environ``)."""
+    intervals = {}
+    for severity, default in DEFAULT_RENOTIFY_MINUTES.items():
+        name = f"VIGIL_RENOTIFY_{severity.upper()}_MINUTES"
+        minutes = _minutes(name, environ.get(name, str(default)))
+        if minutes > 0:
+            intervals[severity] = timedelta(minutes=minutes)
+    return intervals
+
+
+def _minutes(name: str, text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise InvalidInput(f"{name}: must be a number of minutes, not {text!r}") from None
+    if not minutes >= 0:
+        raise InvalidInput(f"{name}: must be 0 (never) or more minutes")
+    return minutes
 
 
 def write_private_json(path: Path, value: dict) -> None:

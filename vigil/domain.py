@@ -30,6 +30,16 @@ class Severity(StrEnum):
     EMERGENCY = "emergency"
 
 
+class AlertEventKind(StrEnum):
+    """What happened to an alert: each change is kept in its history."""
+
+    RAISED = "raised"
+    ESCALATED = "escalated"  # its severity rose
+    UPDATED = "updated"  # its condition worsened (or was confirmed) within the same severity
+    RENOTIFIED = "renotified"  # still unacknowledged after its severity's interval: raised again
+    ACKNOWLEDGED = "acknowledged"
+
+
 class ScoreKind(StrEnum):
     NEWS2 = "news2"
     SEPSIS_RISK = "sepsis_risk"
@@ -156,7 +166,8 @@ class Score:
 
 @dataclass(frozen=True)
 class AlertDraft:
-    """An alert the care stage wants raised; the store deduplicates on (patient_id, rule)."""
+    """An alert the care stage wants raised; the store keeps one open alert per (patient_id, rule) and updates it
+    only with a worse draft: a higher severity, or the same severity at a higher ``level`` of the rule."""
 
     patient_id: str
     rule: AlertRule
@@ -164,10 +175,23 @@ class AlertDraft:
     time: datetime
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+    level: int = 1
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One change in an alert's life: raised, escalated, updated, re-notified or acknowledged."""
+
+    time: datetime
+    kind: AlertEventKind
+    severity: Severity
+    message: str
 
 
 @dataclass(frozen=True)
 class Alert:
+    """An alert as stored: ``time``, severity, message and data are those of its latest (worst) draft."""
+
     alert_id: int
     patient_id: str
     rule: AlertRule
@@ -177,6 +201,10 @@ class Alert:
     data: dict[str, Any]
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    raised_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    notified_count: int = 1
+    history: tuple[AlertEvent, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ advice -> care (their alerts) -> store."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 from vigil.care import CareEngine, CareOutcome, News2Context
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
-from vigil.domain import Alert, AlertDraft, News2Inputs, Reading, VitalsSnapshot
+from vigil.config import renotify_intervals
+from vigil.domain import Alert, AlertDraft, AlertEventKind, News2Inputs, Reading, Severity, VitalsSnapshot
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
@@ -25,6 +27,8 @@ WARM_UP_WINDOW = timedelta(hours=24)
 SNAPSHOT_STEP = timedelta(minutes=5)
 """A batch spanning longer than this (a device catching up after being offline) is evaluated in steps
 of this length, so alerts do not depend on how a device happens to batch its readings."""
+RENOTIFY_CHECK_SECONDS = 15.0
+"""How often a serving process looks for unacknowledged alerts due to be raised again."""
 
 
 def time_slices(readings: Sequence[Reading], step: timedelta = SNAPSHOT_STEP) -> list[list[Reading]]:
@@ -59,8 +63,10 @@ class Pipeline:
         care: CareEngine | None = None,
         risk: LiveRiskScorer | None = None,
         glucose: LiveGlucose | None = None,
+        renotify: Mapping[Severity, timedelta] | None = None,
     ):
         self.store = store
+        self.renotify = renotify_intervals(os.environ) if renotify is None else renotify
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
         self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
@@ -117,6 +123,19 @@ class Pipeline:
             snapshot = self.signal.latest_snapshot(inputs.patient_id)
             return [] if snapshot is None else self._record([(snapshot, self.care.evaluate(snapshot))])
 
+    def renotify_due(self, now: datetime | None = None) -> list[Alert]:
+        """Raise again every open alert left unacknowledged for its severity's interval; returns them."""
+        renotified = self.store.renotify_due(now or utc_now(), self.renotify)
+        for alert in renotified:
+            log.warning(
+                "alert %s for %s unacknowledged, raised again (%d): %s",
+                alert.rule,
+                alert.patient_id,
+                alert.notified_count,
+                alert.message,
+            )
+        return renotified
+
     def _stored_glucose_readings(self) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
         start = utc_now() - GLUCOSE_WARM_UP_WINDOW
@@ -141,7 +160,10 @@ class Pipeline:
     def _raise(self, drafts: list[AlertDraft]) -> list[Alert]:
         raised = [alert for draft in drafts if (alert := self.store.raise_alert(draft))]
         for alert in raised:
-            log.warning("alert %s for %s: %s", alert.rule, alert.patient_id, alert.message)
+            event = alert.history[-1].kind if alert.history else AlertEventKind.RAISED
+            log.warning(
+                "alert %s for %s %s (%s): %s", alert.rule, alert.patient_id, event, alert.severity, alert.message
+            )
         return raised
 
     def _demographics(self, patient_id: str) -> tuple[float | None, float | None]:
@@ -156,6 +178,31 @@ class Pipeline:
                 latest[score.kind] = {"value": score.value, "time": time, **_summary(score.details)}
 
 
+class Renotifier:
+    """Calls ``pipeline.renotify_due`` every ``period`` seconds in a background thread until stopped."""
+
+    def __init__(self, pipeline: Pipeline, period: float = RENOTIFY_CHECK_SECONDS) -> None:
+        self.pipeline = pipeline
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="renotify", daemon=True)
+
+    def start(self) -> Renotifier:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self.period + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.pipeline.renotify_due()
+            except Exception:  # a failed check must not end re-notification: the next one retries
+                log.exception("re-notifying due alerts failed")
+
+
 def _summary(details: dict) -> dict:
     """The parts of a score's details worth showing in the ward list."""
     return {
@@ -163,4 +210,4 @@ def _summary(details: dict) -> dict:
     }
 
 
-__all__ = ["Pipeline", "status_of"]
+__all__ = ["Pipeline", "Renotifier", "status_of"]

@@ -30,7 +30,7 @@ class AppContext:
         cls, settings: Settings, store: SqlStore | None = None, tls: bool = False, secure_cookies: bool = False
     ) -> AppContext:
         store = store or SqlStore(settings.db_url, load_store_keys(settings))
-        pipeline = Pipeline(store)
+        pipeline = Pipeline(store, renotify=settings.renotify)
         return cls(
             settings=settings,
             store=store,

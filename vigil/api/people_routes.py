@@ -79,7 +79,7 @@ def ward(user: User, ctx: AppContext, sort: str = "news2") -> list[PatientSummar
     ids = [p.patient_id for p in patients]
     statuses = ctx.store.list_status(ids)
     open_alerts: dict[str, int] = {}
-    for alert in ctx.store.list_alerts(ids, open_only=True, limit=10_000):
+    for alert in ctx.store.list_alerts(ids, open_only=True, limit=10_000, history=False):
         open_alerts[alert.patient_id] = open_alerts.get(alert.patient_id, 0) + 1
     rows = [PatientSummary.of(p, statuses.get(p.patient_id), open_alerts.get(p.patient_id, 0)) for p in patients]
     first, second = WARD_ORDER[sort]
@@ -99,7 +99,7 @@ def list_patients(
 def get_patient(patient_id: str, user: CurrentUser, ctx: Ctx) -> PatientRecord:
     patient = visible_patient(patient_id, user, ctx)
     status = ctx.store.list_status([patient_id]).get(patient_id)
-    open_alerts = len(ctx.store.list_alerts([patient_id], open_only=True))
+    open_alerts = len(ctx.store.list_alerts([patient_id], open_only=True, history=False))
     devices = [PatientDevice.model_validate(d) for d in ctx.store.list_devices(patient_id)]
     return PatientRecord.of(patient, status, open_alerts, devices=devices)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from vigil.domain import (
+    AlertEventKind,
     AlertRule,
     Consciousness,
     Patient,
@@ -190,16 +191,29 @@ class News2InputsHistory(Schema):
 
 
 # -- alerts and recommendations --------------------------------------------------------------------
+class AlertEventOut(Schema):
+    """One change in an alert's life."""
+
+    time: Timestamp = Field(description="reading time for raised/escalated/updated; clock time otherwise")
+    event: AlertEventKind = Field(validation_alias="kind")
+    severity: Severity
+    message: str
+
+
 class AlertOut(Schema):
     alert_id: int
     patient_id: str
     rule: AlertRule
-    severity: Severity
-    time: Timestamp
-    message: str
-    data: dict[str, Any]
+    severity: Severity = Field(description="the current (worst) severity of the open condition")
+    time: Timestamp = Field(description="reading time of the latest raise, escalation or update")
+    message: str = Field(description="the latest (worst) verdict, e.g. the current NEWS2")
+    data: dict[str, Any] = Field(description="the numbers behind it; glucose_low below 54 mg/dL carries `confirmed`")
     acknowledged_by: str | None
     acknowledged_at: Timestamp | None
+    raised_at: Timestamp = Field(description="reading time of the first raise")
+    last_notified_at: Timestamp = Field(description="when it was last raised, escalated, updated or re-notified")
+    notified_count: int = Field(description="how many times the care team was notified of it")
+    history: list[AlertEventOut] = Field(description="each change, oldest first")
 
 
 class RecommendationOut(Schema):

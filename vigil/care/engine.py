@@ -267,6 +267,7 @@ class CareEngine:
             time=snapshot.time,
             message=verdict.message,
             data=verdict.data,
+            level=verdict.level,
         )
 
     @staticmethod

@@ -68,7 +68,15 @@ class GlucoseForecastAlerts:
                 verdict = self._verdict(check, rule, warnings.get(rule))
                 if verdict is not None and self._episodes.should_raise(check.patient_id, verdict):
                     drafts.append(
-                        AlertDraft(check.patient_id, rule, verdict.severity, check.time, verdict.message, verdict.data)
+                        AlertDraft(
+                            check.patient_id,
+                            rule,
+                            verdict.severity,
+                            check.time,
+                            verdict.message,
+                            verdict.data,
+                            verdict.level,
+                        )
                     )
         return drafts
 

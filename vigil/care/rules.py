@@ -26,7 +26,7 @@ HR_RISE_MIN_FRACTION = 0.30
 """...and at least this fraction of the baseline."""
 
 HYPOGLYCAEMIA_LEVEL_1 = 70.0  # mg/dL, below this: level 1 hypoglycaemia (warning)
-HYPOGLYCAEMIA_LEVEL_2 = 54.0  # mg/dL, below this: level 2 hypoglycaemia (urgent)
+HYPOGLYCAEMIA_LEVEL_2 = 54.0  # mg/dL, below this: level 2 hypoglycaemia (emergency)
 HYPERGLYCAEMIA = 250.0  # mg/dL, above this: marked hyperglycaemia (warning)
 
 
@@ -50,14 +50,18 @@ def news2_escalation_level(score: News2Score) -> int:
 
 
 def news2_urgent(score: News2Score | None) -> RuleVerdict | None:
-    """NEWS2 of 5 or more: an urgent (5-6) or emergency (>= 7) response is needed."""
+    """NEWS2 of 5 or more: an urgent (5-6) or emergency (>= 7) response is needed.
+
+    The level rises with the total (5 is level 1), so each higher score updates the open alert.
+    """
     if score is None:
         return None
-    level = news2_escalation_level(score)
-    if level == 0:
+    if score.total < MEDIUM_RISK_TOTAL:
         return RuleVerdict(AlertRule.NEWS2_URGENT, 0)
+    severity = Severity.EMERGENCY if score.total >= HIGH_RISK_TOTAL else Severity.URGENT
+    level = score.total - MEDIUM_RISK_TOTAL + 1
     message = f"{explain(score)} {score.response.trigger}: {score.response.action}"
-    return RuleVerdict(AlertRule.NEWS2_URGENT, level, Severity.URGENT, message, score.details())
+    return RuleVerdict(AlertRule.NEWS2_URGENT, level, severity, message, score.details())
 
 
 def news2_single_red(score: News2Score | None) -> RuleVerdict | None:
@@ -107,22 +111,37 @@ def _glucose_data(snapshot: VitalsSnapshot, threshold: float) -> dict[str, Any]:
 
 
 def glucose_low(snapshot: VitalsSnapshot) -> RuleVerdict | None:
-    """Glucose below 70 mg/dL (level 1 hypoglycaemia), urgent below 54 mg/dL (level 2)."""
+    """Glucose below 70 mg/dL (level 1 hypoglycaemia, a warning), an emergency below 54 mg/dL (level 2)."""
     glucose = snapshot.values.get(MetricName.GLUCOSE)
     if glucose is None:
         return None
     if glucose >= HYPOGLYCAEMIA_LEVEL_1:
         return RuleVerdict(AlertRule.GLUCOSE_LOW, 0)
     if glucose < HYPOGLYCAEMIA_LEVEL_2:
-        message = (
-            f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_2:.0f} mg/dL "
-            "(level 2, clinically significant hypoglycaemia): treat now."
-        )
-        data = _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_2)
-        return RuleVerdict(AlertRule.GLUCOSE_LOW, 2, Severity.URGENT, message, data)
+        return severe_hypoglycaemia(snapshot, glucose)
     message = f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_1:.0f} mg/dL (level 1 hypoglycaemia)."
     data = _glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_1)
     return RuleVerdict(AlertRule.GLUCOSE_LOW, 1, Severity.WARNING, message, data)
+
+
+def severe_hypoglycaemia(snapshot: VitalsSnapshot, glucose: float) -> RuleVerdict:
+    """Below 54 mg/dL: an emergency on the first such reading, unconfirmed (level 2) until the reading before it
+    agrees (level 3, confirmed)."""
+    previous = snapshot.features.get(MetricName.GLUCOSE, {}).get("previous")
+    confirmed = previous is not None and previous < HYPOGLYCAEMIA_LEVEL_2
+    how = (
+        "confirmed by two consecutive readings: treat now."
+        if confirmed
+        else "unconfirmed (a single reading): check a finger-prick glucose and treat now."
+    )
+    message = (
+        f"Glucose is {glucose:.0f} mg/dL, below {HYPOGLYCAEMIA_LEVEL_2:.0f} mg/dL "
+        f"(level 2, clinically significant hypoglycaemia), {how}"
+    )
+    data = {**_glucose_data(snapshot, HYPOGLYCAEMIA_LEVEL_2), "confirmed": confirmed}
+    if previous is not None:
+        data["previous"] = previous
+    return RuleVerdict(AlertRule.GLUCOSE_LOW, 3 if confirmed else 2, Severity.EMERGENCY, message, data)
 
 
 def glucose_high(snapshot: VitalsSnapshot) -> RuleVerdict | None:

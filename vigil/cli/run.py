@@ -41,6 +41,7 @@ from vigil.devices import (
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER
 from vigil.ingest.mqtt import MqttIngestor
 from vigil.mqtt import MqttEndpoint, parse_mqtt_url
+from vigil.pipeline import Renotifier
 from vigil.web.app import create_app
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
@@ -76,9 +77,11 @@ def serve(
     ctx = AppContext.build(settings, store_for(settings), tls=tls is not None, secure_cookies=secure_cookies)
     ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, "vigil-serve") if settings.mqtt_url else None
+    renotifier = Renotifier(ctx.pipeline).start()
     try:
         _serve_until_stopped(create_app(ctx), host, port, "info", tls)
     finally:
+        renotifier.stop()
         if ingestor:
             ingestor.stop()
 
@@ -98,9 +101,11 @@ def worker(
     ctx = AppContext.build(settings, store_for(settings))
     ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, client_id)
+    renotifier = Renotifier(ctx.pipeline).start()
     stop = _stop_on_signals(signal.SIGINT, signal.SIGTERM)
     while not stop.wait(WORKER_STATS_SECONDS):
         err.print(f"worker stats: {dict(ingestor.stats)}")
+    renotifier.stop()
     ingestor.stop()
 
 
@@ -183,9 +188,11 @@ def demo(
         "  Ctrl-C stops; running again resumes."
     )
     runner.start()
+    renotifier = Renotifier(ctx.pipeline).start()
     try:
         _serve_until_stopped(create_app(ctx), host, port, "warning")
     finally:
+        renotifier.stop()
         stop.set()
         runner.join(15)
         err.print("demo stopped; data kept in " + str(settings.home))

@@ -31,6 +31,7 @@ class MetricProfile:
     expected_interval_seconds: float | None = None  # None: sporadic (BP cuff, insulin), no gap concept
     hampel_half_window_seconds: float | None = None  # None: no outlier filter
     hampel_min_deviation: float = 0.0  # deviations below this are never outliers (in the metric's unit)
+    never_filtered_below: float | None = None  # values below this are dangerous: the outlier filter keeps them
     value_window_seconds: float = 0.0  # the reported value is the median of cleaned samples this recent
 
     @property
@@ -80,6 +81,7 @@ METRIC_PROFILES: dict[str, MetricProfile] = {
         expected_interval_seconds=5 * MINUTE,
         hampel_half_window_seconds=15 * MINUTE,
         hampel_min_deviation=15.0,
+        never_filtered_below=70.0,  # a low is never hidden as a spike: a false alarm is safer than a missed low
     ),
     MetricName.HRV_RMSSD: MetricProfile(kind="level", freshness_seconds=HOUR),
     MetricName.INSULIN_BASAL: MetricProfile(kind="level", freshness_seconds=24 * HOUR),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from vigil.metrics import MetricName
 from vigil.signal.cleaning import FloatArray, hampel_filter, time_windows
 from vigil.signal.features import (
@@ -46,11 +48,23 @@ def context_start(profile: MetricProfile, now: float) -> float:
 
 
 def clean_levels(times: FloatArray, values: FloatArray, profile: MetricProfile) -> FloatArray:
-    """The values with Hampel outliers replaced by their window median (unchanged if the profile has no filter)."""
+    """The values with Hampel outliers replaced by their window median (unchanged if the profile has no filter),
+    except values below the profile's ``never_filtered_below``, which are always kept."""
     if profile.hampel_half_window_seconds is None:
         return values
     windows = time_windows(times, profile.hampel_half_window_seconds)
-    return hampel_filter(values, windows, min_deviation=profile.hampel_min_deviation).values
+    filtered = hampel_filter(values, windows, min_deviation=profile.hampel_min_deviation)
+    if profile.never_filtered_below is None:
+        return filtered.values
+    return np.where(values < profile.never_filtered_below, values, filtered.values)
+
+
+def previous_value(times: FloatArray, cleaned: FloatArray, profile: MetricProfile) -> float | None:
+    """The cleaned sample before the latest one, if it is no more than the longest imputable gap before it."""
+    max_gap = profile.max_imputable_gap_seconds
+    if times.size < 2 or max_gap is None or times[-1] - times[-2] > max_gap:
+        return None
+    return float(cleaned[-2])
 
 
 def robust_latest(times: FloatArray, cleaned: FloatArray, now: float, profile: MetricProfile) -> LatestValue | None:
@@ -82,11 +96,14 @@ def window_coverage(times: FloatArray, now: float, profile: MetricProfile) -> fl
     return coverage_fraction(times, grid, max_gap)
 
 
-def metric_specific_features(metric: str, times: FloatArray, cleaned: FloatArray, now: float) -> dict[str, float]:
-    """Features only some metrics have: the glucose trend and the recent heart-rate median."""
+def metric_specific_features(
+    metric: str, times: FloatArray, cleaned: FloatArray, now: float, profile: MetricProfile
+) -> dict[str, float]:
+    """Features only some metrics have: the glucose trend and previous reading, the recent heart-rate median."""
     extra: dict[str, float | None] = {}
     if metric == MetricName.GLUCOSE:
         extra["trend_per_min"] = glucose_trend_per_minute(times, cleaned, now)
+        extra["previous"] = previous_value(times, cleaned, profile)
     if metric == MetricName.HEART_RATE:
         extra["recent_median"] = recent_median(times, cleaned, now, RECENT_HEART_RATE_WINDOW_SECONDS)
     return {name: value for name, value in extra.items() if value is not None}
@@ -101,7 +118,7 @@ def window_features(
         features = amount_features(window_values)
     else:
         features = level_features(window_times, window_values)
-        features.update(metric_specific_features(metric, times, values, now))
+        features.update(metric_specific_features(metric, times, values, now, profile))
     coverage = window_coverage(times, now, profile)
     if features and coverage is not None:
         features["coverage"] = coverage

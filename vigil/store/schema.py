@@ -84,9 +84,22 @@ CREATE TABLE IF NOT EXISTS alerts (
     message TEXT NOT NULL,
     data TEXT NOT NULL,
     acknowledged_by TEXT,
-    acknowledged_at TEXT
+    acknowledged_at TEXT,
+    level INTEGER NOT NULL DEFAULT 1,
+    raised_at TEXT,
+    last_notified_at TEXT,
+    notified_count INTEGER NOT NULL DEFAULT 1
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (patient_id, rule) WHERE acknowledged_at IS NULL;
+CREATE TABLE IF NOT EXISTS alert_events (
+    id {id},
+    alert_id BIGINT NOT NULL,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, id);
 CREATE TABLE IF NOT EXISTS recommendations (
     id {id},
     patient_id TEXT NOT NULL,
@@ -152,4 +165,8 @@ ADDED_COLUMNS = [
     ("users", "totp_secret", "TEXT"),
     ("users", "totp_last_step", "BIGINT"),
     ("users", "locked_at", "TEXT"),
+    ("alerts", "level", "INTEGER NOT NULL DEFAULT 1"),
+    ("alerts", "raised_at", "TEXT"),
+    ("alerts", "last_notified_at", "TEXT"),
+    ("alerts", "notified_count", "INTEGER NOT NULL DEFAULT 1"),
 ]

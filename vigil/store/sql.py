@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -15,6 +15,8 @@ from vigil.config import load_settings
 from vigil.domain import (
     Alert,
     AlertDraft,
+    AlertEvent,
+    AlertEventKind,
     AlertRule,
     Consciousness,
     Device,
@@ -69,6 +71,13 @@ def _json(value: Any) -> str:
 
 def _time(value: str | None) -> datetime | None:
     return parse_time(value) if value else None
+
+
+def _raise_kind(before: tuple | None, draft: AlertDraft) -> AlertEventKind:
+    """Whether a draft accepted by the store opened an alert, raised its severity or worsened it within it."""
+    if before is None:
+        return AlertEventKind.RAISED
+    return AlertEventKind.ESCALATED if SEVERITY_RANK[draft.severity] > int(before[0]) else AlertEventKind.UPDATED
 
 
 class SqlStore:
@@ -589,38 +598,97 @@ class SqlStore:
         return {r[0]: orjson.loads(r[1]) for r in rows if wanted is None or r[0] in wanted}
 
     # -- alerts -----------------------------------------------------------------------------
-    _ALERT_COLUMNS = "id, patient_id, rule, severity, time, message, data, acknowledged_by, acknowledged_at"
+    _ALERT_COLUMNS = (
+        "id, patient_id, rule, severity, time, message, data, acknowledged_by, acknowledged_at,"
+        " COALESCE(raised_at, time), COALESCE(last_notified_at, time), notified_count"
+    )
+    _HISTORY_BATCH = 500
 
     @staticmethod
-    def _alert(r: tuple) -> Alert:
+    def _alert(r: tuple, history: tuple[AlertEvent, ...] = ()) -> Alert:
         return Alert(
-            r[0], r[1], AlertRule(r[2]), Severity(r[3]), parse_time(r[4]), r[5], orjson.loads(r[6]), r[7], _time(r[8])
+            r[0],
+            r[1],
+            AlertRule(r[2]),
+            Severity(r[3]),
+            parse_time(r[4]),
+            r[5],
+            orjson.loads(r[6]),
+            r[7],
+            _time(r[8]),
+            parse_time(r[9]),
+            parse_time(r[10]),
+            int(r[11]),
+            history,
         )
 
-    def raise_alert(self, draft: AlertDraft) -> Alert | None:
-        """Open an alert, or escalate the open one for the same (patient, rule); None if deduplicated."""
-        rows = self._write(
-            "INSERT INTO alerts (patient_id, rule, severity, severity_rank, time, message, data) VALUES (?,?,?,?,?,?,?)"
-            " ON CONFLICT (patient_id, rule) WHERE acknowledged_at IS NULL DO UPDATE SET"
-            " severity = excluded.severity, severity_rank = excluded.severity_rank, time = excluded.time,"
-            " message = excluded.message, data = excluded.data"
-            " WHERE excluded.severity_rank > alerts.severity_rank"
-            f" RETURNING {self._ALERT_COLUMNS}",
-            (
-                draft.patient_id,
-                draft.rule,
-                draft.severity,
-                SEVERITY_RANK[draft.severity],
-                format_time(draft.time),
-                draft.message,
-                _json(draft.data),
-            ),
+    _UPSERT_ALERT = (
+        "INSERT INTO alerts (patient_id, rule, severity, severity_rank, level, time, message, data, raised_at,"
+        " last_notified_at, notified_count) VALUES (?,?,?,?,?,?,?,?,?,?,1)"
+        " ON CONFLICT (patient_id, rule) WHERE acknowledged_at IS NULL DO UPDATE SET"
+        " severity = excluded.severity, severity_rank = excluded.severity_rank, level = excluded.level,"
+        " time = excluded.time, message = excluded.message, data = excluded.data,"
+        " raised_at = COALESCE(alerts.raised_at, alerts.time),"  # an alert raised before raised_at was stored
+        " last_notified_at = excluded.last_notified_at, notified_count = alerts.notified_count + 1"
+        " WHERE (excluded.severity_rank, excluded.level) > (alerts.severity_rank, alerts.level)"
+        f" RETURNING {_ALERT_COLUMNS}"
+    )
+
+    def raise_alert(self, draft: AlertDraft, now: datetime | None = None) -> Alert | None:
+        """Open an alert, or update the open one for the same (patient, rule) with a worse draft (a higher severity,
+        or a higher level at the same severity), recording the change in its history; None if not worse."""
+        notified = format_time(now or utc_now())
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            before = conn.execute(
+                self._sql(
+                    "SELECT severity_rank FROM alerts WHERE patient_id = ? AND rule = ? AND acknowledged_at IS NULL"
+                ),
+                (draft.patient_id, draft.rule),
+            ).fetchone()
+            rows = conn.execute(self._sql(self._UPSERT_ALERT), self._alert_params(draft, notified)).fetchall()
+            if not rows:
+                return None
+            self._add_alert_event(
+                conn, rows[0][0], draft.time, _raise_kind(before, draft), draft.severity, draft.message
+            )
+        return self._with_history(rows[0])
+
+    @staticmethod
+    def _alert_params(draft: AlertDraft, notified: str) -> tuple:
+        """The upsert's values: a new alert is raised at its draft's time and notified now."""
+        time, rank = format_time(draft.time), SEVERITY_RANK[draft.severity]
+        message, data = draft.message, _json(draft.data)
+        return (draft.patient_id, draft.rule, draft.severity, rank, draft.level, time, message, data, time, notified)
+
+    def _add_alert_event(
+        self, conn: Any, alert_id: int, time: datetime, kind: AlertEventKind, severity: Severity, message: str
+    ) -> None:
+        conn.execute(
+            self._sql("INSERT INTO alert_events (alert_id, time, kind, severity, message) VALUES (?,?,?,?,?)"),
+            (alert_id, format_time(time), kind, severity, message),
         )
-        return self._alert(rows[0]) if rows else None
+
+    def _histories(self, alert_ids: Sequence[int]) -> dict[int, list[AlertEvent]]:
+        """Each alert's events, oldest first."""
+        histories: dict[int, list[AlertEvent]] = {alert_id: [] for alert_id in alert_ids}
+        for at in range(0, len(alert_ids), self._HISTORY_BATCH):
+            batch = list(alert_ids[at : at + self._HISTORY_BATCH])
+            sql = (
+                "SELECT alert_id, time, kind, severity, message FROM alert_events"
+                f" WHERE alert_id IN ({','.join('?' * len(batch))}) ORDER BY id"
+            )
+            for r in self._rows(sql, batch):
+                histories[r[0]].append(AlertEvent(parse_time(r[1]), AlertEventKind(r[2]), Severity(r[3]), r[4]))
+        return histories
+
+    def _with_history(self, row: tuple) -> Alert:
+        return self._alert(row, tuple(self._histories([row[0]])[row[0]]))
 
     def list_alerts(
-        self, patient_ids: Iterable[str] | None = None, open_only: bool = False, limit: int = 200
+        self, patient_ids: Iterable[str] | None = None, open_only: bool = False, limit: int = 200, history: bool = True
     ) -> list[Alert]:
+        """Newest first, each with its history unless ``history`` is False."""
         sql = f"SELECT {self._ALERT_COLUMNS} FROM alerts"
         clauses, params = [], []
         if patient_ids is not None:
@@ -632,19 +700,59 @@ class SqlStore:
             clauses.append("acknowledged_at IS NULL")
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        return [self._alert(r) for r in self._rows(sql + f" ORDER BY time DESC, id DESC LIMIT {int(limit)}", params)]
+        rows = self._rows(sql + f" ORDER BY time DESC, id DESC LIMIT {int(limit)}", params)
+        histories = self._histories([r[0] for r in rows]) if history else {}
+        return [self._alert(r, tuple(histories.get(r[0], ()))) for r in rows]
 
     def get_alert(self, alert_id: int) -> Alert | None:
         row = self._one(f"SELECT {self._ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,))
-        return self._alert(row) if row else None
+        return self._with_history(row) if row else None
 
     def acknowledge_alert(self, alert_id: int, username: str) -> Alert | None:
         """Acknowledge an open alert; an already acknowledged one is returned unchanged."""
-        self._write(
-            "UPDATE alerts SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL",
-            (username, format_time(utc_now()), alert_id),
-        )
+        now = utc_now()
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            rows = conn.execute(
+                self._sql(
+                    "UPDATE alerts SET acknowledged_by = ?, acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL"
+                    " RETURNING severity, message"
+                ),
+                (username, format_time(now), alert_id),
+            ).fetchall()
+            if rows:
+                message = f"acknowledged by {username}"
+                self._add_alert_event(conn, alert_id, now, AlertEventKind.ACKNOWLEDGED, Severity(rows[0][0]), message)
         return self.get_alert(alert_id)
+
+    def renotify_due(self, now: datetime, intervals: Mapping[Severity, timedelta]) -> list[Alert]:
+        """Raise again each open alert whose severity has an interval and which has gone that long unacknowledged
+        since it was last notified; each re-notification is kept in the alert's history."""
+        due = [
+            alert
+            for alert in self.list_alerts(open_only=True, limit=10_000, history=False)
+            if alert.severity in intervals
+            and alert.last_notified_at
+            and now - alert.last_notified_at >= intervals[alert.severity]
+        ]
+        return [renotified for alert in due if (renotified := self._renotify(alert, now)) is not None]
+
+    def _renotify(self, alert: Alert, now: datetime) -> Alert | None:
+        """None when the alert was acknowledged, or re-notified by another process, since it was read."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            rows = conn.execute(
+                self._sql(
+                    "UPDATE alerts SET last_notified_at = ?, notified_count = notified_count + 1"
+                    " WHERE id = ? AND acknowledged_at IS NULL AND COALESCE(last_notified_at, time) = ?"
+                    f" RETURNING {self._ALERT_COLUMNS}"
+                ),
+                (format_time(now), alert.alert_id, format_time(alert.last_notified_at or alert.time)),
+            ).fetchall()
+            if not rows:
+                return None
+            self._add_alert_event(conn, alert.alert_id, now, AlertEventKind.RENOTIFIED, alert.severity, alert.message)
+        return self._with_history(rows[0])
 
     # -- recommendations --------------------------------------------------------------------
     _REC_COLUMNS = "id, patient_id, kind, time, action, reason, data, status, decided_by, decided_at, decision_note"
