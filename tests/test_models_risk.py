@@ -14,8 +14,8 @@ import pytest
 from vigil import __version__
 from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, fit_calibrated, train_shipped_model
-from vigil.models.features import causal_features
-from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
+from vigil.models.features import VITALS_FEATURE_NAMES, causal_features
+from vigil.models.risk import SepsisRiskModel, default_model, default_vitals_model, export_lightgbm
 from vigil.models.scoring import OUTPUT_HEADER
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
@@ -89,6 +89,18 @@ def test_the_trained_model_records_what_it_learnt_from():
     assert 0 < model.threshold < 1
 
 
+def test_the_vitals_model_trains_on_the_vitals_features_and_round_trips(tmp_path):
+    stays = load_stays(FIXTURE)
+    model = train_shipped_model(stays, "fixture", seed=1, feature_set="vitals")
+    assert model.feature_set == "vitals" and model.feature_names == VITALS_FEATURE_NAMES
+    model.save(tmp_path / "vitals.json")
+    loaded = SepsisRiskModel.load(tmp_path / "vitals.json")
+    assert loaded.feature_set == "vitals" and "vitals only" in loaded.name
+    changed = stays.copy()
+    changed[["ICULOS", "HospAdmTime", "Unit1", "Lactate", "WBC", "EtCO2"]] = [1.0, -100.0, 1.0, 9.0, 30.0, 50.0]
+    assert np.array_equal(loaded.score(changed)["PredictedProbability"], model.score(stays)["PredictedProbability"])
+
+
 def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     (tmp_path / "model.json").write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a Vigil sepsis-risk model"):
@@ -124,3 +136,11 @@ def test_shipped_model_matches_this_versions_features():
     assert (
         os.path.getsize(Path(__import__("vigil").__file__).parent / "models" / "default" / "sepsis_lightgbm.json") < 5e6
     )
+    assert model.feature_set == "full" and "ICULOS" in model.inputs
+
+
+def test_shipped_vitals_model_is_small_and_trained_on_the_development_set():
+    model = default_vitals_model()
+    assert model.metadata["stays"] == 6181 and model.feature_set == "vitals" and 0 < model.threshold < 1
+    path = Path(__import__("vigil").__file__).parent / "models" / "default_vitals" / "sepsis_lightgbm.json"
+    assert os.path.getsize(path) < 2e6
