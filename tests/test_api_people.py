@@ -172,3 +172,9 @@ def test_ward_sorts_by_news2_or_by_sepsis_risk(ward):
     ward.web_login("root")
     rows = ward.client.get("/fragments/ward", params={"sort": "risk"}).text
     assert rows.index("Alan Turing") < rows.index("Ada Lovelace") and "20.0%" in rows
+
+
+def test_risk_names_the_model_that_scores_monitored_patients_and_its_inputs(ward):
+    sepsis = ward.client.get(f"/api/v1/patients/{ward.patient_id}/risk", headers=ward.login("dr_who")).json()["sepsis"]
+    assert "vitals only" in sepsis["model"]
+    assert set(sepsis["model_inputs"]) == {"HR", "O2Sat", "Temp", "SBP", "DBP", "MAP", "Resp", "Age", "Gender"}

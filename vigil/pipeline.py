@@ -14,7 +14,7 @@ from vigil.domain import Alert, AlertDraft, Reading, VitalsSnapshot
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
-from vigil.models.risk import default_model
+from vigil.models.risk import default_vitals_model
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -63,7 +63,7 @@ class Pipeline:
         self.store = store
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
-        self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
+        self.risk = risk or LiveRiskScorer(default_vitals_model(), self._demographics)
         self.glucose = glucose or LiveGlucose()
         self.risk_alerts = SepsisRiskAlerts()
         self.forecast_alerts = GlucoseForecastAlerts()

@@ -1,4 +1,9 @@
-"""Live sepsis risk: the monitored stream aggregated by the hour into the Challenge's shape, scored by the same features."""
+"""Live sepsis risk: the monitored stream aggregated by the hour into the Challenge's shape, scored by the same features.
+
+A monitored patient has vital signs, age and sex, nothing an ICU record adds (hours in the ICU, time from hospital
+admission, units, labs), so the live scorer takes only a model whose inputs are those (the vitals-only model) and
+builds the hourly frame from those columns alone: no ICU field is made up.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pandas as pd
 
 from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.domain import Patient, Quality, Reading, Score, ScoreKind
-from vigil.models.features import causal_features
+from vigil.models.features import MONITORED_INPUTS, TREND_HOURS
 from vigil.models.risk import SepsisRiskModel
 
 MAX_HOURS = 24 * 7
@@ -51,10 +56,9 @@ class PatientHours:
         frame = pd.DataFrame(rows, index=range(len(hours)))
         if {"SBP", "DBP"} <= set(frame.columns):
             frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
-        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
         frame["Age"], frame["Gender"] = self.age, self.gender
-        frame["HospAdmTime"] = 0.0  # monitoring starts at admission to the programme
-        frame["ICULOS"] = np.arange(1, len(hours) + 1, dtype=float)
+        frame = frame.reindex(columns=list(MONITORED_INPUTS))  # the monitored inputs only (no CGM glucose as a lab)
+        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
         return frame
 
 
@@ -70,10 +74,19 @@ def patient_demographics(patient: Patient | None, today: date) -> tuple[float | 
     return age, gender
 
 
+def check_monitored_inputs(model: SepsisRiskModel) -> None:
+    """Refuse a model that needs inputs a monitored patient does not have (ICU times, units, labs, EtCO2)."""
+    lacking = [column for column in model.inputs if column not in MONITORED_INPUTS]
+    if lacking:
+        raise ValueError(f"{model.name} needs inputs monitored patients do not have: {', '.join(lacking)}")
+
+
 class LiveRiskScorer:
-    """Scores each patient's hour once it has closed (a reading from a later hour has arrived)."""
+    """Scores each patient's hour once it has closed (a reading from a later hour has arrived), by a model of the
+    monitored inputs only."""
 
     def __init__(self, model: SepsisRiskModel, demographics=lambda patient_id: (None, None), explain_top: int = 5):
+        check_monitored_inputs(model)
         self.model = model
         self.demographics = demographics
         self.explain_top = explain_top
@@ -105,12 +118,14 @@ class LiveRiskScorer:
         if closed_through < start:
             return []
         frame = hours.frame(closed_through)
-        features = causal_features(frame).to_numpy(np.float32)
+        features = self.model.features(frame)
         new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1) :]
+        earlier = np.maximum(new - TREND_HOURS, 0)
         probability = self.model.probability_from_features(features[new])
-        explanations = self.model.explain(features[new], self.explain_top)
+        explanations = self.model.reasons(features[new], features[earlier], new - earlier, self.explain_top)
         hours.scored_through = closed_through
         first_hour = min(hours.bins)
+        model = {"name": self.model.name, "features": self.model.feature_set, "inputs": self.model.inputs}
         return [
             Score(
                 patient_id,
@@ -121,7 +136,8 @@ class LiveRiskScorer:
                     "threshold": self.model.threshold,
                     "alarm": bool(p >= self.model.threshold),
                     "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
-                    "explanation": [vars(c) for c in explanation],
+                    "model": model,
+                    "explanation": [vars(reason) for reason in explanation],
                 },
             )
             for i, p, explanation in zip(new, probability, explanations)
