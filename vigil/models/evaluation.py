@@ -279,6 +279,7 @@ def comparison_table(
         {
             "model": p.name,
             "kind": "rule" if p.name in RULE_THRESHOLDS else "model",
+            "features": None if p.name in RULE_THRESHOLDS else data.feature_set,
             "metrics": metrics_with_intervals(data.y, p, data.stays, replicates, seed),
             "folds": fold_spread(data, p, folds),
             "thresholds": [round(t, 4) for t in p.thresholds],
