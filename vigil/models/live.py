@@ -22,7 +22,10 @@ from vigil.models.risk import SepsisRiskModel
 
 MAX_HOURS = 24 * 7
 """Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
-COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_METRICS.items()}
+COLUMN_OF_METRIC: dict[str, str] = {
+    metric: column for column, metric in VITAL_METRICS.items() if column in MONITORED_INPUTS
+}
+"""Metric -> Challenge column for the monitored vitals (a CGM's glucose is not the ICU's lab glucose)."""
 
 
 def hour_of(time: datetime) -> datetime:
@@ -49,7 +52,7 @@ class PatientHours:
             del self.bins[old]
 
     def frame(self, through: datetime) -> pd.DataFrame:
-        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing), Challenge columns."""
+        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing): MONITORED_INPUTS only."""
         first = min(self.bins)
         hours = pd.date_range(first, through, freq="h")
         rows = [{column: float(np.median(values)) for column, values in self.bins.get(h, {}).items()} for h in hours]
@@ -57,7 +60,7 @@ class PatientHours:
         if {"SBP", "DBP"} <= set(frame.columns):
             frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
         frame["Age"], frame["Gender"] = self.age, self.gender
-        frame = frame.reindex(columns=list(MONITORED_INPUTS))  # the monitored inputs only (no CGM glucose as a lab)
+        frame = frame.reindex(columns=list(MONITORED_INPUTS))
         frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
         return frame
 
