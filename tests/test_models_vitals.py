@@ -13,6 +13,7 @@ from vigil.domain import Reading
 from vigil.models.features import FEATURE_INPUTS, MONITORED_INPUTS, VITALS_FEATURE_NAMES
 from vigil.models.live import LiveRiskScorer
 from vigil.models.risk import default_model, default_vitals_model
+from vigil.pipeline import _summary
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 UNITS = {
@@ -141,3 +142,8 @@ def test_the_sepsis_alert_speaks_clinical_words(ward_scores):
     message = alerts[0].message
     assert "driven by" in message and not any(column in message for column in ICU_ONLY)
     assert re.search(r"(respiration 30/min|SpO2 90 %|systolic BP 74 mmHg|temperature 38.9 °C|heart rate 118)", message)
+
+
+def test_the_ward_status_carries_the_model_that_scored_the_risk():
+    score = LiveRiskScorer(default_vitals_model()).update(readings(1.1, WELL))[0]
+    assert _summary(score.details)["model"]["features"] == "vitals"

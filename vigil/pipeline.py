@@ -148,7 +148,9 @@ class Pipeline:
 def _summary(details: dict) -> dict:
     """The parts of a score's details worth showing in the ward list."""
     return {
-        k: details[k] for k in ("band", "components", "missing", "alarm", "threshold", "explanation") if k in details
+        k: details[k]
+        for k in ("band", "components", "missing", "alarm", "threshold", "model", "explanation")
+        if k in details
     }
 
 
