@@ -14,7 +14,7 @@ import pytest
 from vigil import __version__
 from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, fit_calibrated, train_shipped_model
-from vigil.models.features import VITALS_FEATURE_NAMES, causal_features
+from vigil.models.features import VITALS_FEATURE_NAMES
 from vigil.models.risk import SepsisRiskModel, default_model, default_vitals_model, export_lightgbm
 from vigil.models.scoring import OUTPUT_HEADER
 
@@ -52,16 +52,16 @@ def test_an_hour_is_scored_from_rows_up_to_that_hour_only(tmp_path):
     )
 
 
-def test_explanations_are_signed_feature_contributions():
+def test_reasons_share_out_the_tree_shap_contributions_by_input():
     frame = load_stays(FIXTURE, limit=3)
-    X = causal_features(frame).to_numpy(np.float32)
     model = default_model()
-    explained = model.explain(X[:4], top=5)
-    assert len(explained) == 4 and all(len(row) == 5 for row in explained)
-    contributions = model._booster.predict(X[:4], pred_contrib=True)
+    X = model.features(frame)[:4]
+    explained = model.reasons(X, X, [0] * 4, top=len(model.inputs))
+    contributions = model._booster.predict(X, pred_contrib=True)
     for row, full in zip(explained, contributions):
-        assert abs(row[0].contribution) == pytest.approx(np.max(np.abs(full[:-1])), abs=1e-4)
-        assert [abs(c.contribution) for c in row] == sorted((abs(c.contribution) for c in row), reverse=True)
+        assert sum(reason.contribution for reason in row) == pytest.approx(full[:-1].sum(), abs=1e-3)
+        assert [abs(r.contribution) for r in row] == sorted((abs(r.contribution) for r in row), reverse=True)
+        assert all(reason.text for reason in row)
 
 
 def test_model_save_load_round_trip(tmp_path):

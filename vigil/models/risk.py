@@ -30,15 +30,6 @@ MODEL_NAMES = {
 SHIPPED_DIRECTORIES = {"full": "default", "vitals": "default_vitals"}
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """One feature's signed contribution to an hour's risk, in log-odds of the uncalibrated model."""
-
-    feature: str
-    value: float | None
-    contribution: float
-
-
 @dataclass
 class SepsisRiskModel:
     """Hourly P(sepsis within the label window) from causal features, with TreeSHAP explanations."""
@@ -96,24 +87,6 @@ class SepsisRiskModel:
             {"PredictedProbability": probability, "PredictedLabel": (probability >= self.threshold).astype(int)},
             index=frame.index,
         )
-
-    def explain(self, X: NDArray[np.float32], top: int = 5) -> list[list[Contribution]]:
-        """For each row, the ``top`` features pushing its risk up or down most (TreeSHAP, pred_contrib)."""
-        contributions = self._booster.predict(X, pred_contrib=True)[:, :-1]  # last column is the bias
-        explained = []
-        for row, values in zip(contributions, X):
-            order = np.argsort(-np.abs(row))[:top]
-            explained.append(
-                [
-                    Contribution(
-                        self.feature_names[i],
-                        None if np.isnan(values[i]) else round(float(values[i]), 3),
-                        round(float(row[i]), 4),
-                    )
-                    for i in order
-                ]
-            )
-        return explained
 
     def reasons(
         self, X: NDArray[np.float32], earlier: NDArray[np.float32], hours: Sequence[int], top: int = 5
