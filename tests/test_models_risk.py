@@ -144,3 +144,9 @@ def test_shipped_vitals_model_is_small_and_trained_on_the_development_set():
     assert model.metadata["stays"] == 6181 and model.feature_set == "vitals" and 0 < model.threshold < 1
     path = Path(__import__("vigil").__file__).parent / "models" / "default_vitals" / "sepsis_lightgbm.json"
     assert os.path.getsize(path) < 2e6
+
+
+def test_a_booster_of_other_features_than_its_feature_set_is_refused():
+    vitals = default_vitals_model()
+    with pytest.raises(ValueError, match="131 features"):
+        SepsisRiskModel(vitals.booster_text, vitals.calibration_x, vitals.calibration_y, vitals.threshold)

@@ -48,6 +48,8 @@ class SepsisRiskModel:
         if self.feature_names != FEATURE_SETS.get(self.feature_set):
             raise ValueError(f"model features do not match this version's {self.feature_set!r} features; retrain it")
         self._booster = lightgbm.Booster(model_str=self.booster_text)
+        if self._booster.num_feature() != len(self.feature_names):
+            raise ValueError(f"the booster has {self._booster.num_feature()} features, not {len(self.feature_names)}")
 
     @property
     def name(self) -> str:
