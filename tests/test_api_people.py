@@ -172,3 +172,22 @@ def test_ward_sorts_by_news2_or_by_sepsis_risk(ward):
     ward.web_login("root")
     rows = ward.client.get("/fragments/ward", params={"sort": "risk"}).text
     assert rows.index("Alan Turing") < rows.index("Ada Lovelace") and "20.0%" in rows
+
+
+def test_risk_names_the_model_that_scores_monitored_patients_and_its_inputs(ward):
+    sepsis = ward.client.get(f"/api/v1/patients/{ward.patient_id}/risk", headers=ward.login("dr_who")).json()["sepsis"]
+    assert "vitals only" in sepsis["model"]
+    assert set(sepsis["model_inputs"]) == {"HR", "O2Sat", "Temp", "SBP", "DBP", "MAP", "Resp", "Age", "Gender"}
+
+
+def test_patient_page_explains_the_risk_in_clinical_words_and_names_the_model(ward):
+    reason = {"input": "Resp", "text": "respiration 30/min, up from 16 over 6 h", "value": 30.0, "contribution": 0.4}
+    model = {"name": "LightGBM on PhysioNet 2019, vitals only (HR, ...)", "features": "vitals", "inputs": ["Resp"]}
+    sepsis = {"value": 0.11, "time": "2026-11-27T10:00:00Z", "threshold": 0.037, "alarm": True}
+    ward.ctx.store.save_statuses(
+        {ward.patient_id: {"scores": {"sepsis_risk": sepsis | {"explanation": [reason], "model": model}}}}
+    )
+    ward.web_login("dr_who")
+    page = ward.client.get(f"/patients/{ward.patient_id}").text
+    assert "respiration 30/min, up from 16 over 6 h: +0.40" in page and "vitals only" in page
+    assert "ICU-trained" not in page

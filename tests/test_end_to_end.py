@@ -139,4 +139,5 @@ def test_replayed_icu_stays_are_scored_hourly_with_explanations(served):
     history = risk["sepsis"]["history"]
     assert len(history) >= 5 and all(0 <= h["value"] <= 1 for h in history)
     explanation = risk["sepsis"]["latest"]["explanation"]
-    assert len(explanation) == 5 and {"feature", "value", "contribution"} <= set(explanation[0])
+    assert len(explanation) == 5 and {"input", "text", "value", "contribution"} <= set(explanation[0])
+    assert "vitals only" in risk["sepsis"]["model"] and "ICULOS" not in risk["sepsis"]["model_inputs"]

@@ -4,6 +4,7 @@ that documents every /api/v1 answer; enums that are exactly what the stages prod
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -203,13 +204,7 @@ def test_the_stages_raise_every_rule_and_the_store_receives_only_members(setting
     condition: what reaches the store is members of the enums, and every alert rule is raised by some stage."""
     ctx = AppContext.build(settings)
     store, risk = ctx.store, ctx.pipeline.risk
-    risk.model = type(risk.model)(
-        risk.model.booster_text,
-        risk.model.calibration_x,
-        risk.model.calibration_y,
-        threshold=0.0,
-        metadata=risk.model.metadata,
-    )
+    risk.model = replace(risk.model, threshold=0.0)
     spied = ("insert_readings", "add_scores", "raise_alert", "add_recommendation")
     readings, scores, alerts, advice = (_spy(monkeypatch, store, name) for name in spied)
     for condition, batch in RUN.items():

@@ -13,7 +13,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from vigil.models.evaluation import Dataset, cross_validate, fit_calibrated, patient_folds
 from vigil.models.preprocessing import stay_holdout
-from vigil.models.reporting import merge_evaluations
+from vigil.models.reporting import merge_evaluations, row_label
 from vigil.models.zoo import MlpRisk
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
@@ -124,3 +124,20 @@ def test_runs_of_model_subsets_merge_and_runs_of_other_folds_do_not():
     assert [row["model"] for row in merged["table"]] == ["news2", "qsofa", "lightgbm", "gru"]
     with pytest.raises(ValueError, match="seed"):
         merge_evaluations([run(["lightgbm"]), run(["gru"], seed=1)])
+
+
+def test_a_model_on_the_vitals_features_is_its_own_row_beside_the_full_one():
+    def run(features: str) -> dict:
+        rows = [{"model": name, "kind": "rule" if name == "news2" else "model"} for name in ("news2", "lightgbm")]
+        return {
+            "stays": 20,
+            "hours": 669,
+            "folds": 5,
+            "seed": 0,
+            "bootstrap_replicates": 200,
+            "features": features,
+            "table": rows,
+        }
+
+    merged = merge_evaluations([run("full"), run("vitals")])
+    assert [row_label(row) for row in merged["table"]] == ["news2 (rule)", "lightgbm", "lightgbm (vitals only)"]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
 from vigil.care.predictive import CONFIRMING_HOURS, SepsisRiskAlerts
 from vigil.domain import Patient, Reading, ScoreKind
-from vigil.models.features import causal_features
 from vigil.models.live import LiveRiskScorer, patient_demographics
-from vigil.models.risk import default_model
+from vigil.models.risk import default_vitals_model
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 WELL = {"heart_rate": 72, "resp_rate": 14, "body_temp": 36.8, "systolic_bp": 125, "spo2": 97}
@@ -27,7 +26,7 @@ def readings(hours: float, vitals=WELL, start=START, patient="p1") -> list[Readi
 
 
 def test_each_closed_hour_is_scored_once_with_an_explanation():
-    scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
+    scorer = LiveRiskScorer(default_vitals_model(), lambda patient: (60.0, 1.0))
     first = scorer.update(readings(3.5))
     assert [s.time for s in first] == [START + timedelta(hours=h) for h in (1, 2, 3)]
     assert all(s.kind == ScoreKind.SEPSIS_RISK and 0 <= s.value <= 1 for s in first)
@@ -37,25 +36,22 @@ def test_each_closed_hour_is_scored_once_with_an_explanation():
 
 
 def test_live_hours_match_the_challenge_features_of_the_same_hourly_medians():
-    scorer = LiveRiskScorer(default_model(), lambda patient: (60.0, 1.0))
+    scorer = LiveRiskScorer(default_vitals_model(), lambda patient: (60.0, 1.0))
     scores = scorer.update(readings(4))
     hours = scorer._patients["p1"]
     frame = hours.frame(START + timedelta(hours=2))
-    expected = default_model().probability_from_features(causal_features(frame).to_numpy(np.float32))
+    model = default_vitals_model()
+    expected = model.probability_from_features(model.features(frame))
     assert [s.value for s in scores] == pytest.approx(list(expected))
-    assert frame.loc[0, "HR"] == 72 and frame.loc[0, "Age"] == 60 and frame.loc[1, "ICULOS"] == 2
+    assert frame.loc[0, "HR"] == 72 and frame.loc[0, "Age"] == 60 and "ICULOS" not in frame.columns
 
 
 def test_alert_needs_consecutive_hours_above_the_threshold():
-    model = default_model()
-    scorer = LiveRiskScorer(model, lambda patient: (None, None))
-    scorer.model = type(model)(
-        model.booster_text, model.calibration_x, model.calibration_y, threshold=0.0, metadata=model.metadata
-    )  # every hour alarms
+    scorer = LiveRiskScorer(replace(default_vitals_model(), threshold=0.0), lambda patient: (None, None))  # all alarm
     alerts = SepsisRiskAlerts().update(scorer.update(readings(CONFIRMING_HOURS + 2.5)))
     assert len(alerts) == 1
     assert alerts[0].time == START + timedelta(hours=CONFIRMING_HOURS)
-    assert "strongest contributions" in alerts[0].message and alerts[0].data["explanation"]
+    assert "driven by" in alerts[0].message and alerts[0].data["explanation"]
 
 
 def test_demographics_from_the_registry():

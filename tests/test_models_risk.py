@@ -14,8 +14,8 @@ import pytest
 from vigil import __version__
 from vigil.datasets.physionet import load_stays
 from vigil.models.evaluation import Dataset, fit_calibrated, train_shipped_model
-from vigil.models.features import causal_features
-from vigil.models.risk import SepsisRiskModel, default_model, export_lightgbm
+from vigil.models.features import VITALS_FEATURE_NAMES
+from vigil.models.risk import SepsisRiskModel, default_model, default_vitals_model, export_lightgbm
 from vigil.models.scoring import OUTPUT_HEADER
 
 FIXTURE = Path(__file__).parent / "fixtures" / "physionet2019"
@@ -52,16 +52,16 @@ def test_an_hour_is_scored_from_rows_up_to_that_hour_only(tmp_path):
     )
 
 
-def test_explanations_are_signed_feature_contributions():
+def test_reasons_share_out_the_tree_shap_contributions_by_input():
     frame = load_stays(FIXTURE, limit=3)
-    X = causal_features(frame).to_numpy(np.float32)
     model = default_model()
-    explained = model.explain(X[:4], top=5)
-    assert len(explained) == 4 and all(len(row) == 5 for row in explained)
-    contributions = model._booster.predict(X[:4], pred_contrib=True)
+    X = model.features(frame)[:4]
+    explained = model.reasons(X, X, [0] * 4, top=len(model.inputs))
+    contributions = model._booster.predict(X, pred_contrib=True)
     for row, full in zip(explained, contributions):
-        assert abs(row[0].contribution) == pytest.approx(np.max(np.abs(full[:-1])), abs=1e-4)
-        assert [abs(c.contribution) for c in row] == sorted((abs(c.contribution) for c in row), reverse=True)
+        assert sum(reason.contribution for reason in row) == pytest.approx(full[:-1].sum(), abs=1e-3)
+        assert [abs(r.contribution) for r in row] == sorted((abs(r.contribution) for r in row), reverse=True)
+        assert all(reason.text for reason in row)
 
 
 def test_model_save_load_round_trip(tmp_path):
@@ -87,6 +87,18 @@ def test_the_trained_model_records_what_it_learnt_from():
         "vigil": __version__,
     }
     assert 0 < model.threshold < 1
+
+
+def test_the_vitals_model_trains_on_the_vitals_features_and_round_trips(tmp_path):
+    stays = load_stays(FIXTURE)
+    model = train_shipped_model(stays, "fixture", seed=1, feature_set="vitals")
+    assert model.feature_set == "vitals" and model.feature_names == VITALS_FEATURE_NAMES
+    model.save(tmp_path / "vitals.json")
+    loaded = SepsisRiskModel.load(tmp_path / "vitals.json")
+    assert loaded.feature_set == "vitals" and "vitals only" in loaded.name
+    changed = stays.copy()
+    changed[["ICULOS", "HospAdmTime", "Unit1", "Lactate", "WBC", "EtCO2"]] = [1.0, -100.0, 1.0, 9.0, 30.0, 50.0]
+    assert np.array_equal(loaded.score(changed)["PredictedProbability"], model.score(stays)["PredictedProbability"])
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path):
@@ -124,3 +136,17 @@ def test_shipped_model_matches_this_versions_features():
     assert (
         os.path.getsize(Path(__import__("vigil").__file__).parent / "models" / "default" / "sepsis_lightgbm.json") < 5e6
     )
+    assert model.feature_set == "full" and "ICULOS" in model.inputs
+
+
+def test_shipped_vitals_model_is_small_and_trained_on_the_development_set():
+    model = default_vitals_model()
+    assert model.metadata["stays"] == 6181 and model.feature_set == "vitals" and 0 < model.threshold < 1
+    path = Path(__import__("vigil").__file__).parent / "models" / "default_vitals" / "sepsis_lightgbm.json"
+    assert os.path.getsize(path) < 2e6
+
+
+def test_a_booster_of_other_features_than_its_feature_set_is_refused():
+    vitals = default_vitals_model()
+    with pytest.raises(ValueError, match="131 features"):
+        SepsisRiskModel(vitals.booster_text, vitals.calibration_x, vitals.calibration_y, vitals.threshold)

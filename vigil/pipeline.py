@@ -16,7 +16,7 @@ from vigil.domain import Alert, AlertDraft, AlertEventKind, News2Inputs, Reading
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
-from vigil.models.risk import default_model
+from vigil.models.risk import default_vitals_model
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -69,7 +69,7 @@ class Pipeline:
         self.renotify = renotify_intervals(os.environ) if renotify is None else renotify
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
-        self.risk = risk or LiveRiskScorer(default_model(), self._demographics)
+        self.risk = risk or LiveRiskScorer(default_vitals_model(), self._demographics)
         self.glucose = glucose or LiveGlucose()
         self.risk_alerts = SepsisRiskAlerts()
         self.forecast_alerts = GlucoseForecastAlerts()
@@ -206,7 +206,9 @@ class Renotifier:
 def _summary(details: dict) -> dict:
     """The parts of a score's details worth showing in the ward list."""
     return {
-        k: details[k] for k in ("band", "components", "missing", "alarm", "threshold", "explanation") if k in details
+        k: details[k]
+        for k in ("band", "components", "missing", "alarm", "threshold", "model", "explanation")
+        if k in details
     }
 
 

@@ -136,13 +136,17 @@ def get_risk(
     since = utc_now() - timedelta(hours=hours)
     news2 = ctx.store.query_scores(patient_id, ScoreKind.NEWS2, start=since)
     sepsis = ctx.store.query_scores(patient_id, ScoreKind.SEPSIS_RISK, start=since)
+    live = ctx.pipeline.risk.model
+    model = sepsis[-1].details.get("model") if sepsis else None
+    model = model or {"name": live.name, "inputs": live.inputs}
     return RiskOut(
         patient_id=patient_id,
         news2=ScoreOut.of(news2[-1]) if news2 else None,
         history=[News2Point(time=s.time, value=s.value, band=s.details.get("band")) for s in news2],
         sepsis=SepsisRisk(
             latest=ScoreOut.of(sepsis[-1]) if sepsis else None,
-            model="LightGBM on PhysioNet 2019 (see the model card); decision support only",
+            model=f"{model['name']} (see the model card); decision support only",
+            model_inputs=model["inputs"],
             history=[SepsisPoint(time=s.time, value=s.value, alarm=s.details.get("alarm")) for s in sepsis],
         ),
     )

@@ -134,7 +134,7 @@ class ReadingOut(Schema):
 # -- risk ------------------------------------------------------------------------------------------
 class ScoreOut(Schema):
     """A score with its details (NEWS2: total, components, band, missing, response...; sepsis risk: threshold,
-    alarm, hour_start and the explanation's contributions)."""
+    alarm, hour_start, the model and the explanation: per input its words, value, earlier value, contribution)."""
 
     model_config = ConfigDict(extra="allow")
     time: Timestamp
@@ -158,8 +158,11 @@ class SepsisPoint(Schema):
 
 
 class SepsisRisk(Schema):
+    """The hourly sepsis risk: the latest score, which model scored it and from which inputs, the history."""
+
     latest: ScoreOut | None
     model: str
+    model_inputs: list[str]
     history: list[SepsisPoint]
 
 

@@ -40,14 +40,19 @@ class SepsisRiskAlerts:
         verdict = RuleVerdict(AlertRule.SEPSIS_RISK, int(streak >= CONFIRMING_HOURS))
         if not self._episodes.should_raise(score.patient_id, verdict):
             return None
-        top = ", ".join(f"{c['feature']} ({c['contribution']:+.2f})" for c in score.details["explanation"][:3])
         message = (
             f"Sepsis risk {score.value:.1%} in the hour to {score.time:%H:%M} has been above the alarm threshold "
-            f"{score.details['threshold']:.1%} for {CONFIRMING_HOURS} hours; strongest contributions: {top}."
+            f"{score.details['threshold']:.1%} for {CONFIRMING_HOURS} hours; driven by {_raising(score)}."
         )
         return AlertDraft(
             score.patient_id, AlertRule.SEPSIS_RISK, Severity.WARNING, score.time, message, dict(score.details)
         )
+
+
+def _raising(score: Score, top: int = 3) -> str:
+    """The explanation's inputs that raise the risk most, in clinical words ("respiration 30/min, up from 18 ...")."""
+    texts = [reason["text"] for reason in score.details["explanation"] if reason["contribution"] > 0][:top]
+    return "; ".join(texts) or "no single vital sign"
 
 
 class GlucoseForecastAlerts:

@@ -11,6 +11,7 @@ from rich.progress import Progress
 from vigil.cli.common import JsonFlag, emit, err, fail, refusing, save_json, stays_with_progress
 from vigil.config import load_settings
 from vigil.datasets.physionet import PsvFormatError
+from vigil.models.features import FEATURE_SETS
 from vigil.models.reporting import markdown_table
 from vigil.models.risk import SepsisRiskModel, default_model
 from vigil.models.scoring import score_directory
@@ -20,6 +21,13 @@ app = typer.Typer(
 )
 EVALUATION_FILE = "reports/risk-evaluation.json"
 DataArgument = Annotated[Path, typer.Argument(help="a directory of .psv files or the .tar.gz")]
+FeaturesOption = Annotated[
+    str,
+    typer.Option(
+        "--features",
+        help="full: every Challenge column (ICU stays); vitals: HR, SpO2, Temp, SBP/DBP/MAP, Resp, age, sex only",
+    ),
+]
 
 
 @app.command("evaluate")
@@ -30,6 +38,7 @@ def evaluate_models(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=10, help="patient-bootstrap replicates")] = 200,
     save: Annotated[Path | None, typer.Option("--save", help=f"default VIGIL_HOME/{EVALUATION_FILE}")] = None,
+    features: FeaturesOption = "full",
     as_json: JsonFlag = False,
 ) -> None:
     """Patient-level cross-validation of every model against the NEWS2 and qSOFA rules."""
@@ -37,7 +46,7 @@ def evaluate_models(
     from vigil.models.evaluation import Dataset, evaluate
 
     names = _model_names(models)
-    dataset = Dataset.from_frame(stays_with_progress(data))
+    dataset = Dataset.from_frame(stays_with_progress(data), _feature_set(features))
     with Progress(console=err) as progress:
         task = progress.add_task("cross-validating", total=len(names) * folds)
         result = evaluate(
@@ -64,18 +73,27 @@ def _model_names(models: str | None) -> list[str]:
     return names
 
 
+def _feature_set(features: str) -> str:
+    """--features, one of FEATURE_SETS."""
+    if features not in FEATURE_SETS:
+        fail(f"--features: unknown {features!r}; choose from {', '.join(FEATURE_SETS)}")
+    return features
+
+
 @app.command("train")
 def train(
     data: DataArgument,
     out: Annotated[Path, typer.Option("--out", help="where to write the model (JSON)")],
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    features: FeaturesOption = "full",
 ) -> None:
     """Train the calibrated LightGBM sepsis model on all of DATA."""
     from vigil.models.evaluation import train_shipped_model  # scikit-learn, as above
 
+    feature_set = _feature_set(features)
     stays = stays_with_progress(data)
-    with err.status("training LightGBM on every stay"):
-        model = train_shipped_model(stays, str(data), seed)
+    with err.status(f"training LightGBM ({feature_set} features) on every stay"):
+        model = train_shipped_model(stays, str(data), seed, feature_set)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     err.print(f"model written to {out} ({out.stat().st_size / 1e6:.1f} MB, threshold {model.threshold:.3f})")

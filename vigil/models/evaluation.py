@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from vigil import __version__
 from vigil.datasets.physionet import HOUR, LABEL, STAY_ID
-from vigil.models.features import causal_features, news2_total, qsofa_total
+from vigil.models.features import FEATURE_SETS, causal_features, news2_total, qsofa_total
 from vigil.models.risk import SepsisRiskModel, export_lightgbm
 from vigil.models.utility import utility_parts
 from vigil.models.zoo import RiskEstimator, make_model
@@ -39,21 +39,23 @@ RULE_THRESHOLDS = {"news2": 5, "qsofa": 2}
 
 @dataclass(frozen=True)
 class Dataset:
-    """Rows ordered by stay then hour: features, labels, stay ids, and the rule scores."""
+    """Rows ordered by stay then hour: features (of one of FEATURE_SETS), labels, stay ids, and the rule scores."""
 
     X: NDArray[np.float32]
     y: NDArray[np.int8]
     stays: NDArray[np.str_]
     rules: dict[str, NDArray[np.float64]]
+    feature_set: str = "full"
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> Dataset:
+    def from_frame(cls, frame: pd.DataFrame, feature_set: str = "full") -> Dataset:
         frame = frame.sort_values([STAY_ID, HOUR], kind="stable").reset_index(drop=True)
         return cls(
-            X=causal_features(frame).to_numpy(dtype=np.float32),
+            X=causal_features(frame)[FEATURE_SETS[feature_set]].to_numpy(dtype=np.float32),
             y=frame[LABEL].fillna(0).to_numpy(dtype=np.int8),
             stays=frame[STAY_ID].to_numpy(),
             rules={"news2": news2_total(frame).to_numpy(float), "qsofa": qsofa_total(frame).to_numpy(float)},
+            feature_set=feature_set,
         )
 
     def in_septic_stay(self) -> NDArray[np.bool_]:
@@ -61,7 +63,8 @@ class Dataset:
         return pd.Series(self.y).groupby(self.stays).transform("max").to_numpy() == 1
 
     def rows(self, mask: NDArray[np.bool_]) -> Dataset:
-        return Dataset(self.X[mask], self.y[mask], self.stays[mask], {k: v[mask] for k, v in self.rules.items()})
+        rules = {k: v[mask] for k, v in self.rules.items()}
+        return Dataset(self.X[mask], self.y[mask], self.stays[mask], rules, self.feature_set)
 
 
 @dataclass
@@ -106,9 +109,9 @@ def fit_calibrated(name: str, train: Dataset, seed: int, calibration_folds: int 
     return FittedRisk(_fitted_estimator(name, train, seed), calibrator, threshold)
 
 
-def train_shipped_model(stays: pd.DataFrame, source: str, seed: int) -> SepsisRiskModel:
+def train_shipped_model(stays: pd.DataFrame, source: str, seed: int, feature_set: str = "full") -> SepsisRiskModel:
     """The calibrated LightGBM fitted on every stay (what `vigil risk train` writes), recording what it learnt from."""
-    dataset = Dataset.from_frame(stays)
+    dataset = Dataset.from_frame(stays, feature_set)
     fitted = fit_calibrated("lightgbm", dataset, seed)
     metadata = {
         "trained_on": source,
@@ -118,7 +121,7 @@ def train_shipped_model(stays: pd.DataFrame, source: str, seed: int) -> SepsisRi
         "date": date.today().isoformat(),
         "vigil": __version__,
     }
-    return export_lightgbm(fitted, metadata)
+    return export_lightgbm(fitted, metadata, feature_set)
 
 
 def _fit_on_held_out_calibration(name: str, train: Dataset, held: NDArray[np.bool_], seed: int) -> FittedRisk:
@@ -276,6 +279,7 @@ def comparison_table(
         {
             "model": p.name,
             "kind": "rule" if p.name in RULE_THRESHOLDS else "model",
+            "features": None if p.name in RULE_THRESHOLDS else data.feature_set,
             "metrics": metrics_with_intervals(data.y, p, data.stays, replicates, seed),
             "folds": fold_spread(data, p, folds),
             "thresholds": [round(t, 4) for t in p.thresholds],
@@ -299,6 +303,7 @@ def evaluate(
         "stays": len(np.unique(data.stays)),
         "hours": len(data.y),
         "septic_stays": int(pd.Series(data.y).groupby(data.stays).max().sum()),
+        "features": data.feature_set,
         "folds": k,
         "seed": seed,
         "bootstrap_replicates": replicates,

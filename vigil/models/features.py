@@ -37,23 +37,48 @@ QSOFA_RESP_RATE_MIN = 22.0
 QSOFA_SYSTOLIC_BP_MAX = 100.0
 """qSOFA's measurable criteria (Seymour et al., JAMA 2016); altered mentation is unknown here (scored 0)."""
 
-FEATURE_NAMES: list[str] = [
-    *(f"{variable}_last" for variable in VARIABLES),
-    *(f"{variable}_hours_since" for variable in VARIABLES),
-    *(f"{variable}_missing" for variable in VARIABLES),
-    *(f"{lab}_count" for lab in LABS),
-    *(f"{vital}_{statistic}_{hours}h" for hours in WINDOWS for statistic in WINDOW_STATISTICS for vital in VITALS),
-    *(f"{vital}_slope_{TREND_HOURS}h" for vital in VITALS),
-    *(f"{vital}_minus_baseline" for vital in VITALS),
-    *(f"news2_{parameter}" for parameter in NEWS2_PARAMETERS.values()),
-    "news2_total",
-    "qsofa_resp_rate",
-    "qsofa_systolic_bp",
-    "qsofa_total",
-    "shock_index",
-    *PASSED_THROUGH,
-]
+MONITORED_VITALS = ("HR", "O2Sat", "Temp", "SBP", "DBP", "MAP", "Resp")
+"""The vitals that wearables and spot checks give (MAP from the cuff's SBP and DBP); no EtCO2, no labs."""
+MONITORED_INPUTS = (*MONITORED_VITALS, "Age", "Gender")
+"""Everything a monitored (non-ICU) patient's risk may be computed from: no ICULOS, HospAdmTime, units or labs."""
+
+
+def _feature_inputs() -> dict[str, tuple[str, ...]]:
+    """Each feature of ``causal_features``, in column order, with the Challenge columns it is computed from."""
+    inputs: dict[str, tuple[str, ...]] = {}
+    for suffix in ("last", "hours_since", "missing"):
+        inputs |= {f"{variable}_{suffix}": (variable,) for variable in VARIABLES}
+    inputs |= {f"{lab}_count": (lab,) for lab in LABS}
+    for hours in WINDOWS:
+        for statistic in WINDOW_STATISTICS:
+            inputs |= {f"{vital}_{statistic}_{hours}h": (vital,) for vital in VITALS}
+    inputs |= {f"{vital}_slope_{TREND_HOURS}h": (vital,) for vital in VITALS}
+    inputs |= {f"{vital}_minus_baseline": (vital,) for vital in VITALS}
+    inputs |= {f"news2_{parameter}": (column,) for column, parameter in NEWS2_PARAMETERS.items()}
+    inputs["news2_total"] = tuple(NEWS2_PARAMETERS)
+    inputs |= {"qsofa_resp_rate": ("Resp",), "qsofa_systolic_bp": ("SBP",), "qsofa_total": ("Resp", "SBP")}
+    inputs["shock_index"] = ("HR", "SBP")
+    inputs |= {column: (column,) for column in PASSED_THROUGH}
+    return inputs
+
+
+FEATURE_INPUTS = _feature_inputs()
+"""Feature -> the Challenge columns it is computed from (each feature uses only these)."""
+FEATURE_NAMES: list[str] = list(FEATURE_INPUTS)
 """The columns of ``causal_features`` in order (all float32)."""
+VITALS_FEATURE_NAMES: list[str] = [
+    name for name, inputs in FEATURE_INPUTS.items() if set(inputs) <= set(MONITORED_INPUTS)
+]
+"""The features computed only from MONITORED_INPUTS: what the vitals-only model sees."""
+
+
+def inputs_of(feature_names: list[str]) -> list[str]:
+    """The Challenge columns these features are computed from, in the order they first appear."""
+    return list(dict.fromkeys(column for name in feature_names for column in FEATURE_INPUTS[name]))
+
+
+FEATURE_SETS: dict[str, list[str]] = {"full": FEATURE_NAMES, "vitals": VITALS_FEATURE_NAMES}
+"""``--features`` choices: every Challenge column (ICU stays), or the monitored vitals, age and sex only."""
 
 IntArray = NDArray[np.int64]
 

@@ -1,4 +1,9 @@
-"""Live sepsis risk: the monitored stream aggregated by the hour into the Challenge's shape, scored by the same features."""
+"""Live sepsis risk: the monitored stream aggregated by the hour into the Challenge's shape, scored by the same features.
+
+A monitored patient has vital signs, age and sex, nothing an ICU record adds (hours in the ICU, time from hospital
+admission, units, labs), so the live scorer takes only a model whose inputs are those (the vitals-only model) and
+builds the hourly frame from those columns alone: no ICU field is made up.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ import pandas as pd
 
 from vigil.datasets.physionet import HOUR, STAY_ID, VITAL_METRICS
 from vigil.domain import Patient, Quality, Reading, Score, ScoreKind
-from vigil.models.features import causal_features
+from vigil.models.features import MONITORED_INPUTS, TREND_HOURS
 from vigil.models.risk import SepsisRiskModel
 
 MAX_HOURS = 24 * 7
 """Hours of history kept per patient (the features look back at most 24 h, the baseline over the stay)."""
-COLUMN_OF_METRIC: dict[str, str] = {metric: column for column, metric in VITAL_METRICS.items()}
+COLUMN_OF_METRIC: dict[str, str] = {
+    metric: column for column, metric in VITAL_METRICS.items() if column in MONITORED_INPUTS
+}
+"""Metric -> Challenge column for the monitored vitals (a CGM's glucose is not the ICU's lab glucose)."""
 
 
 def hour_of(time: datetime) -> datetime:
@@ -44,17 +52,16 @@ class PatientHours:
             del self.bins[old]
 
     def frame(self, through: datetime) -> pd.DataFrame:
-        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing), Challenge columns."""
+        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing): MONITORED_INPUTS only."""
         first = min(self.bins)
         hours = pd.date_range(first, through, freq="h")
         rows = [{column: float(np.median(values)) for column, values in self.bins.get(h, {}).items()} for h in hours]
         frame = pd.DataFrame(rows, index=range(len(hours)))
         if {"SBP", "DBP"} <= set(frame.columns):
             frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
-        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
         frame["Age"], frame["Gender"] = self.age, self.gender
-        frame["HospAdmTime"] = 0.0  # monitoring starts at admission to the programme
-        frame["ICULOS"] = np.arange(1, len(hours) + 1, dtype=float)
+        frame = frame.reindex(columns=list(MONITORED_INPUTS))
+        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
         return frame
 
 
@@ -70,10 +77,19 @@ def patient_demographics(patient: Patient | None, today: date) -> tuple[float | 
     return age, gender
 
 
+def check_monitored_inputs(model: SepsisRiskModel) -> None:
+    """Refuse a model that needs inputs a monitored patient does not have (ICU times, units, labs, EtCO2)."""
+    lacking = [column for column in model.inputs if column not in MONITORED_INPUTS]
+    if lacking:
+        raise ValueError(f"{model.name} needs inputs monitored patients do not have: {', '.join(lacking)}")
+
+
 class LiveRiskScorer:
-    """Scores each patient's hour once it has closed (a reading from a later hour has arrived)."""
+    """Scores each patient's hour once it has closed (a reading from a later hour has arrived), by a model of the
+    monitored inputs only."""
 
     def __init__(self, model: SepsisRiskModel, demographics=lambda patient_id: (None, None), explain_top: int = 5):
+        check_monitored_inputs(model)
         self.model = model
         self.demographics = demographics
         self.explain_top = explain_top
@@ -105,12 +121,14 @@ class LiveRiskScorer:
         if closed_through < start:
             return []
         frame = hours.frame(closed_through)
-        features = causal_features(frame).to_numpy(np.float32)
+        features = self.model.features(frame)
         new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1) :]
+        earlier = np.maximum(new - TREND_HOURS, 0)
         probability = self.model.probability_from_features(features[new])
-        explanations = self.model.explain(features[new], self.explain_top)
+        explanations = self.model.reasons(features[new], features[earlier], new - earlier, self.explain_top)
         hours.scored_through = closed_through
         first_hour = min(hours.bins)
+        model = {"name": self.model.name, "features": self.model.feature_set, "inputs": self.model.inputs}
         return [
             Score(
                 patient_id,
@@ -121,7 +139,8 @@ class LiveRiskScorer:
                     "threshold": self.model.threshold,
                     "alarm": bool(p >= self.model.threshold),
                     "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
-                    "explanation": [vars(c) for c in explanation],
+                    "model": model,
+                    "explanation": [vars(reason) for reason in explanation],
                 },
             )
             for i, p, explanation in zip(new, probability, explanations)

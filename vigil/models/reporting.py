@@ -11,7 +11,7 @@ TABLE_METRICS = ("auroc", "auprc", "utility", "accuracy", "precision", "recall",
 def merge_evaluations(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
     """Runs of ``vigil risk evaluate`` on the same data, folds and seed (e.g. model subsets run side by side) as one.
 
-    The clinical rules appear in every run with the same values; each model or rule is kept once.
+    The clinical rules appear in every run with the same values; each model (per feature set) or rule is kept once.
     Raises ValueError when the runs differ in data, stays, folds or seed.
     """
     first = evaluations[0]
@@ -24,9 +24,26 @@ def merge_evaluations(evaluations: list[dict[str, Any]]) -> dict[str, Any]:
             )
     rows: dict[str, dict[str, Any]] = {}
     for evaluation in evaluations:
-        for row in evaluation["table"]:
-            rows.setdefault(row["model"], row)
+        for row in table_rows(evaluation):
+            rows.setdefault(row_label(row), row)
     return {**first, "table": list(rows.values())}
+
+
+def table_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's rows, each model's naming its feature set (runs saved before rows did name the run's)."""
+    default = evaluation.get("features", "full")
+    return [
+        row if row["kind"] == "rule" or row.get("features") else {**row, "features": default}
+        for row in evaluation["table"]
+    ]
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """A row's name: the model, with its feature set unless every column (``lightgbm (vitals only)``)."""
+    if row["kind"] == "rule":
+        return f"{row['model']} (rule)"
+    features = row.get("features") or "full"
+    return row["model"] if features == "full" else f"{row['model']} ({features} only)"
 
 
 def _cell(metric: dict[str, Any]) -> str:
@@ -38,9 +55,9 @@ def markdown_table(evaluation: dict[str, Any]) -> str:
     """The comparison as a Markdown table: value (95 % patient-bootstrap interval) and the fold spread."""
     header = "| model | " + " | ".join(TABLE_METRICS) + " | AUROC per fold | utility per fold |"
     lines = [header, "|" + "---|" * (len(TABLE_METRICS) + 3)]
-    rows = sorted(evaluation["table"], key=lambda row: -row["metrics"]["auroc"]["value"])
+    rows = sorted(table_rows(evaluation), key=lambda row: -row["metrics"]["auroc"]["value"])
     for row in rows:
-        name = f"{row['model']} (rule)" if row["kind"] == "rule" else row["model"]
+        name = row_label(row)
         cells = [_cell(row["metrics"][m]) for m in TABLE_METRICS]
         folds = [", ".join(f"{v:.3f}" for v in row["folds"][k]) for k in ("auroc", "utility")]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {folds[0]} | {folds[1]} |")
@@ -71,7 +88,7 @@ def comparison_figure(evaluation: dict[str, Any], path: Path) -> None:
         )
         axis.set_title({"auroc": "AUROC (hourly)", "auprc": "AUPRC (hourly)", "utility": "Normalised utility"}[metric])
         axis.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(rows)), [row["model"] for row in rows])
+    axes[0].set_yticks(range(len(rows)), [row_label(row) for row in rows])
     fig.suptitle(
         f"Sepsis prediction, {evaluation['folds']}-fold patient-level CV on {evaluation['stays']} stays "
         "(grey: clinical rules; bars: 95 % patient-bootstrap intervals)",
