@@ -100,6 +100,7 @@ class Pipeline:
             glucose = self.glucose.update(readings)
             for draft in glucose.recommendations:
                 self.store.add_recommendation(draft)
+            self.store.expire_recommendations()  # stale advice is closed as time passes, not only when read
             return (
                 self._record(evaluated)
                 + self._raise(self.risk_alerts.update(risk_scores))

@@ -7,7 +7,17 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from vigil.domain import AlertRule, Patient, Quality, RecommendationKind, Role, Score, ScoreKind, Severity
+from vigil.domain import (
+    AlertRule,
+    Patient,
+    Quality,
+    RecommendationKind,
+    RecommendationStatus,
+    Role,
+    Score,
+    ScoreKind,
+    Severity,
+)
 from vigil.metrics import MetricName
 from vigil.timeutil import format_time
 
@@ -175,7 +185,12 @@ class RecommendationOut(Schema):
     action: str
     reason: str
     data: dict[str, Any] = Field(description="the numbers behind it")
-    status: Literal["pending", "accepted", "rejected"]
+    status: RecommendationStatus = Field(
+        description="only a pending one can be decided (it is expired once past valid_until)"
+    )
+    version: int = Field(description="changes with every change of status; a decision names the version it decides")
+    valid_until: Timestamp = Field(description="when it stops holding")
+    superseded_by: int | None = Field(description="the recommendation that replaced it, when superseded")
     decided_by: str | None
     decided_at: Timestamp | None
     decision_note: str | None

@@ -42,6 +42,9 @@ RESTING_RULES = frozenset(
     {AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE, RecommendationKind.ESCALATION}
 )
 """Rules about vital signs at rest: not judged while the patient is active, and confirmed over time."""
+ESCALATION_VALIDITY = timedelta(hours=1)
+"""An escalation holds an hour (the medium band's minimum monitoring interval): a worse band's escalation supersedes it
+sooner; after the hour it expires, and the open NEWS2 alert still stands for the episode."""
 
 SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]
 News2Rule = Callable[[News2Score | None], RuleVerdict | None]
@@ -144,6 +147,7 @@ def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> Re
         action=f"{response.action} Monitoring: {response.monitoring}.",
         reason=f"{explain(score)} {response.trigger}.",
         data=score.details(),
+        valid_until=snapshot.time + ESCALATION_VALIDITY,
     )
 
 
