@@ -45,14 +45,17 @@ def _vitals(minutes: int, unwell: bool) -> list[dict]:
     return readings
 
 
-def _glucose_before_a_meal(minutes: int, grams: float) -> list[dict]:
-    """CGM every 5 minutes at 140 mg/dL on a 0.8 U/h basal, then a meal announced with the last reading."""
-    now = utc_now()
+def _glucose_before_a_meal(minutes: int, grams: float, ago: int = 0, seq: int = 0) -> list[dict]:
+    """CGM every 5 minutes at 140 mg/dL on a 0.8 U/h basal, then a meal announced with the last reading (``ago``
+    minutes before the last 5); sequence numbers from ``seq``."""
+    now = utc_now() - timedelta(minutes=ago)
     times = [format_time(now - timedelta(minutes=minutes - m)) for m in range(0, minutes, 5)]
-    readings = [{"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": i} for i, t in enumerate(times)]
+    readings = [
+        {"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": seq + i} for i, t in enumerate(times)
+    ]
     return readings + [
-        {"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": 1000},
-        {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": 1001},
+        {"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": seq + 1000},
+        {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": seq + 1001},
     ]
 
 
@@ -157,4 +160,40 @@ def test_patient_page_shows_glucose_forecast_band_and_recommendations_with_decis
         expect(bolus).to_contain_text("pending")
         page.locator("#recommendations li", has_text="Meal bolus").locator("button[data-decision=accept]").click()
         expect(bolus).to_contain_text("accepted by nurse", timeout=10_000)
+        browser.close()
+
+
+def test_an_expired_recommendation_offers_no_decision_and_a_stale_decision_is_refused_with_its_reason(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, ingest = server
+    ingest("Diabetic Dora", _glucose_before_a_meal(120, grams=60, ago=60))  # its meal bolus held until 30 min ago
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        messages: list[str] = []
+        page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+        _log_in(page, base)
+        page.locator("tr.patient-row", has_text="Diabetic Dora").locator("a").click()
+        expired = page.locator("#recommendations li", has_text="Meal bolus")
+        expect(expired).to_contain_text("expired")
+        expect(expired.locator("button")).to_have_count(0)
+        expect(page.locator("#glucose-panel .glucose-recommendations li", has_text="Meal bolus")).to_contain_text(
+            "expired"
+        )
+
+        ingest("Diabetic Dora", _glucose_before_a_meal(10, grams=40, seq=2000))  # a fresh meal: a pending bolus
+        page.reload()
+        fresh = page.locator("#recommendations li.status-pending", has_text="Meal bolus")
+        expect(fresh).to_contain_text("expires ")
+        login = {"username": "nurse", "password": PASSWORD}
+        token = httpx.post(f"{base}/api/v1/auth/token", data=login).json()["access_token"]
+        decision = {"decision": "reject", "version": int(fresh.get_attribute("data-version"))}
+        url = f"{base}/api/v1/recommendations/{fresh.get_attribute('data-recommendation-id')}/decision"
+        assert httpx.post(url, json=decision, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        fresh.locator("button[data-decision=accept]").click()  # decided elsewhere since this page showed it
+        expect(page.locator("#recommendations li.status-rejected", has_text="Meal bolus")).to_contain_text(
+            "rejected by nurse", timeout=10_000
+        )
+        assert any("409" in m and "already rejected" in m for m in messages), messages
         browser.close()
