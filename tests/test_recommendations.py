@@ -12,6 +12,7 @@ import pytest
 from vigil.care import CareEngine
 from vigil.domain import RecommendationDraft, RecommendationKind, VitalsSnapshot
 from vigil.errors import Conflict
+from vigil.pipeline import Pipeline
 from vigil.store import SqlStore
 from vigil.store.dialects import dialect_for
 from vigil.timeutil import format_time, utc_now
@@ -81,6 +82,9 @@ def test_a_newer_recommendation_of_the_same_kind_supersedes_the_pending_one(any_
     assert store.get_recommendation(other.recommendation_id).status == "pending"
     with pytest.raises(Conflict, match=f"superseded by recommendation {new.recommendation_id}"):
         store.decide_recommendation(old.recommendation_id, "dr_who", True, version=1)
+    stale = store.add_recommendation(draft("p1", RecommendationKind.TEMP_BASAL, "Basal 0", minutes_ago=42))
+    store.add_recommendation(draft("p1", RecommendationKind.TEMP_BASAL, "Basal 1"))
+    assert store.get_recommendation(stale.recommendation_id).status == "expired"  # not superseded: it lapsed first
 
 
 def test_stale_advice_reads_as_expired_before_any_sweep(any_store_url):
@@ -89,6 +93,7 @@ def test_stale_advice_reads_as_expired_before_any_sweep(any_store_url):
     basal = store.add_recommendation(
         draft("p1", RecommendationKind.TEMP_BASAL, "Temporary basal 0.00 U/h for 30 minutes", minutes_ago=42)
     )
+    assert store.get_recommendation(basal.recommendation_id).status == "expired"  # the first read after it lapsed
     correction = store.add_recommendation(
         draft("p1", RecommendationKind.CORRECTION_BOLUS, "Correction bolus 1.00 U", minutes_ago=117)
     )
@@ -99,6 +104,22 @@ def test_stale_advice_reads_as_expired_before_any_sweep(any_store_url):
     assert store.get_recommendation(basal.recommendation_id).status == "expired"
     with pytest.raises(Conflict, match="expired at " + format_time(basal.valid_until)):
         store.decide_recommendation(basal.recommendation_id, "dr_who", True, version=1)
+
+
+def test_the_decision_itself_refuses_an_expired_one_that_no_sweep_has_closed(any_store_url, monkeypatch):
+    store = SqlStore(any_store_url)
+    monkeypatch.setattr(store, "expire_recommendations", lambda now=None: None)
+    stale = store.add_recommendation(draft("p1", RecommendationKind.TEMP_BASAL, "Basal 0", minutes_ago=42))
+    with pytest.raises(Conflict, match="expired at"):
+        store.decide_recommendation(stale.recommendation_id, "dr_who", True, version=1)
+
+
+def test_the_pipeline_expires_stale_advice_with_no_one_reading(any_store_url):
+    store = SqlStore(any_store_url)
+    stale = store.add_recommendation(draft("p1", RecommendationKind.TEMP_BASAL, "Basal 0", minutes_ago=42))
+    Pipeline(store).process([])
+    row = store._one("SELECT status, version FROM recommendations WHERE id = ?", (stale.recommendation_id,))
+    assert tuple(row) == ("expired", 2)
 
 
 def test_a_decision_needs_the_current_version_and_is_made_once(any_store_url):
@@ -177,14 +198,15 @@ def test_a_worse_news2_band_supersedes_the_pending_escalation(any_store_url):
 
 
 # -- through HTTP --------------------------------------------------------------------------------------
-def _cgm_and_meals(now: datetime) -> list[dict]:
-    """CGM every 5 minutes from 80 to 2 minutes ago at 140 mg/dL on a 0.8 U/h basal; meals 70 and 2 minutes ago."""
+def _cgm_and_meals(now: datetime, first_meal: int = 70) -> list[dict]:
+    """CGM every 5 minutes from 80 to 2 minutes ago at 140 mg/dL on a 0.8 U/h basal; meals of 60 g ``first_meal``
+    minutes ago and of 40 g 2 minutes ago."""
     minutes = list(range(80, 1, -5)) + [2]
     readings = [
         {"metric": "glucose", "value": 140, "unit": "mg/dL", "time": format_time(now - timedelta(minutes=m)), "seq": i}
         for i, m in enumerate(minutes)
     ]
-    announced = [("insulin_basal", 0.8, "U/h", 80), ("carbs", 60, "g", 70), ("carbs", 40, "g", 2)]
+    announced = [("insulin_basal", 0.8, "U/h", 80), ("carbs", 60, "g", first_meal), ("carbs", 40, "g", 2)]
     return readings + [
         {
             "metric": metric,
@@ -229,6 +251,17 @@ def test_two_meals_give_two_boluses_and_only_the_fresh_one_is_decided_on_its_ver
     assert accepting["recommendation_action"] == fresh["action"] and accepting["decision"] == "accept"
     refused = [orjson.loads(e.details)["reason"] for e in entries if e.outcome == "conflict"]
     assert refused[-1] == "already accepted" and len(refused) == 3
+
+
+def test_two_meals_still_valid_give_two_pending_boluses(ward):
+    assert ward.ingest(_cgm_and_meals(utc_now(), first_meal=22), ward.other_token).status_code == 202
+    listed = ward.client.get(
+        f"/api/v1/patients/{ward.other_patient_id}/recommendations", headers=ward.login("root")
+    ).json()
+    boluses = [r for r in listed if r["kind"] == "meal_bolus"]
+    assert len({r["recommendation_id"] for r in boluses}) == 2
+    assert [r["status"] for r in boluses] == ["pending", "pending"]
+    assert {r["data"]["meal_g"] for r in boluses} == {60.0, 40.0}
 
 
 def test_breakfast_and_lunch_boluses_keep_their_ids_and_their_doses_through_http(ward):
