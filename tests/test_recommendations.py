@@ -18,6 +18,7 @@ from vigil.store.dialects import dialect_for
 from vigil.timeutil import format_time, utc_now
 
 MEDIUM = {"resp_rate": 23.0, "spo2": 93.0, "systolic_bp": 120.0, "heart_rate": 95.0, "body_temp": 37.0}  # NEWS2 5
+NORMAL = {"resp_rate": 16.0, "spo2": 97.0, "systolic_bp": 120.0, "heart_rate": 70.0, "body_temp": 37.0}
 HIGH = {**MEDIUM, "resp_rate": 24.0, "heart_rate": 115.0, "body_temp": 38.5}  # NEWS2 7
 
 
@@ -195,6 +196,41 @@ def test_a_worse_news2_band_supersedes_the_pending_escalation(any_store_url):
     assert all(d.valid_until == d.time + timedelta(hours=1) for d in drafts)
     assert store.get_recommendation(medium.recommendation_id).superseded_by == high.recommendation_id
     assert store.get_recommendation(high.recommendation_id).status == "pending"
+
+
+def test_the_escalation_ends_when_news2_falls_below_5(any_store_url):
+    store, engine = SqlStore(any_store_url), CareEngine(confirmation=timedelta(0))
+    start, outcomes = utc_now() - timedelta(minutes=3), []
+    for minute, values in enumerate((MEDIUM, NORMAL, NORMAL)):
+        time = start + timedelta(minutes=minute)
+        outcomes.append(engine.evaluate(VitalsSnapshot("p1", time, values, dict.fromkeys(values, time))))
+    assert [o.ended for o in outcomes] == [[], [RecommendationKind.ESCALATION], []]
+    [escalation] = outcomes[0].recommendations
+    rec = store.add_recommendation(escalation)
+    store.end_recommendations("p1", RecommendationKind.ESCALATION, start + timedelta(minutes=1))
+    ended = store.get_recommendation(rec.recommendation_id)
+    assert (ended.status, ended.version, ended.valid_until) == ("expired", 2, start + timedelta(minutes=1))
+    with pytest.raises(Conflict, match="expired at " + format_time(start + timedelta(minutes=1))):
+        store.decide_recommendation(rec.recommendation_id, "dr_who", True, version=1)
+
+
+def test_the_pipeline_ends_the_escalation_when_news2_falls(ward):
+    now = utc_now()
+
+    def vitals(values: dict, minutes_ago: range, seq: int) -> list[dict]:
+        return [
+            {"metric": k, "value": v, "time": format_time(now - timedelta(minutes=m)), "seq": seq + 10 * i + j}
+            for i, m in enumerate(minutes_ago)
+            for j, (k, v) in enumerate(values.items())
+        ]
+
+    unwell = {"heart_rate": 125, "resp_rate": 26, "spo2": 91, "body_temp": 38.9}
+    assert ward.ingest(vitals(unwell, range(40, 20, -1), 0)).status_code == 202
+    [pending] = ward.ctx.store.list_recommendations(ward.patient_id)
+    assert (pending.kind, pending.status) == ("escalation", "pending")
+    well = {"heart_rate": 70, "resp_rate": 15, "spo2": 97, "body_temp": 36.8}
+    assert ward.ingest(vitals(well, range(19, 0, -1), 1000)).status_code == 202
+    assert ward.ctx.store.get_recommendation(pending.recommendation_id).status == "expired"
 
 
 # -- through HTTP --------------------------------------------------------------------------------------

@@ -739,6 +739,14 @@ class SqlStore:
             with self._dialect.transaction(conn):
                 self._expire(conn, at)
 
+    def end_recommendations(self, patient_id: str, kind: RecommendationKind, at: datetime) -> None:
+        """The patient's pending advice of this kind stopped holding `at` (e.g. NEWS2 fell): expired from then."""
+        self._write(
+            "UPDATE recommendations SET status = ?, valid_until = ?, version = version + 1"
+            " WHERE patient_id = ? AND kind = ? AND status = ? AND valid_until > ?",
+            (Status.EXPIRED, format_time(at), patient_id, kind, Status.PENDING, format_time(at)),
+        )
+
     def list_recommendations(self, patient_id: str, limit: int = 200) -> list[Recommendation]:
         """The newest first; none shown pending past its valid_until."""
         self.expire_recommendations()
