@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, require_service, wait_for_port
+from vigil.domain import RecommendationDraft, RecommendationKind
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -163,7 +164,7 @@ def test_patient_page_shows_glucose_forecast_band_and_recommendations_with_decis
         browser.close()
 
 
-def test_an_expired_recommendation_offers_no_decision_and_a_stale_decision_is_refused_with_its_reason(server):
+def test_an_expired_recommendation_offers_no_decision_and_a_stale_decision_is_refused_with_its_reason(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, ingest = server
@@ -196,4 +197,19 @@ def test_an_expired_recommendation_offers_no_decision_and_a_stale_decision_is_re
             "rejected by nurse", timeout=10_000
         )
         assert any("409" in m and "already rejected" in m for m in messages), messages
+
+        patients = httpx.get(f"{base}/api/v1/patients", headers={"Authorization": f"Bearer {token}"}).json()
+        dora = next(p["patient_id"] for p in patients if p["name"] == "Diabetic Dora")
+        soon = utc_now() + timedelta(seconds=8)
+        store = SqlStore(f"sqlite:///{tmp_path / 'web.db'}")
+        draft = RecommendationDraft(
+            dora, RecommendationKind.CORRECTION_BOLUS, utc_now(), "Correction bolus 1.00 U", "a test", valid_until=soon
+        )
+        store.add_recommendation(draft)
+        store.close()
+        page.reload()
+        lapsing = page.locator("#recommendations li", has_text="Correction bolus 1.00 U")
+        expect(lapsing.locator("button[data-decision=accept]")).to_have_count(1)
+        expect(lapsing.locator("button")).to_have_count(0, timeout=20_000)  # gone once valid_until passes
+        expect(lapsing).to_contain_text("expired")
         browser.close()

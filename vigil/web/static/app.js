@@ -52,6 +52,17 @@ function handleActions(event) {
   }
 }
 
+function retireLapsedRecommendations() {
+  // A pending recommendation shown on an open page loses its buttons when its valid_until passes.
+  for (const item of document.querySelectorAll("li.recommendation.status-pending[data-valid-until]")) {
+    if (Date.parse(item.dataset.validUntil) > Date.now()) continue;
+    item.querySelectorAll("[data-decide]").forEach(button => button.remove());
+    item.classList.replace("status-pending", "status-expired");
+    const validity = item.querySelector(".validity");
+    if (validity) validity.textContent = "expired";
+  }
+}
+
 const SERIES_COLOURS = ["#c0392b", "#2471a3", "#7d3c98", "#117a65"];
 const charts = new Map();
 
@@ -187,4 +198,5 @@ document.addEventListener("DOMContentLoaded", () => {
   document.body.addEventListener("htmx:configRequest", event => { event.detail.headers["X-CSRF-Token"] = csrfToken(); });
   startLiveUpdates();
   drawCharts();
+  setInterval(retireLapsedRecommendations, 2000);
 });
