@@ -123,9 +123,11 @@ class Pipeline:
                 latest[snapshot.patient_id] = snapshot
         self.store.add_scores([score for _, outcome in evaluated for score in outcome.scores])
         self.store.save_statuses({pid: status_of(s, self._latest_scores.get(pid, {})) for pid, s in latest.items()})
-        for _, outcome in evaluated:
+        for snapshot, outcome in evaluated:
             for draft in outcome.recommendations:
                 self.store.add_recommendation(draft)
+            for kind in outcome.ended:
+                self.store.end_recommendations(snapshot.patient_id, kind, snapshot.time)
         return self._raise([draft for _, outcome in evaluated for draft in outcome.alerts])
 
     def _raise(self, drafts: list[AlertDraft]) -> list[Alert]:
