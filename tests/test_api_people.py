@@ -118,17 +118,23 @@ def test_recommendation_decision_is_recorded_once(ward):
     headers = ward.login("dr_who")
     url = f"/api/v1/recommendations/{rec.recommendation_id}/decision"
     listed = ward.client.get(f"/api/v1/patients/{ward.patient_id}/recommendations", headers=headers).json()
-    assert listed[0]["status"] == "pending" and listed[0]["reason"] == "NEWS2 6"
-    assert ward.client.post(url, json={"decision": "maybe"}, headers=headers).status_code == 422
-    assert ward.client.post(url, json={"decision": "accept"}, headers=ward.login("ada")).status_code == 403
-    decided = ward.client.post(url, json={"decision": "reject", "note": "seen at bedside"}, headers=headers).json()
+    assert listed[0]["status"] == "pending" and listed[0]["reason"] == "NEWS2 6" and listed[0]["version"] == 1
+    assert listed[0]["valid_until"] and listed[0]["superseded_by"] is None
+    assert ward.client.post(url, json={"decision": "maybe", "version": 1}, headers=headers).status_code == 422
+    assert (
+        ward.client.post(url, json={"decision": "accept", "version": 1}, headers=ward.login("ada")).status_code == 403
+    )
+    body = {"decision": "reject", "version": 1, "note": "seen at bedside"}
+    decided = ward.client.post(url, json=body, headers=headers).json()
     assert (
         decided["status"] == "rejected"
         and decided["decided_by"] == "dr_who"
         and decided["decision_note"] == "seen at bedside"
+        and decided["version"] == 2
     )
-    assert ward.client.post(url, json={"decision": "accept"}, headers=headers).status_code == 409
-    assert ward.client.post(url, json={"decision": "accept"}, headers=ward.login("dr_no")).status_code == 404
+    assert ward.client.post(url, json={"decision": "accept", "version": 2}, headers=headers).status_code == 409
+    no = ward.login("dr_no")
+    assert ward.client.post(url, json={"decision": "accept", "version": 2}, headers=no).status_code == 404
 
 
 def test_openapi_schema_is_served(ward):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, require_service, wait_for_port
+from vigil.domain import RecommendationDraft, RecommendationKind
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -46,14 +47,17 @@ def _vitals(minutes: int, unwell: bool) -> list[dict]:
     return readings
 
 
-def _glucose_before_a_meal(minutes: int, grams: float) -> list[dict]:
-    """CGM every 5 minutes at 140 mg/dL on a 0.8 U/h basal, then a meal announced with the last reading."""
-    now = utc_now()
+def _glucose_before_a_meal(minutes: int, grams: float, ago: int = 0, seq: int = 0) -> list[dict]:
+    """CGM every 5 minutes at 140 mg/dL on a 0.8 U/h basal, then a meal announced with the last reading (``ago``
+    minutes before the last 5); sequence numbers from ``seq``."""
+    now = utc_now() - timedelta(minutes=ago)
     times = [format_time(now - timedelta(minutes=minutes - m)) for m in range(0, minutes, 5)]
-    readings = [{"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": i} for i, t in enumerate(times)]
+    readings = [
+        {"metric": "glucose", "value": 140, "unit": "mg/dL", "time": t, "seq": seq + i} for i, t in enumerate(times)
+    ]
     return readings + [
-        {"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": 1000},
-        {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": 1001},
+        {"metric": "insulin_basal", "value": 0.8, "unit": "U/h", "time": times[0], "seq": seq + 1000},
+        {"metric": "carbs", "value": grams, "unit": "g", "time": times[-1], "seq": seq + 1001},
     ]
 
 
@@ -186,4 +190,55 @@ def test_a_partial_news2_is_never_a_green_low_and_a_clinician_records_oxygen_on_
         expect(page.locator(".current-inputs")).to_contain_text("recorded by nurse", timeout=10_000)
         expect(page.locator(".current-inputs")).to_contain_text("oxygen on, 2 L/min")
         expect(page.locator("h1 .news2")).to_contain_text("\u22652 \u00b7 4 of 5")
+        browser.close()
+
+
+def test_an_expired_recommendation_offers_no_decision_and_a_stale_decision_is_refused_with_its_reason(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, ingest = server
+    ingest("Diabetic Dora", _glucose_before_a_meal(120, grams=60, ago=60))  # its meal bolus held until 30 min ago
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        messages: list[str] = []
+        page.on("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+        _log_in(page, base)
+        page.locator("tr.patient-row", has_text="Diabetic Dora").locator("a").click()
+        expired = page.locator("#recommendations li", has_text="Meal bolus")
+        expect(expired).to_contain_text("expired")
+        expect(expired.locator("button")).to_have_count(0)
+        expect(page.locator("#glucose-panel .glucose-recommendations li", has_text="Meal bolus")).to_contain_text(
+            "expired"
+        )
+
+        ingest("Diabetic Dora", _glucose_before_a_meal(10, grams=40, seq=2000))  # a fresh meal: a pending bolus
+        page.reload()
+        fresh = page.locator("#recommendations li.status-pending", has_text="Meal bolus")
+        expect(fresh).to_contain_text("expires ")
+        login = {"username": "nurse", "password": PASSWORD}
+        token = httpx.post(f"{base}/api/v1/auth/token", data=login).json()["access_token"]
+        decision = {"decision": "reject", "version": int(fresh.get_attribute("data-version"))}
+        url = f"{base}/api/v1/recommendations/{fresh.get_attribute('data-recommendation-id')}/decision"
+        assert httpx.post(url, json=decision, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        fresh.locator("button[data-decision=accept]").click()  # decided elsewhere since this page showed it
+        expect(page.locator("#recommendations li.status-rejected", has_text="Meal bolus")).to_contain_text(
+            "rejected by nurse", timeout=10_000
+        )
+        assert any("409" in m and "already rejected" in m for m in messages), messages
+
+        patients = httpx.get(f"{base}/api/v1/patients", headers={"Authorization": f"Bearer {token}"}).json()
+        dora = next(p["patient_id"] for p in patients if p["name"] == "Diabetic Dora")
+        soon = utc_now() + timedelta(seconds=8)
+        store = SqlStore(f"sqlite:///{tmp_path / 'web.db'}")
+        draft = RecommendationDraft(
+            dora, RecommendationKind.CORRECTION_BOLUS, utc_now(), "Correction bolus 1.00 U", "a test", valid_until=soon
+        )
+        store.add_recommendation(draft)
+        store.close()
+        page.reload()
+        lapsing = page.locator("#recommendations li", has_text="Correction bolus 1.00 U")
+        expect(lapsing.locator("button[data-decision=accept]")).to_have_count(1)
+        expect(lapsing.locator("button")).to_have_count(0, timeout=20_000)  # gone once valid_until passes
+        expect(lapsing).to_contain_text("expired")
         browser.close()

@@ -11,8 +11,9 @@ import pytest
 
 from vigil.demo import prescribe_virtual_patients, register_ward
 from vigil.devices import DeviceKey, mixed_ward
+from vigil.domain import Reading
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.live import FALLBACK_RMSE, simglucose_therapy, therapy_from_history
+from vigil.glucose.live import FALLBACK_RMSE, LiveGlucose, simglucose_therapy, therapy_from_history
 from vigil.pipeline import Pipeline
 from vigil.timeutil import format_time, utc_now
 
@@ -67,6 +68,28 @@ def test_meal_gives_one_bolus_recommendation_with_reason_and_data(ward):
     assert bolus["data"]["meal_g"] == 60.0 and bolus["data"]["unit"] == "U" and 0 < bolus["data"]["amount"] <= 10
     assert {"glucose", "iob", "cob", "eventual", "carb_ratio", "isf"} <= set(bolus["data"])
     assert bolus["data"]["profile"]["source"].startswith("default")
+
+
+def test_each_kind_of_glucose_advice_holds_for_its_own_time():
+    """A meal bolus until 30 min after its meal (and about that meal only), a correction 30 min, rescue carbs 15 min,
+    a temporary basal for its duration."""
+    now = utc_now()
+
+    def readings(patient_id: str, values: list[float]) -> list[Reading]:
+        times = [now - timedelta(minutes=5 * (len(values) - 1 - i)) for i in range(len(values))]
+        return [Reading(patient_id, "d", "glucose", t, v, "mg/dL") for t, v in zip(times, values)]
+
+    meal_time = now - timedelta(minutes=3)
+    batch = readings("high", [250.0] * 2 * HOUR) + readings("meal", [140.0] * 2 * HOUR)
+    batch += readings("falling", [130.0] * HOUR + [130.0 - 12.5 * (i + 1) for i in range(4)])
+    batch.append(Reading("meal", "d", "carbs", meal_time, 50.0, "g"))
+    drafts = LiveGlucose().update(batch).recommendations
+    validity = {(d.kind, (d.valid_until - d.time).total_seconds() / 60) for d in drafts if d.kind != "meal_bolus"}
+    assert validity == {("correction_bolus", 30.0), ("temp_basal", 30.0), ("rescue_carbs", 15.0)}
+    assert all(d.data["duration_min"] == 30 for d in drafts if d.kind == "temp_basal")
+    [meal] = [d for d in drafts if d.kind == "meal_bolus"]
+    assert abs(meal.valid_until - (meal_time + timedelta(minutes=30))) < timedelta(seconds=1)
+    assert meal.subject == meal.data["meal_time"] and all(d.subject == "" for d in drafts if d is not meal)
 
 
 def test_falling_glucose_forecasts_a_low_before_it_happens_and_alerts_once(ward):

@@ -61,7 +61,7 @@ def test_nul_characters_are_answered_without_a_500_on_postgresql(settings, postg
             client.post("/api/v1/users/u%00/lock", headers=headers).status_code,
             client.post(
                 f"/api/v1/recommendations/{rec.recommendation_id}/decision",
-                json={"decision": "accept", "note": "a\u0000b"},
+                json={"decision": "accept", "version": 1, "note": "a\u0000b"},
                 headers=headers,
             ).status_code,
             client.post("/api/v1/auth/token", data={"username": "dr_who\x00", "password": "x"}).status_code,

@@ -172,7 +172,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         False,
         lambda ward, target: f"/api/v1/recommendations/{_recommendation(ward, target)}/decision",
         _expected_for_clinical_action,
-        {"decision": "accept"},
+        {"decision": "accept", "version": 1},
     ),
     ("POST", "/api/v1/ingest"): Case(
         False,

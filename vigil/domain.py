@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 
 class Quality(StrEnum):
@@ -91,6 +91,20 @@ class News2Inputs:
     consciousness: Consciousness | None = None
     spo2_scale: int = 1
     spo2_scale_reason: str | None = None
+
+
+class RecommendationStatus(StrEnum):
+    """Where a recommendation stands: only a pending one, still valid, can be accepted or rejected."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+
+
+DEFAULT_VALIDITY = timedelta(minutes=30)
+"""How long a recommendation whose maker gives no ``valid_until`` holds: none is actionable for ever."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +223,10 @@ class Alert:
 
 @dataclass(frozen=True)
 class RecommendationDraft:
-    """A suggestion for the care team, with its reason and the data behind it."""
+    """A suggestion for the care team, with its reason, the data behind it and until when it holds.
+
+    A new pending draft supersedes the pending recommendation of the same patient, kind and ``subject`` (what it is
+    about: one meal's time for a meal bolus, nothing more specific for the other kinds)."""
 
     patient_id: str
     kind: RecommendationKind
@@ -217,10 +234,18 @@ class RecommendationDraft:
     action: str
     reason: str
     data: dict[str, Any] = field(default_factory=dict)
+    valid_until: datetime | None = None  # None: DEFAULT_VALIDITY after ``time``
+    subject: str = ""
+
+    def expiry(self) -> datetime:
+        """When it stops holding."""
+        return self.valid_until or self.time + DEFAULT_VALIDITY
 
 
 @dataclass(frozen=True)
 class Recommendation:
+    """A recorded recommendation: its text never changes; ``version`` goes up with every change of status."""
+
     recommendation_id: int
     patient_id: str
     kind: RecommendationKind
@@ -228,7 +253,11 @@ class Recommendation:
     action: str
     reason: str
     data: dict[str, Any]
-    status: Literal["pending", "accepted", "rejected"] = "pending"
+    valid_until: datetime
+    status: RecommendationStatus = RecommendationStatus.PENDING
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_note: str | None = None
+    version: int = 1
+    superseded_by: int | None = None
+    subject: str = ""

@@ -108,6 +108,7 @@ class Pipeline:
             glucose = self.glucose.update(readings)
             for draft in glucose.recommendations:
                 self.store.add_recommendation(draft)
+            self.store.expire_recommendations()  # stale advice is closed as time passes, not only when read
             return (
                 self._record(evaluated)
                 + self._raise(self.risk_alerts.update(risk_scores))
@@ -152,9 +153,11 @@ class Pipeline:
                 latest[snapshot.patient_id] = snapshot
         self.store.add_scores([score for _, outcome in evaluated for score in outcome.scores])
         self.store.save_statuses({pid: status_of(s, self._latest_scores.get(pid, {})) for pid, s in latest.items()})
-        for _, outcome in evaluated:
+        for snapshot, outcome in evaluated:
             for draft in outcome.recommendations:
                 self.store.add_recommendation(draft)
+            for kind in outcome.ended:
+                self.store.end_recommendations(snapshot.patient_id, kind, snapshot.time)
         return self._raise([draft for _, outcome in evaluated for draft in outcome.alerts])
 
     def _raise(self, drafts: list[AlertDraft]) -> list[Alert]:

@@ -31,7 +31,7 @@ from vigil.errors import Conflict, InvalidInput, NotFound, Unauthorised
 from vigil.glucose.live import RECOMMENDATION_KINDS
 from vigil.metrics import MetricName
 from vigil.security.identity import authenticate, issue_token
-from vigil.security.policy import visible_patient_ids
+from vigil.security.policy import record, visible_patient_ids
 from vigil.timeutil import utc_now
 
 router = APIRouter(prefix="/api/v1")
@@ -47,6 +47,9 @@ RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # what a BIGINT / SQLite INTEG
 
 class Decision(BaseModel):
     decision: Literal["accept", "reject"]
+    version: int = Field(
+        ge=1, le=2**31 - 1, description="the version of the recommendation that was shown and is decided"
+    )
     note: str | None = Field(
         default=None, max_length=2000, pattern=r"^[^\x00]*$", description="free text, no NUL characters"
     )
@@ -214,10 +217,23 @@ def decide_recommendation(
         "recommendation not found",
         recommendation_id=recommendation_id,
         decision=decision.decision,
+        version=decision.version,
+        recommendation_action=rec.action,
     )
-    decided = ctx.store.decide_recommendation(
-        recommendation_id, user.username, decision.decision == "accept", decision.note
-    )
-    if decided is None:
-        raise Conflict(f"recommendation already {rec.status}")
+    try:
+        decided = ctx.store.decide_recommendation(
+            recommendation_id, user.username, decision.decision == "accept", decision.note, version=decision.version
+        )
+    except Conflict as refused:
+        record(
+            ctx,
+            user,
+            "recommendation.decide",
+            rec.patient_id,
+            "conflict",
+            recommendation_id=recommendation_id,
+            version=decision.version,
+            reason=refused.reason,
+        )
+        raise
     return RecommendationOut.model_validate(decided)

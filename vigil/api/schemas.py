@@ -14,6 +14,7 @@ from vigil.domain import (
     Patient,
     Quality,
     RecommendationKind,
+    RecommendationStatus,
     Role,
     Score,
     ScoreKind,
@@ -227,7 +228,12 @@ class RecommendationOut(Schema):
     action: str
     reason: str
     data: dict[str, Any] = Field(description="the numbers behind it")
-    status: Literal["pending", "accepted", "rejected"]
+    status: RecommendationStatus = Field(
+        description="only a pending one can be decided (it is expired once past valid_until)"
+    )
+    version: int = Field(description="changes with every change of status; a decision names the version it decides")
+    valid_until: Timestamp = Field(description="when it stops holding")
+    superseded_by: int | None = Field(description="the recommendation that replaced it, when superseded")
     decided_by: str | None
     decided_at: Timestamp | None
     decision_note: str | None

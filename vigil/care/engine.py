@@ -45,6 +45,9 @@ RESTING_RULES = frozenset(
     {AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE, RecommendationKind.ESCALATION}
 )
 """Rules about vital signs at rest: not judged while the patient is active, and confirmed over time."""
+ESCALATION_VALIDITY = timedelta(hours=1)
+"""An escalation holds at most an hour (the medium band's minimum monitoring interval): a worse band's escalation
+supersedes it, NEWS2 falling below 5 ends it sooner; after the hour it expires (the open NEWS2 alert still stands)."""
 
 SnapshotRule = Callable[[VitalsSnapshot], RuleVerdict | None]
 News2Rule = Callable[[News2Score | None], RuleVerdict | None]
@@ -117,6 +120,8 @@ class CareOutcome:
     scores: list[Score] = field(default_factory=list)
     alerts: list[AlertDraft] = field(default_factory=list)
     recommendations: list[RecommendationDraft] = field(default_factory=list)
+    ended: list[RecommendationKind] = field(default_factory=list)
+    """Kinds of the patient's pending advice that no longer hold (an escalation once NEWS2 falls below 5)."""
 
 
 class PersistenceGate:
@@ -202,6 +207,7 @@ def escalation_recommendation(snapshot: VitalsSnapshot, score: News2Score) -> Re
         action=f"{response.action} Monitoring: {response.monitoring}.",
         reason=f"{explain(score)} {response.trigger}.",
         data=score.details(),
+        valid_until=snapshot.time + ESCALATION_VALIDITY,
     )
 
 
@@ -218,6 +224,7 @@ class CareEngine:
         self._contexts: dict[str, News2Context] = {}
         self._episodes = EpisodeTracker()
         self._gate = PersistenceGate(confirmation, activity_aware)
+        self._escalated: set[str] = set()
         self._lock = threading.Lock()
 
     def set_news2_context(self, patient_id: str, context: News2Context) -> None:
@@ -243,20 +250,32 @@ class CareEngine:
                 for verdict in known
                 if self._episodes.should_raise(snapshot.patient_id, verdict)
             ]
+            recommendations, ended = self._escalation(snapshot, score)
             return CareOutcome(
                 scores=[] if score is None else [self._score(snapshot, score, context)],
                 alerts=alerts,
-                recommendations=self._recommendations(snapshot, score),
+                recommendations=recommendations,
+                ended=ended,
             )
 
-    def _recommendations(self, snapshot: VitalsSnapshot, score: News2Score | None) -> list[RecommendationDraft]:
+    def _escalation(
+        self, snapshot: VitalsSnapshot, score: News2Score | None
+    ) -> tuple[list[RecommendationDraft], list[RecommendationKind]]:
+        """An escalation on entering a worse NEWS2 band; the end of the one raised when NEWS2 falls below 5."""
         if score is None:
-            return []
+            return [], []
         verdict = RuleVerdict(RecommendationKind.ESCALATION, news2_escalation_level(score))
         escalation = self._gate.judge(snapshot, verdict)
-        if escalation is None or not self._episodes.should_raise(snapshot.patient_id, escalation):
-            return []
-        return [escalation_recommendation(snapshot, score)]
+        if escalation is None:
+            return [], []
+        raised = self._episodes.should_raise(snapshot.patient_id, escalation)
+        if escalation.level == 0 and snapshot.patient_id in self._escalated:
+            self._escalated.discard(snapshot.patient_id)
+            return [], [RecommendationKind.ESCALATION]
+        if not raised:
+            return [], []
+        self._escalated.add(snapshot.patient_id)
+        return [escalation_recommendation(snapshot, score)], []
 
     @staticmethod
     def _alert(snapshot: VitalsSnapshot, verdict: RuleVerdict) -> AlertDraft:

@@ -66,6 +66,14 @@ RECOMMENDATION_KINDS = (
     RecommendationKind.RESCUE_CARBS,
 )
 """The recommendations the glucose advice makes."""
+VALIDITY_MIN = {
+    RecommendationKind.MEAL_BOLUS: 30.0,
+    RecommendationKind.CORRECTION_BOLUS: 30.0,
+    RecommendationKind.RESCUE_CARBS: 15.0,
+}
+"""Minutes a recommendation holds: a meal bolus from its meal, a correction bolus from when it was given, rescue carbs
+15 minutes (the 15-minute recheck of hypoglycaemia treatment: by then the advice has been renewed on fresh CGM).
+A temporary basal holds for its own duration."""
 
 
 def to_minutes(time: datetime) -> float:
@@ -278,6 +286,20 @@ def recommendation_action(kind: RecommendationKind, advice: Advice) -> str:
     }[kind]
 
 
+def valid_until(kind: RecommendationKind, advice: Advice, minute: float, meal_minute: float) -> datetime:
+    """When advice given at ``minute`` (for a meal at ``meal_minute``) stops holding."""
+    if kind == RecommendationKind.TEMP_BASAL:
+        return to_time(minute + (advice.duration_min or 0.0))
+    start = meal_minute if kind == RecommendationKind.MEAL_BOLUS else minute
+    return to_time(start + VALIDITY_MIN[kind])
+
+
+def meal_minutes(points: Iterable[float], meals: Sequence[tuple[float, float]]) -> dict[float, float]:
+    """The (latest) meal each advice point advises on, as ``advice_points`` pairs them."""
+    ordered = sorted(points)
+    return {next(point for point in ordered if point >= minute): minute for minute, _ in sorted(meals)}
+
+
 class LiveGlucose:
     """Per-patient glucose advice on the stream: at most one run of the advisor per new CGM reading (and one per
     meal announced after it); its advice becomes recommendations awaiting a clinician and forecast warnings."""
@@ -330,19 +352,23 @@ class LiveGlucose:
             if minute > state.advised_through
         ]
         meals = [(to_minutes(r.time), r.value) for r in added if r.metric == MetricName.CARBS]
-        for minute, grams in advice_points(new_cgm, meals).items():
+        points = advice_points(new_cgm, meals)
+        meal_at = meal_minutes(points, meals)
+        for minute, grams in points.items():
             state.personalise_if_due(minute)
             if minute in new_cgm:
                 state.observe(minute)
             advice = state.advisor.advise(state.history, minute, grams)
-            outcome.recommendations.extend(self._recommendations(patient_id, state, minute, advice))
+            recommendations = self._recommendations(patient_id, state, minute, meal_at.get(minute, minute), advice)
+            outcome.recommendations.extend(recommendations)
             outcome.checks.append(forecast_check(patient_id, minute, advice))
         state.advised_through = max([state.advised_through, *new_cgm])
 
     @staticmethod
     def _recommendations(
-        patient_id: str, state: PatientGlucose, minute: float, advice: list[Advice]
+        patient_id: str, state: PatientGlucose, minute: float, meal_minute: float, advice: list[Advice]
     ) -> list[RecommendationDraft]:
+        """Drafts of the advice at ``minute``; a meal bolus is about its meal (another meal's does not replace it)."""
         drafts = []
         for item in advice:
             if item.kind in ALERT_RULES or (item.kind == "temp_basal" and not state.material_basal(item)):
@@ -350,9 +376,17 @@ class LiveGlucose:
             kind = recommendation_kind(item)
             profile = profile_json(state.advisor.profile, state.therapy, state.personalised_at)
             data = advice_data(item, minute) | {"duration_min": item.duration_min, "profile": profile}
+            meal = format_time(to_time(meal_minute)) if kind == RecommendationKind.MEAL_BOLUS else ""
             drafts.append(
                 RecommendationDraft(
-                    patient_id, kind, to_time(minute), recommendation_action(kind, item), item.reason, data
+                    patient_id,
+                    kind,
+                    to_time(minute),
+                    recommendation_action(kind, item),
+                    item.reason,
+                    data | ({"meal_time": meal} if meal else {}),
+                    valid_until=valid_until(kind, item, minute, meal_minute),
+                    subject=meal,
                 )
             )
         return drafts

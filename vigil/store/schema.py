@@ -111,9 +111,12 @@ CREATE TABLE IF NOT EXISTS recommendations (
     status TEXT NOT NULL DEFAULT 'pending',
     decided_by TEXT,
     decided_at TEXT,
-    decision_note TEXT
+    decision_note TEXT,
+    valid_until TEXT,
+    version INTEGER NOT NULL DEFAULT 1,
+    superseded_by BIGINT,
+    subject TEXT NOT NULL DEFAULT ''
 );
-CREATE UNIQUE INDEX IF NOT EXISTS recommendations_one_pending ON recommendations (patient_id, kind) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS news2_inputs (
     id {id},
     patient_id TEXT NOT NULL REFERENCES patients(patient_id),
@@ -169,4 +172,18 @@ ADDED_COLUMNS = [
     ("alerts", "raised_at", "TEXT"),
     ("alerts", "last_notified_at", "TEXT"),
     ("alerts", "notified_count", "INTEGER NOT NULL DEFAULT 1"),
+    ("recommendations", "valid_until", "TEXT"),
+    ("recommendations", "version", "INTEGER NOT NULL DEFAULT 1"),
+    ("recommendations", "superseded_by", "BIGINT"),
+    ("recommendations", "subject", "TEXT NOT NULL DEFAULT ''"),
 ]
+
+# Run after ADDED_COLUMNS on every open. Recommendations are immutable records: the index that let a newer one
+# overwrite the pending one goes; one of unknown validity (written before valid_until) is stale at once.
+MIGRATIONS = """
+DROP INDEX IF EXISTS recommendations_one_pending;
+UPDATE recommendations SET valid_until = time WHERE valid_until IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS recommendations_pending_subject ON recommendations (patient_id, kind, subject) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS recommendations_pending_until ON recommendations (valid_until) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS recommendations_patient_time ON recommendations (patient_id, time);
+"""

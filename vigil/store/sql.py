@@ -27,19 +27,20 @@ from vigil.domain import (
     Recommendation,
     RecommendationDraft,
     RecommendationKind,
+    RecommendationStatus,
     Role,
     Score,
     ScoreKind,
     Severity,
     User,
 )
-from vigil.errors import NotFound
+from vigil.errors import Conflict, NotFound
 from vigil.metrics import MetricName
 from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entry
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.security.mosquitto import mosquitto_password_hash
 from vigil.store.dialects import dialect_for
-from vigil.store.schema import ADDED_COLUMNS, SCHEMA
+from vigil.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
 
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
@@ -80,6 +81,22 @@ def _raise_kind(before: tuple | None, draft: AlertDraft) -> AlertEventKind:
     return AlertEventKind.ESCALATED if SEVERITY_RANK[draft.severity] > int(before[0]) else AlertEventKind.UPDATED
 
 
+Status = RecommendationStatus
+
+
+def _undecidable(rec: Recommendation | None, version: int) -> str:
+    """Why a decision on this version of this recommendation is refused."""
+    if rec is None:
+        raise NotFound("recommendation not found")
+    if rec.status == Status.SUPERSEDED:
+        return f"superseded by recommendation {rec.superseded_by}"
+    if rec.status == Status.EXPIRED or rec.valid_until <= utc_now():
+        return f"expired at {format_time(rec.valid_until)}"
+    if rec.status != Status.PENDING:
+        return f"already {rec.status}"
+    return f"version {version} is not the current version {rec.version}"
+
+
 class SqlStore:
     """One store for both engines; SQL is written once with '?' placeholders.
 
@@ -94,6 +111,7 @@ class SqlStore:
         self._local = threading.local()
         self._dialect.run_script(self._conn(), SCHEMA.replace("{id}", self._dialect.id_column))
         self._add_missing_columns()
+        self._dialect.run_script(self._conn(), MIGRATIONS)
         if self._count("SELECT count(*) FROM patients WHERE name NOT LIKE ?", ("v1:%",)):
             self.reencrypt_identifiers()  # a store written before identifiers were encrypted
 
@@ -755,7 +773,10 @@ class SqlStore:
         return self._with_history(rows[0])
 
     # -- recommendations --------------------------------------------------------------------
-    _REC_COLUMNS = "id, patient_id, kind, time, action, reason, data, status, decided_by, decided_at, decision_note"
+    _REC_COLUMNS = (
+        "id, patient_id, kind, time, action, reason, data, valid_until, status, decided_by, decided_at,"
+        " decision_note, version, superseded_by, subject"
+    )
 
     @staticmethod
     def _recommendation(r: tuple) -> Recommendation:
@@ -767,24 +788,78 @@ class SqlStore:
             r[4],
             r[5],
             orjson.loads(r[6]),
-            r[7],
-            r[8],
-            _time(r[9]),
-            r[10],
+            parse_time(r[7]),
+            RecommendationStatus(r[8]),
+            r[9],
+            _time(r[10]),
+            r[11],
+            r[12],
+            r[13],
+            r[14],
         )
 
-    def add_recommendation(self, draft: RecommendationDraft) -> Recommendation | None:
-        """Record a suggestion; while one of the same kind awaits a decision, it is updated instead."""
-        rows = self._write(
-            "INSERT INTO recommendations (patient_id, kind, time, action, reason, data) VALUES (?,?,?,?,?,?)"
-            " ON CONFLICT (patient_id, kind) WHERE status = 'pending' DO UPDATE SET"
-            " time = excluded.time, action = excluded.action, reason = excluded.reason, data = excluded.data"
-            f" RETURNING {self._REC_COLUMNS}",
-            (draft.patient_id, draft.kind, format_time(draft.time), draft.action, draft.reason, _json(draft.data)),
+    def add_recommendation(self, draft: RecommendationDraft) -> Recommendation:
+        """Record a suggestion as a new record; the pending one it replaces (same patient, kind and subject) is kept,
+        superseded by it, never overwritten."""
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            self._expire(conn, format_time(utc_now()))
+            replaced = conn.execute(
+                self._sql(
+                    "UPDATE recommendations SET status = ?, version = version + 1"
+                    " WHERE patient_id = ? AND kind = ? AND subject = ? AND status = ? RETURNING id"
+                ),
+                (Status.SUPERSEDED, draft.patient_id, draft.kind, draft.subject, Status.PENDING),
+            ).fetchall()
+            row = conn.execute(
+                self._sql(
+                    "INSERT INTO recommendations (patient_id, kind, time, action, reason, data, valid_until, subject)"
+                    f" VALUES (?,?,?,?,?,?,?,?) RETURNING {self._REC_COLUMNS}"
+                ),
+                (
+                    draft.patient_id,
+                    draft.kind,
+                    format_time(draft.time),
+                    draft.action,
+                    draft.reason,
+                    _json(draft.data),
+                    format_time(draft.expiry()),
+                    draft.subject,
+                ),
+            ).fetchone()
+            for (old_id,) in replaced:
+                conn.execute(self._sql("UPDATE recommendations SET superseded_by = ? WHERE id = ?"), (row[0], old_id))
+        return self._recommendation(row)
+
+    def _expire(self, conn: Any, now: str) -> None:
+        conn.execute(
+            self._sql(
+                "UPDATE recommendations SET status = ?, version = version + 1 WHERE status = ? AND valid_until <= ?"
+            ),
+            (Status.EXPIRED, Status.PENDING, now),
         )
-        return self._recommendation(rows[0]) if rows else None
+
+    def expire_recommendations(self, now: datetime | None = None) -> None:
+        """Mark every pending recommendation past its valid_until expired (a write only when one is)."""
+        at = format_time(now or utc_now())
+        if self._count(
+            "SELECT count(*) FROM recommendations WHERE status = ? AND valid_until <= ?", (Status.PENDING, at)
+        ):
+            conn = self._conn()
+            with self._dialect.transaction(conn):
+                self._expire(conn, at)
+
+    def end_recommendations(self, patient_id: str, kind: RecommendationKind, at: datetime) -> None:
+        """The patient's pending advice of this kind stopped holding `at` (e.g. NEWS2 fell): expired from then."""
+        self._write(
+            "UPDATE recommendations SET status = ?, valid_until = ?, version = version + 1"
+            " WHERE patient_id = ? AND kind = ? AND status = ? AND valid_until > ?",
+            (Status.EXPIRED, format_time(at), patient_id, kind, Status.PENDING, format_time(at)),
+        )
 
     def list_recommendations(self, patient_id: str, limit: int = 200) -> list[Recommendation]:
+        """The newest first; none shown pending past its valid_until."""
+        self.expire_recommendations()
         rows = self._rows(
             f"SELECT {self._REC_COLUMNS} FROM recommendations WHERE patient_id = ? ORDER BY time DESC, id DESC LIMIT {int(limit)}",
             (patient_id,),
@@ -792,19 +867,35 @@ class SqlStore:
         return [self._recommendation(r) for r in rows]
 
     def get_recommendation(self, recommendation_id: int) -> Recommendation | None:
+        self.expire_recommendations()
         row = self._one(f"SELECT {self._REC_COLUMNS} FROM recommendations WHERE id = ?", (recommendation_id,))
         return self._recommendation(row) if row else None
 
     def decide_recommendation(
-        self, recommendation_id: int, username: str, accepted: bool, note: str | None = None
-    ) -> Recommendation | None:
-        """Record a clinician's accept or reject of a pending recommendation; None if already decided."""
+        self, recommendation_id: int, username: str, accepted: bool, note: str | None = None, *, version: int
+    ) -> Recommendation:
+        """Record a clinician's accept or reject of exactly `version`, in one conditional update: Conflict unless that
+        version is current, pending and still valid (two racing decisions: one wins)."""
+        self.expire_recommendations()
+        now = format_time(utc_now())
         rows = self._write(
-            "UPDATE recommendations SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?"
-            f" WHERE id = ? AND status = 'pending' RETURNING {self._REC_COLUMNS}",
-            ("accepted" if accepted else "rejected", username, format_time(utc_now()), note, recommendation_id),
+            "UPDATE recommendations SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?,"
+            " version = version + 1 WHERE id = ? AND status = ? AND version = ? AND valid_until > ?"
+            f" RETURNING {self._REC_COLUMNS}",
+            (
+                Status.ACCEPTED if accepted else Status.REJECTED,
+                username,
+                now,
+                note,
+                recommendation_id,
+                Status.PENDING,
+                version,
+                now,
+            ),
         )
-        return self._recommendation(rows[0]) if rows else None
+        if rows:
+            return self._recommendation(rows[0])
+        raise Conflict(_undecidable(self.get_recommendation(recommendation_id), version))
 
     # -- NEWS2 inputs a clinician records ---------------------------------------------------
     _NEWS2_INPUT_COLUMNS = (

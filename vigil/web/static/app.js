@@ -26,7 +26,7 @@ async function postJson(url, body) {
     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken()},
     body: body ? JSON.stringify(body) : null,
   });
-  if (!response.ok) alert("Failed: " + (await response.text()));
+  if (!response.ok) alert(`Not recorded (${response.status}): ` + (await failureReason(response)));
   document.body.dispatchEvent(new CustomEvent("ward-changed"));
   drawCharts();
 }
@@ -52,13 +52,35 @@ async function recordNews2Inputs(event) {
   window.location.reload();
 }
 
+async function failureReason(response) {
+  const text = await response.text();
+  try {
+    const detail = JSON.parse(text).detail;
+    return typeof detail === "string" ? detail : JSON.stringify(detail);
+  } catch {
+    return text;
+  }
+}
+
 function handleActions(event) {
   const ack = event.target.closest("[data-ack]");
   if (ack) return postJson(`/api/v1/alerts/${ack.dataset.ack}/ack`);
   const decide = event.target.closest("[data-decide]");
   if (decide) {
     const note = prompt(`Note for ${decide.dataset.decision} (optional):`) || null;
-    return postJson(`/api/v1/recommendations/${decide.dataset.decide}/decision`, {decision: decide.dataset.decision, note});
+    const body = {decision: decide.dataset.decision, version: Number(decide.dataset.version), note};
+    return postJson(`/api/v1/recommendations/${decide.dataset.decide}/decision`, body);
+  }
+}
+
+function retireLapsedRecommendations() {
+  // A pending recommendation shown on an open page loses its buttons when its valid_until passes.
+  for (const item of document.querySelectorAll("li.recommendation.status-pending[data-valid-until]")) {
+    if (Date.parse(item.dataset.validUntil) > Date.now()) continue;
+    item.querySelectorAll("[data-decide]").forEach(button => button.remove());
+    item.classList.replace("status-pending", "status-expired");
+    const validity = item.querySelector(".validity");
+    if (validity) validity.textContent = "expired";
   }
 }
 
@@ -110,10 +132,17 @@ function newElement(tag, className, text) {
 
 const shortTime = time => time.slice(0, 16).replace("T", " ");
 
+function recommendationState(rec) {
+  if (rec.status === "pending") return `pending: awaiting a clinician's decision, expires ${rec.valid_until.slice(11, 16)}`;
+  if (rec.status === "superseded") return `superseded by #${rec.superseded_by}`;
+  if (rec.status === "expired") return `expired ${shortTime(rec.valid_until)}, undecided`;
+  return `${rec.status} by ${rec.decided_by}`;
+}
+
 function glucoseRecommendationItem(rec) {
   const item = newElement("li", `recommendation status-${rec.status}`, "");
   item.dataset.recommendationId = rec.recommendation_id;
-  const decision = rec.status === "pending" ? "pending: awaiting a clinician's decision" : `${rec.status} by ${rec.decided_by}`;
+  const decision = recommendationState(rec);
   item.append(newElement("span", "when", shortTime(rec.time)), newElement("strong", "", rec.action), " ",
               newElement("span", "decision", decision), newElement("div", "why", "Why: " + rec.reason));
   return item;
@@ -191,4 +220,5 @@ document.addEventListener("DOMContentLoaded", () => {
   document.body.addEventListener("htmx:configRequest", event => { event.detail.headers["X-CSRF-Token"] = csrfToken(); });
   startLiveUpdates();
   drawCharts();
+  setInterval(retireLapsedRecommendations, 2000);
 });
