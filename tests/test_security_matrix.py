@@ -158,6 +158,15 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/patients/{patient_id}/glucose"): Case(
         False, _patient_path("/api/v1/patients/{patient_id}/glucose"), PATIENT_DATA
     ),
+    ("GET", "/api/v1/patients/{patient_id}/news2-inputs"): Case(
+        False, _patient_path("/api/v1/patients/{patient_id}/news2-inputs"), PATIENT_DATA
+    ),
+    ("POST", "/api/v1/patients/{patient_id}/news2-inputs"): Case(
+        False,
+        _patient_path("/api/v1/patients/{patient_id}/news2-inputs"),
+        lambda role, target: 201 if (expected := _expected_for_clinical_action(role, target)) == 200 else expected,
+        {"consciousness": "alert"},
+    ),
     ("GET", "/api/v1/alerts"): Case(False, _patient_path("/api/v1/alerts?patient_id={patient_id}"), PATIENT_DATA),
     ("GET", "/api/v1/patients"): Case(
         False,
