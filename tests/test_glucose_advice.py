@@ -3,6 +3,8 @@ predictive alerts from the forecast, each with its reason and data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,23 @@ def test_no_insulin_below_80(glucose):
     advice = advise(steady(glucose), meal=50.0)
     assert "bolus" not in advice
     assert advice["temp_basal"][0].amount == 0.0
+
+
+def test_basal_is_suspended_while_any_forecast_in_two_hours_is_under_80():
+    """100 mg/dL falling 1.5 mg/dL a minute, 20 g just eaten: no low within 30 minutes (no rescue), but the forecast
+    dips under 80 within 2 hours before the meal lifts it well above target: suspended all the same."""
+    history = steady(100.0, -1.5)
+    history.add_carbs(NOW, 20.0)
+    advice = advise(history)
+    [basal] = advice["temp_basal"]
+    assert basal.data["lowest_30"] >= 70 and basal.data["lowest_guard"] < 80 and basal.data["eventual"] > 150
+    assert basal.amount == 0.0 and "carbs" not in advice
+
+
+def test_a_correction_never_exceeds_the_maximum_bolus():
+    limits = replace(LIMITS, max_bolus_u=1.0)  # the half correction at 260 mg/dL would be 1.4 U
+    [bolus] = [a for a in GlucoseAdvisor(PROFILE, limits).advise(steady(260.0), NOW) if a.kind == "bolus"]
+    assert bolus.amount == pytest.approx(1.0)
 
 
 def test_no_insulin_when_a_low_is_forecast_even_at_a_normal_glucose():
