@@ -12,7 +12,7 @@ import pytest
 from vigil.domain import Reading, RecommendationKind
 from vigil.glucose.advisor import Advice, GlucoseAdvisor, Undelivered
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.live import EPOCH, LiveGlucose, default_therapy
+from vigil.glucose.live import EPOCH, LiveGlucose, PatientGlucose, TherapySource, default_therapy
 from vigil.glucose.therapy import TherapyProfile, safety_limits
 
 PROFILE = TherapyProfile(isf=50.0, carb_ratio=10.0, basal_u_per_h=1.0, target=120.0)
@@ -74,14 +74,21 @@ def test_a_running_temporary_basal_counts_against_a_meal_bolus():
 def test_the_insulin_of_the_next_two_hours_is_capped():
     """8 U given 30 minutes ago and a 100 g meal at 250 mg/dL: the forecast asks for more than the 2-hour cap allows;
     insulin on board plus the new bolus plus the extra basal stay within it."""
-    assert LIMITS.max_insulin_2h_u == pytest.approx(0.3 * 40.0)
+    assert safety_limits(40.0, 1.0).max_insulin_2h_u == pytest.approx(0.3 * 40.0)
     history = steady(250.0)
     history.add_bolus(NOW - 30, 8.0)
     history.add_carbs(NOW, 100.0)
     iob = history.insulin_on_board(NOW, PROFILE.basal_u_per_h)
     advice = GlucoseAdvisor(PROFILE, LIMITS).advise(history, NOW, 100.0)
-    assert [a for a in advice if a.kind == "bolus"]
+    [bolus] = [a for a in advice if a.kind == "bolus"]
     assert iob + recommended_units(advice) <= LIMITS.max_insulin_2h_u + 0.05
+    assert (
+        bolus.data["budget_room_u"] == round(LIMITS.max_insulin_2h_u - iob, 2) != round(LIMITS.max_insulin_2h_u - iob)
+    )
+    wanted = (bolus.data["eventual"] - PROFILE.target) / PROFILE.isf
+    assert bolus.data["budget_wanted_u"] == pytest.approx(wanted, abs=0.01) and wanted != pytest.approx(
+        round(wanted), abs=0.1
+    )
     pending = GlucoseAdvisor(PROFILE, LIMITS).advise(history, NOW, 100.0, Undelivered(bolus_u=3.0))
     assert iob + 3.0 + recommended_units(pending) <= LIMITS.max_insulin_2h_u + 0.05
 
@@ -135,3 +142,59 @@ def test_live_a_suspension_is_renewed_while_the_low_forecast_persists():
     gaps = [later - ends for later, ends in zip(suspensions[1:], covered_until)]
     assert len(suspensions) >= 3 and max(gaps) <= 0.0, suspensions
     assert covered_until[-1] >= 60.0 + 5 * (len(falling) - 1)
+
+
+def basal(rate: float) -> Advice:
+    return Advice("temp_basal", rate, "U/h", "test", {}, 30.0)
+
+
+def test_live_temporary_basal_filter_step_by_step():
+    """Programmed 0.5 U/h, so a change is material from 0.125 U/h; each temporary basal runs 30 minutes."""
+    state = PatientGlucose(TherapySource(12.0, 0.5, "test"))
+    steps = [
+        (0.0, 0.0, True),  # a suspension: far from the programmed basal
+        (10.0, 0.1, False),  # 0.1 from the suspension running
+        (10.0, 0.125, True),  # exactly the threshold from the suspension running
+        (35.0, 0.125, True),  # renewed 5 minutes before it ends
+        (40.0, 0.375, True),
+        (65.0, 0.375, True),  # renewed: exactly the threshold from the programmed basal
+        (70.0, 0.0, True),
+        (75.0, 0.45, True),
+        (100.0, 0.45, False),  # not renewed: it is within the threshold of the programmed basal
+        (105.0, 0.0, True),  # the last one has ended: compared with the programmed basal
+        (135.0, 0.5, False),  # the suspension ends now; the programmed basal resumes by itself
+    ]
+    for minute, rate, recommended in steps:
+        assert state.material_basal(basal(rate), minute) == recommended, (minute, rate)
+    assert (state.recommended_basal, state.recommended_basal_until) == (0.0, 135.0)
+    assert state.material_basal(Advice("temp_basal", 2.0, "U/h", "no duration"), 140.0)
+    assert state.recommended_basal_until == 140.0  # without a duration it holds no time at all
+
+
+def test_live_alerts_and_immaterial_basals_do_not_become_recommendations():
+    state = PatientGlucose(TherapySource(12.0, 0.5, "test"))
+    assert not state.recommends(Advice("alert_low", 60, "mg/dL", "test"), 0.0)
+    assert not state.recommends(basal(0.5), 0.0)
+    assert state.recommends(Advice("carbs", 15.0, "g", "test"), 0.0) and state.recommends(basal(0.0), 0.0)
+    assert state.recommends(Advice("bolus", 2.0, "U", "test"), 5.0)
+    assert state.recommended_boluses == [(5.0, 2.0)]
+
+
+def test_live_undelivered_insulin_is_what_was_recommended_less_what_the_data_shows_given():
+    state = PatientGlucose(TherapySource(12.0, 0.5, "test"))
+    state.history.add_bolus(50.0, 1.0)  # before the recommendation: not its delivery
+    state.recommends(Advice("bolus", 4.0, "U", "test"), 100.0)
+    state.recommends(basal(1.5), 100.0)
+    assert state.undelivered(100.0) == Undelivered(4.0, 1.5, 130.0)
+    state.history.add_bolus(100.0, 1.5)  # given at the minute it was recommended
+    assert state.undelivered(105.0).bolus_u == pytest.approx(2.5)
+    state.history.add_bolus(110.0, 2.5)  # the rest, seen at the minute of advice
+    assert state.undelivered(110.0).bolus_u == 0.0
+    state.recommends(Advice("bolus", 1.0, "U", "test"), 120.0)
+    assert state.undelivered(159.0).bolus_u == pytest.approx(1.0)
+    assert state.undelivered(160.0).bolus_u == pytest.approx(1.0)  # the first has lapsed; the second is pending
+    assert state.undelivered(180.0).bolus_u == 0.0
+    never_given = PatientGlucose(TherapySource(12.0, 0.5, "test"))
+    never_given.recommends(Advice("bolus", 2.0, "U", "test"), 0.0)
+    assert never_given.undelivered(59.0).bolus_u == 2.0
+    assert never_given.undelivered(60.0).bolus_u == 0.0  # an hour on, a bolus never seen given is not counted
