@@ -284,6 +284,7 @@ def test_every_advice_carries_its_unit_its_reason_and_its_numbers(glucose, slope
     words |= {"bolus": "U", "temp_basal": "target" if slope >= 0 else "lowest forecast"}
     for item in advice:
         assert item.unit == units[item.kind] and words[item.kind] in item.reason and "None" not in item.reason
+        assert "meal_g" not in item.data or item.reason.endswith("left under the 2-hour cap).")
         assert item.amount == round(item.amount, 2)
         numbers = [value for key, value in item.data.items() if key not in ("now", "meal_g")]
         assert all(value == round(value, 2) for value in numbers)

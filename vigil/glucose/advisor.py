@@ -146,8 +146,8 @@ class GlucoseAdvisor:
         pending = undelivered if undelivered is not None else self._own_basal()
         budget = self.budget(seen, pending.bolus_u)
         advice = self._alerts(seen) + self._rescue(seen)
-        running = budget.spend(pending.extra_basal_u(now, self.profile.basal_u_per_h))
-        bolus = self._meal_bolus(seen, meal_grams, running) if meal_grams > 0 else self._correction(seen, running)
+        for_bolus = budget.spend(pending.extra_basal_u(now, self.profile.basal_u_per_h))  # unless it is replaced
+        bolus = self._meal_bolus(seen, meal_grams, for_bolus) if meal_grams > 0 else self._correction(seen, for_bolus)
         if bolus is not None:
             self.last_bolus = now
             advice.append(bolus)
@@ -228,8 +228,9 @@ class GlucoseAdvisor:
             units,
             "U",
             f"Meal of {meal_grams:.0f} g at glucose {seen.glucose:.0f} mg/dL: forecast without more insulin "
-            f"ends at {seen.eventual:.0f} mg/dL; {units:.2f} U brings it to the {p.target:.0f} mg/dL target "
-            f"({seen.iob:.2f} U already on board, {budget.room_u:.2f} U left under the 2-hour cap).",
+            f"ends at {seen.eventual:.0f} mg/dL; {budget.wanted_u:.2f} U more would bring it to the {p.target:.0f} "
+            f"mg/dL target; {units:.2f} U advised ({seen.iob:.2f} U already on board, {budget.room_u:.2f} U left "
+            "under the 2-hour cap).",
             data,
         )
 

@@ -15,12 +15,12 @@ PRIOR_RELATIVE_SD = 0.35
 MAX_BOLUS_SHARE = 0.25
 """The largest single bolus, as a share of the total daily insulin (a large meal's dose)."""
 MAX_TEMP_BASAL_FACTOR = 4.0
-"""The highest temporary basal, as a multiple of the programmed basal (OpenAPS's and Loop's usual ceiling)."""
+"""The highest temporary basal, as a multiple of the programmed basal (OpenAPS's current-basal safety multiplier)."""
 MAX_INSULIN_2H_SHARE = 0.3
-"""The insulin budget of one decision, as a share of the total daily insulin: insulin on board, plus what was recommended
-and is not yet given, plus this decision's bolus and extra basal (all given within the next two hours). It is the
-largest bolus plus a margin of 5 % of the day's insulin, the role OpenAPS gives its maximum insulin on board: however
-the decisions follow one another, they never build more than this."""
+"""The insulin budget of one decision, as a share of the total daily insulin: insulin on board, plus what was
+recommended and is not yet given, plus this decision's bolus and extra basal (all given within the next two hours).
+It is the largest bolus plus a margin of 5 % of the day's insulin, the role OpenAPS gives its maximum insulin on board:
+however the decisions follow one another, they never build more than this."""
 
 
 @dataclass(frozen=True)
