@@ -3,13 +3,16 @@ predictive alerts from the forecast, each with its reason and data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from vigil.glucose.advisor import GlucoseAdvisor
+from vigil.glucose.advisor import GlucoseAdvisor, InsulinBudget, Undelivered, situation
+from vigil.glucose.curves import CarbCurve, InsulinCurve
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.therapy import TherapyProfile, safety_limits
+from vigil.glucose.therapy import SafetyLimits, TherapyProfile, population_profile, safety_limits
 
 PROFILE = TherapyProfile(isf=50.0, carb_ratio=10.0, basal_u_per_h=1.0, target=120.0)
 LIMITS = safety_limits(total_daily_insulin=40.0, basal_u_per_h=1.0)  # max bolus 10 U, max temp basal 4 U/h
@@ -60,6 +63,23 @@ def test_no_insulin_below_80(glucose):
     advice = advise(steady(glucose), meal=50.0)
     assert "bolus" not in advice
     assert advice["temp_basal"][0].amount == 0.0
+
+
+def test_basal_is_suspended_while_any_forecast_in_two_hours_is_under_80():
+    """100 mg/dL falling 1.5 mg/dL a minute, 20 g just eaten: no low within 30 minutes (no rescue), but the forecast
+    dips under 80 within 2 hours before the meal lifts it well above target: suspended all the same."""
+    history = steady(100.0, -1.5)
+    history.add_carbs(NOW, 20.0)
+    advice = advise(history)
+    [basal] = advice["temp_basal"]
+    assert basal.data["lowest_30"] >= 70 and basal.data["lowest_guard"] < 80 and basal.data["eventual"] > 150
+    assert basal.amount == 0.0 and "carbs" not in advice
+
+
+def test_a_correction_never_exceeds_the_maximum_bolus():
+    limits = replace(LIMITS, max_bolus_u=1.0)  # the half correction at 260 mg/dL would be 1.4 U
+    [bolus] = [a for a in GlucoseAdvisor(PROFILE, limits).advise(steady(260.0), NOW) if a.kind == "bolus"]
+    assert bolus.amount == pytest.approx(1.0)
 
 
 def test_no_insulin_when_a_low_is_forecast_even_at_a_normal_glucose():
@@ -118,3 +138,171 @@ def test_forecast_follows_insulin_and_carbs():
     assert forecaster.predict(history, NOW, 360) == pytest.approx(50.0, abs=1.5)
     history.add_carbs(NOW, 20.0)  # 20 g / 10 g/U x 50 = +100 mg/dL
     assert forecaster.predict(history, NOW, 360) == pytest.approx(150.0, abs=1.5)
+
+
+# The guards below are each pinned by a test that fails when mutation testing (scripts/mutation_test.sh) changes them.
+
+
+def test_the_safety_limits_and_population_settings_from_the_daily_insulin():
+    assert safety_limits(40.0, 0.5) == SafetyLimits(max_bolus_u=10.0, max_temp_basal_u_per_h=2.0, max_insulin_2h_u=12.0)
+    profile = population_profile(40.0, 0.8)
+    assert (profile.isf, profile.carb_ratio, profile.basal_u_per_h) == (45.0, 12.5, 0.8)
+    assert (profile.isf_sd, profile.carb_ratio_sd, profile.basal_sd) == pytest.approx((15.75, 4.375, 0.28))
+    assert profile.with_values(isf=30.0) == replace(profile, isf=30.0)
+
+
+def test_insulin_is_allowed_at_80_exactly():
+    history = steady(80.0)
+    history.add_carbs(NOW, 30.0)
+    [bolus] = GlucoseAdvisor(PROFILE, LIMITS).advise(history, NOW, 30.0)[:1]
+    assert bolus.kind == "bolus" and bolus.data["glucose"] == 80.0
+
+
+@pytest.mark.parametrize("grams, units", [(1.0, 0.1), (5.0, 0.5)])
+def test_a_small_meal_gets_its_small_bolus(grams, units):
+    assert advise(steady(120.0), meal=grams)["bolus"][0].amount == pytest.approx(units)
+
+
+@pytest.mark.parametrize("glucose, units", [(200.0, 4.6), (100.0, 3.0)])
+def test_a_meal_bolus_is_at_most_the_carbs_plus_a_correction_for_the_glucose_now(glucose, units):
+    """Rising 1 mg/dL a minute, the forecast asks for more than 30 g / CR plus (glucose - target) / ISF (none below
+    target): the plain dose caps it."""
+    assert advise(steady(glucose, 1.0), meal=30.0)["bolus"][0].amount == pytest.approx(units, abs=0.001)
+
+
+def test_no_bolus_when_insulin_not_yet_given_already_covers_the_meal():
+    history = steady(120.0)
+    history.add_carbs(NOW, 60.0)
+    advice = GlucoseAdvisor(PROFILE, LIMITS).advise(history, NOW, 60.0, Undelivered(bolus_u=6.0))
+    assert [a.kind for a in advice] == ["temp_basal"] and advice[0].amount == pytest.approx(1.0)
+
+
+def test_the_cap_binds_with_nothing_on_board():
+    limits = replace(LIMITS, max_insulin_2h_u=5.0)
+    history = steady(120.0)
+    history.add_carbs(NOW, 100.0)
+    advice = GlucoseAdvisor(PROFILE, limits).advise(history, NOW, 100.0)
+    assert [(a.kind, a.amount) for a in advice if a.kind != "alert_high"] == [("bolus", 5.0), ("temp_basal", 1.0)]
+
+
+def test_the_temporary_basal_gives_the_rest_of_the_correction_at_its_rate():
+    [basal] = advise(steady(260.0))["temp_basal"]
+    assert basal.amount == pytest.approx(1.0 + (2.8 - 1.4) / 0.5)
+
+
+def test_the_temporary_basal_is_never_negative_when_the_forecast_ends_far_below_target():
+    """3 U just given at 200 mg/dL: no low within 2 hours, but the eventual forecast (50) asks for less than none."""
+    history = steady(200.0)
+    history.add_bolus(NOW, 3.0)
+    [basal] = advise(history)["temp_basal"]
+    assert basal.data["lowest_guard"] >= 80 and basal.amount == 0.0
+
+
+@pytest.mark.parametrize(
+    "glucose, slope, corrected",
+    [(140.0, 1.5, False), (170.0, -0.5, False), (150.0, 1.0, False), (150.5, 1.0, True)],
+    ids=["rising-but-under-150", "over-150-but-ending-within-40-of-target", "at-150-exactly", "just-over-150-rising"],
+)
+def test_a_correction_needs_both_a_high_glucose_and_a_high_eventual_forecast(glucose, slope, corrected):
+    assert ("bolus" in advise(steady(glucose, slope))) == corrected
+
+
+def test_a_correction_may_follow_another_after_an_hour():
+    history, advisor = steady(260.0), GlucoseAdvisor(PROFILE, LIMITS)
+    [first] = [a for a in advisor.advise(history, NOW) if a.kind == "bolus"]
+    history.add_bolus(NOW, first.amount)
+    for minute in np.arange(NOW + 5, NOW + 61, 5.0):
+        history.add_cgm(minute, 260.0)
+    assert [a for a in advisor.advise(history, NOW + 60) if a.kind == "bolus"]
+
+
+def test_rescue_carbs_again_after_20_minutes_if_still_needed():
+    history, advisor = steady(80.0, -1.5), GlucoseAdvisor(PROFILE, LIMITS)
+    assert "carbs" in [a.kind for a in advisor.advise(history, NOW)]
+    for minute in np.arange(NOW + 5, NOW + 21, 5.0):
+        history.add_cgm(minute, 80.0 - 1.5 * (minute - NOW))
+    assert "carbs" in [a.kind for a in advisor.advise(history, NOW + 20)]
+
+
+def test_the_high_alert_looks_a_full_hour_ahead():
+    """190.2 mg/dL rising 2 mg/dL a minute: the forecast passes 250 only at 60 minutes."""
+    [alert] = advise(steady(190.2, 2.0))["alert_high"]
+    assert alert.amount == 250 and alert.data["highest_60"] > 250
+
+
+def test_a_running_temporary_basal_counts_without_being_told_when_all_advice_is_followed():
+    """Without ``undelivered`` the advisor's own last temporary basal runs: 4 U/h from 5 minutes ago has 25 minutes
+    (1.25 U above the programmed basal) to go, and the meal bolus 5 minutes later is that much smaller."""
+    history, advisor = steady(350.0, 1.0), GlucoseAdvisor(PROFILE, LIMITS)
+    assert [a.amount for a in advisor.advise(history, NOW) if a.kind == "temp_basal"] == [4.0]
+    history = steady(120.0)
+    history.add_carbs(NOW + 5, 60.0)
+    history.add_cgm(NOW + 5, 120.0)
+    advice = advisor.advise(history, NOW + 5, 60.0)
+    assert [a.amount for a in advice if a.kind == "bolus"] == [pytest.approx(6.0 - 3.0 * 25 / 60, abs=0.01)]
+
+
+def test_undelivered_basal_counts_only_above_the_programmed_rate_and_only_while_it_runs():
+    assert Undelivered(basal_u_per_h=3.0, basal_until=NOW + 30).extra_basal_u(NOW, 1.0) == pytest.approx(1.0)
+    assert Undelivered(basal_u_per_h=0.0, basal_until=NOW + 30).extra_basal_u(NOW, 1.0) == 0.0
+    assert Undelivered(basal_u_per_h=3.0, basal_until=NOW - 5).extra_basal_u(NOW, 1.0) == 0.0
+    assert Undelivered().extra_basal_u(NOW, 1.0) == 0.0
+
+
+def test_a_temporary_basal_runs_until_shortly_before_its_end_at_the_same_rate():
+    running = Undelivered(basal_u_per_h=0.0, basal_until=NOW + 30)
+    assert running.runs(0.0, NOW) and running.runs(0.04, NOW + 24)
+    assert not running.runs(0.05, NOW) and not running.runs(0.0, NOW + 25) and not Undelivered().runs(1.0, NOW)
+    assert Undelivered(basal_u_per_h=1.0, basal_until=NOW + 30).runs(1.0, NOW)
+
+
+def test_the_budget_spends_and_never_allows_beyond_its_room():
+    budget = InsulinBudget(wanted_u=3.0, room_u=2.0)
+    assert budget.spend(0.5) == InsulinBudget(2.5, 1.5)
+    assert budget.allowed(2.5) == 2.0 and budget.allowed(1.5) == 1.5 and InsulinBudget(1.0, -1.0).allowed(1.0) == 0.0
+
+
+PRECISE = TherapyProfile(isf=48.123, carb_ratio=9.876, basal_u_per_h=1.0, target=120.0)
+
+
+@pytest.mark.parametrize(
+    "glucose, slope, meal, kinds",
+    [
+        (100.0, -1.5, 0.0, {"alert_low", "carbs", "temp_basal"}),
+        (220.0, 1.5, 0.0, {"alert_high", "bolus", "temp_basal"}),
+        (150.0, 0.0, 47.0, {"bolus", "temp_basal"}),
+    ],
+)
+def test_every_advice_carries_its_unit_its_reason_and_its_numbers(glucose, slope, meal, kinds):
+    history = steady(glucose, slope)
+    if meal:
+        history.add_carbs(NOW, meal)
+    advice = GlucoseAdvisor(PRECISE, LIMITS).advise(history, NOW, meal)
+    assert {a.kind for a in advice} == kinds
+    units = {"alert_low": "mg/dL", "alert_high": "mg/dL", "carbs": "g", "bolus": "U", "temp_basal": "U/h"}
+    words = {"alert_low": "forecast to reach", "alert_high": "forecast to reach", "carbs": "Take 15 g"}
+    words |= {"bolus": "U", "temp_basal": "target" if slope >= 0 else "lowest forecast"}
+    for item in advice:
+        assert item.unit == units[item.kind] and words[item.kind] in item.reason and "None" not in item.reason
+        assert "meal_g" not in item.data or item.reason.endswith("left under the 2-hour cap).")
+        assert item.amount == round(item.amount, 2)
+        numbers = [value for key, value in item.data.items() if key not in ("now", "meal_g")]
+        assert all(value == round(value, 2) for value in numbers)
+        assert any(value != round(value, 1) for value in numbers)  # rounded to 0.01, not coarser
+        if item.kind == "bolus":
+            assert item.data["isf"] == 48.12 and item.data.get("carb_ratio", 9.88) == 9.88
+            assert ("meal_g" in item.data) == (meal > 0) and ("carb_ratio" in item.data) == (meal > 0)
+            assert {"budget_wanted_u", "budget_room_u"} <= set(item.data)
+
+
+def test_the_situation_uses_the_forecasters_own_curves():
+    """IOB, COB and the 30-minute forecast come from the forecaster the advisor uses, whatever its curves."""
+    forecaster = EffectsForecaster(PROFILE, InsulinCurve(duration=300.0, peak=55.0), CarbCurve(absorption=120.0))
+    history = steady(150.0, 0.5)
+    history.add_bolus(NOW - 60, 3.0)
+    history.add_carbs(NOW - 30, 40.0)
+    seen = situation(forecaster, history, NOW)
+    assert seen.iob == pytest.approx(history.insulin_on_board(NOW, 1.0, forecaster.insulin))
+    assert seen.iob != pytest.approx(history.insulin_on_board(NOW, 1.0))
+    assert seen.cob == pytest.approx(history.carbs_on_board(NOW, forecaster.carbs)) != history.carbs_on_board(NOW)
+    assert seen.forecast_30 == pytest.approx(forecaster.predict(history, NOW, 30.0))

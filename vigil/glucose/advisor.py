@@ -1,6 +1,8 @@
 """Insulin and carbohydrate advice from the forecast: meal boluses, temporary basal rates, rescue carbs, and
 predictive low and high alerts. Every piece of advice carries its reason and the numbers behind it, and is held to
-the safety limits: never insulin below 80 mg/dL or with a low forecast, never above the maximum bolus or basal."""
+the safety limits: never insulin below 80 mg/dL or with a low forecast, never above the maximum bolus or basal. One
+insulin budget per decision: the bolus and the temporary basal are drawn from the same forecast, net of insulin on board
+and of insulin recommended and not yet given, and together held under the two-hour cap."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ SUSPEND_GUARD = 80.0
 """Basal is suspended while any forecast in the next two hours is below this."""
 GUARD_WINDOW_MIN = 120.0
 TEMP_BASAL_MIN = 30.0
+RENEW_BEFORE_END_MIN = 5.0
+"""A temporary basal still wanted is advised again this many minutes before it ends (one CGM interval)."""
 RESCUE_SPACING_MIN = 20.0
 CORRECTION_ABOVE = 40.0
 """A correction bolus is advised when the eventual forecast is this far above target and glucose is above 150."""
@@ -39,6 +43,46 @@ class Advice:
     reason: str
     data: dict[str, Any] = field(default_factory=dict)
     duration_min: float | None = None
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """Insulin recommended and not yet in the data: bolus units (pending or accepted, not yet seen given) and the
+    temporary basal recommended last (U/h, running until minute ``basal_until``)."""
+
+    bolus_u: float = 0.0
+    basal_u_per_h: float | None = None
+    basal_until: float = -np.inf
+
+    def extra_basal_u(self, now: float, programmed_u_per_h: float) -> float:
+        """Units above the programmed basal that the temporary basal still gives after ``now``."""
+        if self.basal_u_per_h is None:
+            return 0.0
+        return max(0.0, self.basal_u_per_h - programmed_u_per_h) * max(0.0, self.basal_until - now) / 60.0
+
+    def runs(self, rate: float, now: float) -> bool:
+        """Whether this temporary basal is ``rate`` and not about to end at ``now``."""
+        same = self.basal_u_per_h is not None and abs(rate - self.basal_u_per_h) < 0.05
+        return same and now < self.basal_until - RENEW_BEFORE_END_MIN
+
+
+@dataclass(frozen=True)
+class InsulinBudget:
+    """What a decision may still recommend: ``wanted_u`` brings the eventual forecast to target, ``room_u`` is left
+    under the two-hour cap; both net of the insulin on board and of what is recommended and not yet given."""
+
+    wanted_u: float
+    room_u: float
+
+    def spend(self, units: float) -> InsulinBudget:
+        return InsulinBudget(self.wanted_u - units, self.room_u - units)
+
+    def allowed(self, units: float) -> float:
+        """``units`` held within the room left under the cap (never below zero)."""
+        return min(units, max(0.0, self.room_u))
+
+    def as_data(self) -> dict[str, float]:
+        return {"budget_wanted_u": round(self.wanted_u, 2), "budget_room_u": round(self.room_u, 2)}
 
 
 @dataclass(frozen=True)
@@ -90,18 +134,36 @@ class GlucoseAdvisor:
     temp_basal_set: float = -np.inf
     last_bolus: float = -np.inf
 
-    def advise(self, history: GlucoseHistory, now: float, meal_grams: float = 0.0) -> list[Advice]:
-        """Advice at ``now``; ``meal_grams`` is a meal the patient announces now (already in ``history``)."""
+    def advise(
+        self, history: GlucoseHistory, now: float, meal_grams: float = 0.0, undelivered: Undelivered | None = None
+    ) -> list[Advice]:
+        """Advice at ``now``; ``meal_grams`` is a meal the patient announces now (already in ``history``);
+        ``undelivered`` the insulin recommended and not yet in ``history`` (None: every piece of advice was followed
+        as given, so only this advisor's last temporary basal is still to run)."""
         seen = situation(EffectsForecaster(self.profile), history, now)
         if seen is None:
             return []
+        pending = undelivered if undelivered is not None else self._own_basal()
+        budget = self.budget(seen, pending.bolus_u)
         advice = self._alerts(seen) + self._rescue(seen)
-        bolus = self._meal_bolus(seen, meal_grams) if meal_grams > 0 else self._correction(seen)
+        for_bolus = budget.spend(pending.extra_basal_u(now, self.profile.basal_u_per_h))  # unless it is replaced
+        bolus = self._meal_bolus(seen, meal_grams, for_bolus) if meal_grams > 0 else self._correction(seen, for_bolus)
         if bolus is not None:
             self.last_bolus = now
             advice.append(bolus)
-        basal = self._temp_basal(seen)
+            budget = budget.spend(bolus.amount)
+        basal = self._temp_basal(seen, budget, pending)
         return advice + ([basal] if basal is not None else [])
+
+    def budget(self, seen: Situation, pending_bolus_u: float) -> InsulinBudget:
+        """The decision's insulin: the forecast's need and the cap, less insulin on board and boluses not yet given."""
+        p = self.profile
+        wanted = (seen.eventual - p.target) / p.isf - pending_bolus_u
+        room = self.limits.max_insulin_2h_u - max(seen.iob, 0.0) - pending_bolus_u
+        return InsulinBudget(wanted, room)
+
+    def _own_basal(self) -> Undelivered:
+        return Undelivered(0.0, self.temp_basal, self.temp_basal_set + TEMP_BASAL_MIN)
 
     def insulin_allowed(self, seen: Situation) -> bool:
         return seen.glucose >= self.limits.no_insulin_below and seen.lowest_30 >= LOW
@@ -149,35 +211,37 @@ class GlucoseAdvisor:
             )
         ]
 
-    def _meal_bolus(self, seen: Situation, meal_grams: float) -> Advice | None:
-        """Cover the forecast (meal already on board) down to target, net of insulin on board, at most the plain
-        carb dose plus a correction for the glucose now."""
+    def _meal_bolus(self, seen: Situation, meal_grams: float, budget: InsulinBudget) -> Advice | None:
+        """Cover the forecast (meal already on board) down to target, net of insulin on board and not yet given, at
+        most the plain carb dose plus a correction for the glucose now, within the budget's cap."""
         p = self.profile
         if not self.insulin_allowed(seen):
             return None
         plain = meal_grams / p.carb_ratio + max(0.0, seen.glucose - p.target) / p.isf
-        forecast_dose = (seen.eventual - p.target) / p.isf
-        units = round(float(np.clip(min(forecast_dose, plain), 0.0, self.limits.max_bolus_u)), 2)
+        units = round(budget.allowed(float(np.clip(min(budget.wanted_u, plain), 0.0, self.limits.max_bolus_u))), 2)
         if units <= 0:
             return None
-        data = seen.as_data() | {"meal_g": meal_grams, "carb_ratio": round(p.carb_ratio, 2), "isf": round(p.isf, 2)}
+        data = seen.as_data() | budget.as_data()
+        data |= {"meal_g": meal_grams, "carb_ratio": round(p.carb_ratio, 2), "isf": round(p.isf, 2)}
         return Advice(
             "bolus",
             units,
             "U",
             f"Meal of {meal_grams:.0f} g at glucose {seen.glucose:.0f} mg/dL: forecast without more insulin "
-            f"ends at {seen.eventual:.0f} mg/dL; {units:.2f} U brings it to the {p.target:.0f} mg/dL target "
-            f"({seen.iob:.2f} U already on board).",
+            f"ends at {seen.eventual:.0f} mg/dL; {budget.wanted_u:.2f} U more would bring it to the {p.target:.0f} "
+            f"mg/dL target; {units:.2f} U advised ({seen.iob:.2f} U already on board, {budget.room_u:.2f} U left "
+            "under the 2-hour cap).",
             data,
         )
 
-    def _correction(self, seen: Situation) -> Advice | None:
-        """Half the insulin that brings a high eventual forecast to target, at most once an hour."""
+    def _correction(self, seen: Situation, budget: InsulinBudget) -> Advice | None:
+        """Half the insulin that brings a high eventual forecast to target (net of insulin not yet given), at most once
+        an hour, within the budget's cap."""
         p = self.profile
         high = seen.eventual > p.target + CORRECTION_ABOVE and seen.glucose > 150
         if not high or not self.insulin_allowed(seen) or seen.now - self.last_bolus < CORRECTION_SPACING_MIN:
             return None
-        units = round(float(min(CORRECTION_SHARE * (seen.eventual - p.target) / p.isf, self.limits.max_bolus_u)), 2)
+        units = round(budget.allowed(min(CORRECTION_SHARE * budget.wanted_u, self.limits.max_bolus_u)), 2)
         if units < 0.05:
             return None
         return Advice(
@@ -187,21 +251,24 @@ class GlucoseAdvisor:
             f"Correction: glucose {seen.glucose:.0f} mg/dL, forecast to stay high (eventually "
             f"{seen.eventual:.0f} mg/dL with {seen.iob:.2f} U on board); {units:.2f} U is half of what brings "
             f"it to {p.target:.0f} mg/dL.",
-            seen.as_data() | {"isf": round(p.isf, 2)},
+            seen.as_data() | budget.as_data() | {"isf": round(p.isf, 2)},
         )
 
-    def _temp_basal(self, seen: Situation) -> Advice | None:
-        """Half an hour at the rate that moves the eventual forecast to target; suspended when a low is near."""
+    def _temp_basal(self, seen: Situation, budget: InsulinBudget, running: Undelivered) -> Advice | None:
+        """Half an hour at the rate that gives what the budget still wants (replacing the temporary basal running);
+        suspended when a low is near; None while the same rate runs and is not about to end."""
         p, limits = self.profile, self.limits
         if seen.lowest_guard < SUSPEND_GUARD or not self.insulin_allowed(seen):
             rate, why = 0.0, f"lowest forecast in 2 h is {seen.lowest_guard:.0f} mg/dL"
         else:
-            needed = (seen.eventual - p.target) / p.isf
-            rate = float(np.clip(p.basal_u_per_h + needed / (TEMP_BASAL_MIN / 60), 0.0, limits.max_temp_basal_u_per_h))
-            why = f"eventual forecast {seen.eventual:.0f} mg/dL against the {p.target:.0f} mg/dL target"
+            extra = budget.allowed(budget.wanted_u) / (TEMP_BASAL_MIN / 60)
+            rate = float(np.clip(p.basal_u_per_h + extra, 0.0, limits.max_temp_basal_u_per_h))
+            why = (
+                f"eventual forecast {seen.eventual:.0f} mg/dL against the {p.target:.0f} mg/dL target, "
+                f"{budget.wanted_u:.2f} U still wanted after boluses, {budget.room_u:.2f} U left under the 2-hour cap"
+            )
         rate = round(rate, 2)
-        still_running = seen.now - self.temp_basal_set < TEMP_BASAL_MIN - 5
-        if self.temp_basal is not None and abs(rate - self.temp_basal) < 0.05 and still_running:
+        if running.runs(rate, seen.now):
             return None
         self.temp_basal, self.temp_basal_set = rate, seen.now
         return Advice(
@@ -209,6 +276,6 @@ class GlucoseAdvisor:
             rate,
             "U/h",
             f"Basal {rate:.2f} U/h for {TEMP_BASAL_MIN:.0f} minutes (programmed {p.basal_u_per_h:.2f} U/h): {why}.",
-            seen.as_data(),
+            seen.as_data() | budget.as_data(),
             TEMP_BASAL_MIN,
         )

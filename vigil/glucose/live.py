@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vigil.domain import AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind
-from vigil.glucose.advisor import Advice, GlucoseAdvisor
+from vigil.glucose.advisor import RENEW_BEFORE_END_MIN, Advice, GlucoseAdvisor, Undelivered
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.personalise import LOOKBACK_MIN, Personaliser
@@ -53,8 +53,13 @@ patient has ``MIN_RESIDUALS`` of their own forecasts checked at that horizon."""
 
 MATERIAL_BASAL_SHARE = 0.25
 MIN_BASAL_CHANGE_U_PER_H = 0.1
-"""A temporary basal is recommended only when it differs from the last one recommended (at first, the programmed
-basal) by a quarter of the programmed basal and at least 0.1 U/h."""
+"""A temporary basal is recommended when it differs from the basal running (the last one recommended until its duration
+ends, then the programmed basal) by a quarter of the programmed basal and at least 0.1 U/h, or when it renews the one
+running as it is about to end and still differs that much from the programmed basal."""
+BOLUS_PENDING_MIN = 60.0
+"""A bolus recommended is counted as still to be given for this long (its 30 minutes of validity and the time an
+accepted one takes to reach the data), unless a bolus recorded since shows it given. Decisions are not seen here, so a
+rejected one counts too until then: less insulin advised, never more."""
 SERIES_WINDOW_MIN = 6 * 60.0
 
 ALERT_RULES = {"alert_low": AlertRule.GLUCOSE_FORECAST_LOW, "alert_high": AlertRule.GLUCOSE_FORECAST_HIGH}
@@ -147,6 +152,8 @@ class PatientGlucose:
     advised_through: float = -np.inf
     forecasts: dict[float, NDArray[np.float64]] = field(default_factory=dict)
     residuals: list[deque] = field(default_factory=lambda: [deque(maxlen=RESIDUAL_MEMORY) for _ in BAND_HORIZONS])
+    recommended_boluses: list[tuple[float, float]] = field(default_factory=list)
+    """(minute, units) of the boluses recommended in the last ``BOLUS_PENDING_MIN`` minutes."""
 
     def __post_init__(self) -> None:
         self.start_from(self.therapy)
@@ -158,7 +165,7 @@ class PatientGlucose:
         self.advisor = GlucoseAdvisor(
             self.personaliser.current, safety_limits(therapy.total_daily_insulin, therapy.basal_u_per_h)
         )
-        self.recommended_basal = therapy.basal_u_per_h
+        self.recommended_basal, self.recommended_basal_until = therapy.basal_u_per_h, -np.inf
 
     def add(self, reading: Reading) -> bool:
         """Append a reading to its stream; False for one older than that stream's latest (kept append-only)."""
@@ -210,13 +217,37 @@ class PatientGlucose:
         self.history = self.history.recent(now - LOOKBACK_MIN)
         self.personalised_at = now
 
-    def material_basal(self, advice: Advice) -> bool:
-        """Whether a temporary basal differs enough from the last one recommended; remembers it if so."""
-        threshold = max(MATERIAL_BASAL_SHARE * self.therapy.basal_u_per_h, MIN_BASAL_CHANGE_U_PER_H)
-        if abs(advice.amount - self.recommended_basal) < threshold:
+    def material_basal(self, advice: Advice, minute: float) -> bool:
+        """Whether a temporary basal advised at ``minute`` is to be recommended (see ``MATERIAL_BASAL_SHARE``);
+        remembers it and its end if so."""
+        programmed = self.therapy.basal_u_per_h
+        threshold = max(MATERIAL_BASAL_SHARE * programmed, MIN_BASAL_CHANGE_U_PER_H)
+        running = self.recommended_basal if minute < self.recommended_basal_until else programmed
+        ending = minute >= self.recommended_basal_until - RENEW_BEFORE_END_MIN
+        renews = ending and abs(advice.amount - programmed) >= threshold
+        if abs(advice.amount - running) < threshold and not renews:
             return False
-        self.recommended_basal = advice.amount
+        self.recommended_basal, self.recommended_basal_until = advice.amount, minute + (advice.duration_min or 0.0)
         return True
+
+    def recommends(self, advice: Advice, minute: float) -> bool:
+        """Whether advice given at ``minute`` becomes a recommendation; remembers the insulin recommended."""
+        if advice.kind in ALERT_RULES or (advice.kind == "temp_basal" and not self.material_basal(advice, minute)):
+            return False
+        if advice.kind == "bolus":
+            self.recommended_boluses.append((minute, advice.amount))
+        return True
+
+    def undelivered(self, now: float) -> Undelivered:
+        """Insulin recommended and not yet seen in the data: the boluses of the last hour less the boluses recorded
+        since the first of them, and the last temporary basal recommended (its remaining duration)."""
+        self.recommended_boluses = [(m, u) for m, u in self.recommended_boluses if now - m < BOLUS_PENDING_MIN]
+        bolus = 0.0
+        if self.recommended_boluses:
+            h, since = self.history, self.recommended_boluses[0][0]
+            given = h.bolus_units[(h.bolus_minutes >= since) & (h.bolus_minutes <= now)].sum()
+            bolus = max(0.0, sum(u for _, u in self.recommended_boluses) - float(given))
+        return Undelivered(bolus, self.recommended_basal, self.recommended_basal_until)
 
 
 @dataclass(frozen=True)
@@ -358,7 +389,7 @@ class LiveGlucose:
             state.personalise_if_due(minute)
             if minute in new_cgm:
                 state.observe(minute)
-            advice = state.advisor.advise(state.history, minute, grams)
+            advice = state.advisor.advise(state.history, minute, grams, state.undelivered(minute))
             recommendations = self._recommendations(patient_id, state, minute, meal_at.get(minute, minute), advice)
             outcome.recommendations.extend(recommendations)
             outcome.checks.append(forecast_check(patient_id, minute, advice))
@@ -371,7 +402,7 @@ class LiveGlucose:
         """Drafts of the advice at ``minute``; a meal bolus is about its meal (another meal's does not replace it)."""
         drafts = []
         for item in advice:
-            if item.kind in ALERT_RULES or (item.kind == "temp_basal" and not state.material_basal(item)):
+            if not state.recommends(item, minute):
                 continue
             kind = recommendation_kind(item)
             profile = profile_json(state.advisor.profile, state.therapy, state.personalised_at)
