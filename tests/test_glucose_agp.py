@@ -116,7 +116,7 @@ def test_smoothing_wraps_at_midnight_and_leaves_empty_bins_empty() -> None:
 def test_metrics_of_a_whole_report() -> None:
     times, values, _ = known_profile()
     report = ambulatory_glucose_profile(times, values)
-    assert report.readings == 21 * 288 and report.wear == pytest.approx(1.0)
+    assert report.readings == 21 * 288 and report.wear == pytest.approx(1.0) and report.days == pytest.approx(21)
     assert report.mean == pytest.approx(np.mean(values))
     assert report.gmi_percent == pytest.approx(3.31 + 0.02392 * np.mean(values))
     assert report.cv_percent == pytest.approx(100 * np.std(values, ddof=1) / np.mean(values))
@@ -126,7 +126,7 @@ def test_metrics_of_a_whole_report() -> None:
 def test_a_nightly_gap_lowers_wear_and_empties_those_bins() -> None:
     times, values, _ = known_profile()
     kept = times.hour >= 3
-    report = ambulatory_glucose_profile(times[kept], values[kept], start=START, end=times[-1].to_pydatetime())
+    report = ambulatory_glucose_profile(times[kept], values[kept], start=START, end=START + timedelta(days=21))
     assert report.wear == pytest.approx(21 / 24)
     assert report.profile is not None
     assert np.isnan(report.profile.bands[50][:12]).all() and not np.isnan(report.profile.bands[50][12:]).any()
@@ -150,7 +150,7 @@ def test_a_single_day_has_metrics_but_no_profile_and_says_why() -> None:
 def test_low_wear_is_noted() -> None:
     times = every_five_minutes(14)
     worn = (times - START).days % 2 == 0  # the sensor worn every other day
-    end = START + timedelta(days=14) - timedelta(minutes=5)
+    end = START + timedelta(days=14)
     report = ambulatory_glucose_profile(times[worn], np.full(worn.sum(), 120.0), start=START, end=end)
     assert report.wear == pytest.approx(0.5)
     assert any("CGM active 50%" in note for note in report.notes)

@@ -152,10 +152,9 @@ def sampling_interval(times: pd.DatetimeIndex) -> timedelta:
 
 
 def wear(times: pd.DatetimeIndex, start: datetime, end: datetime) -> float:
-    """The share of [start, end] during which the CGM was active: readings at distinct times times their interval."""
-    interval = sampling_interval(times)
-    covered = times.unique().size * interval
-    return float(min(1.0, covered / max(end - start + interval, interval)))
+    """The share of [start, end) during which the CGM was active: readings at distinct times times their interval."""
+    covered = times.unique().size * sampling_interval(times)
+    return float(min(1.0, covered / max(end - start, sampling_interval(times))))
 
 
 def profile(
@@ -195,13 +194,14 @@ def ambulatory_glucose_profile(
     end: datetime | None = None,
     bin_minutes: int = 15,
 ) -> Agp:
-    """The AGP of CGM readings (mg/dL) over [start, end] (default: first to last reading); gaps allowed.
+    """The AGP of CGM readings (mg/dL) over [start, end) (default: from the first reading to one interval after the
+    last, so that N readings cover N intervals); gaps allowed.
 
     Time of day is the wall-clock time of ``times`` as given: pass them in the patient's time zone."""
     index, glucose = _checked(times, values)
     start = start or index[0].to_pydatetime()
-    end = end or index[-1].to_pydatetime()
-    if end <= start and len(index) > 1:
+    end = end or index[-1].to_pydatetime() + sampling_interval(index)
+    if end <= start:
         raise AgpError("end: must be after start")
     ranges = range_shares(glucose)
     gri = glycaemia_risk_index(ranges)
