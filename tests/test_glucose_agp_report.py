@@ -46,7 +46,7 @@ def test_stored_agp_takes_the_last_days_in_the_clinic_time_zone(store) -> None:
     morning_high = cgm(store, value=lambda t: 250.0 if t.astimezone(ZoneInfo("Asia/Tokyo")).hour == 8 else 100.0)
     report = stored_agp(store, morning_high, 14, ZoneInfo("Asia/Tokyo"))
     assert report.readings == 14 * 96 and report.wear == pytest.approx(1.0)
-    assert report.end == LAST and report.days == pytest.approx(14)
+    assert report.end == datetime(2026, 12, 1, 8, 55) and report.days == pytest.approx(14)  # Tokyo wall clock
     assert report.ranges.very_low == 0  # the implausible 6.1 is not counted
     assert report.profile is not None and np.nanargmax(report.profile.bands[50]) in range(32, 36)  # 08:00 in Tokyo
 
@@ -117,3 +117,13 @@ def test_report_figures_draws_a_simulated_patients_agp_alone(tmp_path):
 def test_report_figures_refuses_anything_but_one_virtual_patient(tmp_path, name, message):
     result = CliRunner().invoke(app, ["report", "figures", "--out", str(tmp_path), "--agp-simulated", name])
     assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+def test_report_agp_reads_the_time_zone_from_vigil_tz(store, settings, tmp_path, monkeypatch):
+    patient = cgm(store)
+    monkeypatch.setenv("VIGIL_TZ", "Asia/Tokyo")
+    argv = ["report", "agp", patient, "--out", str(tmp_path / "a.svg"), "--db", settings.db_url, "--json"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["end"] == "2026-12-01T08:55:00"
+    assert (tmp_path / "a.svg").read_bytes().lstrip().startswith(b"<?xml")

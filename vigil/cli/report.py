@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,7 +65,9 @@ def figures(
 def agp(
     patient: Annotated[str, typer.Argument(help="patient id")],
     out: Annotated[Path, typer.Option("--out", help="the figure: FILE.png, .pdf or .svg")],
-    days: Annotated[int, typer.Option("--days", min=1, help="days up to the patient's latest CGM reading")] = 14,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="days up to the patient's latest CGM reading")
+    ] = CONSENSUS_DAYS,
     tz: Annotated[
         str | None, typer.Option("--tz", help="time zone of the time-of-day axis (VIGIL_TZ, else the server's)")
     ] = None,
@@ -87,11 +89,11 @@ def agp(
     emit(agp_summary(report), as_json, summary_text(report))
 
 
-def _time_zone(name: str | None) -> tzinfo:
-    """--tz, else VIGIL_TZ, else the server's own zone."""
+def _time_zone(name: str | None) -> tzinfo | None:
+    """--tz, else VIGIL_TZ, else None: the server's own zone."""
     name = name or os.environ.get("VIGIL_TZ")
     if not name:
-        return datetime.now().astimezone().tzinfo or ZoneInfo("UTC")
+        return None
     with refusing(ZoneInfoNotFoundError, ValueError, option="--tz"):
         return ZoneInfo(name)
 

@@ -45,19 +45,29 @@ class GlucoseReadings(Protocol):
     ) -> list[Reading]: ...
 
 
-def stored_agp(store: GlucoseReadings, patient_id: str, days: int, tz: tzinfo, end: datetime | None = None) -> Agp:
-    """The AGP of a patient's stored CGM over the ``days`` days up to ``end`` (default: their latest reading), in
-    the clinic's time zone; readings flagged implausible are left out. AgpError when there are none."""
+def stored_agp(
+    store: GlucoseReadings, patient_id: str, days: int, tz: tzinfo | None = None, end: datetime | None = None
+) -> Agp:
+    """The AGP of a patient's stored CGM over the ``days`` days up to ``end`` (default: their latest reading), by
+    the time of day in ``tz`` (None: the server's zone, with its daylight-saving rules); readings flagged
+    implausible are left out. AgpError when there are none."""
     readings = [r for r in store.query_readings(patient_id, MetricName.GLUCOSE) if r.quality == Quality.OK]
     if not readings:
         raise AgpError(f"patient {patient_id} has no stored CGM (glucose) readings")
-    end = (end or readings[-1].time).astimezone(tz)
+    end = end or readings[-1].time
     start = end - timedelta(days=days)
-    chosen = [r for r in readings if start < r.time.astimezone(tz) <= end]
+    chosen = [r for r in readings if start < r.time <= end]
     if not chosen:
         raise AgpError(f"patient {patient_id} has no CGM readings in the {days} days up to {end:%Y-%m-%d %H:%M}")
-    times = pd.DatetimeIndex([r.time for r in chosen]).tz_convert(tz)
-    return ambulatory_glucose_profile(times, [r.value for r in chosen], start=start, end=end)
+    times = [_wall_clock(r.time, tz) for r in chosen]
+    return ambulatory_glucose_profile(
+        times, [r.value for r in chosen], start=_wall_clock(start, tz), end=_wall_clock(end, tz)
+    )
+
+
+def _wall_clock(time: datetime, tz: tzinfo | None) -> datetime:
+    """The local date and time in ``tz`` (None: the server's zone), without its offset."""
+    return time.astimezone(tz).replace(tzinfo=None)
 
 
 def simulated_agp(name: str, days: int, seed: int) -> Agp:
@@ -73,7 +83,8 @@ def simulated_agp(name: str, days: int, seed: int) -> Agp:
 
 
 def agp_summary(report: Agp) -> dict[str, Any]:
-    """The report's numbers as JSON: shares 0-1, CV and GMI in %, glucose in mg/dL, and each target met or not."""
+    """The report's numbers as JSON: start and end in local time, shares 0-1, CV and GMI in %, glucose in mg/dL,
+    and each target met or not."""
     ranges = report.ranges
     return {
         "start": report.start.isoformat(),
