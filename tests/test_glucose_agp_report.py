@@ -81,7 +81,8 @@ def test_report_agp_command_writes_the_figure_prints_the_metrics_and_audits_the_
     assert result.exit_code == 0, result.output
     summary = orjson.loads(result.stdout)
     assert summary["readings"] == 14 * 96 and summary["mean_glucose"] == 120.0 and summary["gri"] == 0.0
-    assert summary["ranges"]["in_range"] == 1.0 and summary["notes"] == []
+    assert summary["ranges"]["in_range"] == summary["tir"] == 1.0 and summary["tbr"] == summary["tbr54"] == 0.0
+    assert summary["notes"] == []
     assert out.read_bytes().startswith(PNG)
     assert "report.agp" in [entry.action for entry in store.audit_entries_for_patient(patient)]
 

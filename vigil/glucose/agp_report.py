@@ -99,7 +99,9 @@ def agp_summary(report: Agp) -> dict[str, Any]:
         "gri": round(report.gri, 1),
         "gri_zone": report.gri_zone,
         "ranges": {key: round(getattr(ranges, key), 4) for key in TARGET_KEYS},
+        "tir": round(ranges.in_range, 4),  # the names `vigil glucose simulate --json` uses
         "tbr": round(ranges.below_70, 4),
+        "tbr54": round(ranges.very_low, 4),
         "tar": round(ranges.above_180, 4),
         "targets": report.targets(),
         "notes": list(report.notes),
