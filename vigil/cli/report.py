@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
 
-from vigil.cli.common import JsonFlag, emit, err, fail, refusing
+from vigil.cli.common import DbOption, JsonFlag, emit, err, fail, refusing, store_for
 from vigil.cli.risk import EVALUATION_FILE
 from vigil.config import load_settings
+from vigil.glucose.agp import CONSENSUS_DAYS, AgpError
+from vigil.glucose.agp_report import agp_figure, agp_summary, simulated_agp, stored_agp, summary_text
+from vigil.glucose.body import patient_names
 from vigil.glucose.forecast_report import forecast_figure
 from vigil.models.reporting import comparison_figure, loss_figure, markdown_table, merge_evaluations
+from vigil.security.policy import StoreOnly, operator, patient_access
 
 app = typer.Typer(help="Figures of the measured results.", no_args_is_help=True)
 EvaluationFiles = Annotated[
@@ -33,13 +40,62 @@ def figures(
             "--glucose-forecast", help="a saved `vigil glucose forecast-eval --save` run; alone, only its figure"
         ),
     ] = None,
+    agp_simulated: Annotated[
+        str | None,
+        typer.Option(
+            "--agp-simulated",
+            help="a virtual patient (e.g. adult#001): the AGP of a Vigil closed-loop run; alone, only it",
+        ),
+    ] = None,
+    agp_days: Annotated[int, typer.Option("--agp-days", min=1, help="days of that run")] = CONSENSUS_DAYS,
+    seed: Annotated[int, typer.Option("--seed", help="seed of that run")] = 1,
 ) -> None:
-    """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, and the glucose-forecast figure."""
+    """Model-comparison and loss-curve figures from saved `vigil risk evaluate` runs, the glucose-forecast figure,
+    and the AGP of a simulated patient."""
     out.mkdir(parents=True, exist_ok=True)
     written = _glucose_forecast_figure(glucose_forecast, out) if glucose_forecast else []
-    if evaluation or not glucose_forecast:
+    if agp_simulated:
+        written += _simulated_agp_figure(agp_simulated, agp_days, seed, out)
+    if evaluation or not (glucose_forecast or agp_simulated):
         written += _risk_figures(_saved_evaluation(evaluation), out)
     err.print(f"wrote {', '.join(written)} to {out}")
+
+
+@app.command("agp")
+def agp(
+    patient: Annotated[str, typer.Argument(help="patient id")],
+    out: Annotated[Path, typer.Option("--out", help="the figure: FILE.png, .pdf or .svg")],
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="days up to the patient's latest CGM reading")
+    ] = CONSENSUS_DAYS,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="time zone of the time-of-day axis (VIGIL_TZ, else the server's)")
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The ambulatory glucose profile of a patient's stored CGM: percentiles by time of day, time in ranges, mean,
+    GMI, CV, GRI and wear (international consensus, Battelino 2019)."""
+    zone = _time_zone(tz)
+    store = store_for(load_settings(db))
+    record = patient_access(patient, operator(), StoreOnly(store), "report.agp")
+    if record is None:
+        fail(f"no patient {patient!r}")
+    with refusing(AgpError):
+        report = stored_agp(store, patient, days, zone)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    agp_figure(report, out, f"Ambulatory glucose profile: {record.name} ({patient})")
+    err.print(f"wrote {out}")
+    emit(agp_summary(report), as_json, summary_text(report))
+
+
+def _time_zone(name: str | None) -> tzinfo | None:
+    """--tz, else VIGIL_TZ, else None: the server's own zone."""
+    name = name or os.environ.get("VIGIL_TZ")
+    if not name:
+        return None
+    with refusing(ZoneInfoNotFoundError, ValueError, option="--tz"):
+        return ZoneInfo(name)
 
 
 @app.command("table")
@@ -71,3 +127,17 @@ def _glucose_forecast_figure(saved: Path, out: Path) -> list[str]:
         fail(f"--glucose-forecast: {saved} not found; run `vigil glucose forecast-eval --save {saved}` first")
     forecast_figure(orjson.loads(saved.read_bytes()), out / "glucose-forecast.png")
     return ["glucose-forecast.png"]
+
+
+def _simulated_agp_figure(name: str, days: int, seed: int, out: Path) -> list[str]:
+    with refusing(ValueError, option="--agp-simulated"):
+        names = patient_names(name)
+    if len(names) != 1:
+        fail(f"--agp-simulated: one virtual patient, such as adult#001, not {name!r}")
+    name = names[0]
+    err.print(f"simulating {name} for {days} days under Vigil's closed loop (seed {seed})")
+    report = simulated_agp(name, days, seed)
+    filename = "glucose-agp.png"
+    title = f"Ambulatory glucose profile: virtual {name} (UVA/Padova blood glucose), Vigil's closed loop, seed {seed}"
+    agp_figure(report, out / filename, title, source="simulated glucose")
+    return [filename]
