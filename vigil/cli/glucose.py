@@ -14,7 +14,13 @@ from rich.table import Table
 from vigil.cli.common import JsonFlag, emit, err, fail, save_json
 from vigil.glucose.body import patient_names
 from vigil.glucose.forecast_report import column_titles, summary_rows
-from vigil.glucose.simulation import closed_loop_result, simulate_cohort
+from vigil.glucose.simulation import (
+    BASELINES,
+    CLOSED_LOOP_HEADER,
+    closed_loop_line,
+    closed_loop_result,
+    simulate_cohort,
+)
 
 app = typer.Typer(
     help="Type-1 diabetes on the UVA/Padova simulator (simglucose): forecasts and therapy.", no_args_is_help=True
@@ -29,15 +35,19 @@ def simulate(
     days: Annotated[int, typer.Option("--days", min=1, max=60)] = 7,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     baseline: Annotated[
-        bool, typer.Option("--baseline/--no-baseline", help="also run simglucose's BBController on the same meals")
-    ] = False,
+        str,
+        typer.Option(
+            "--baseline",
+            help="peers to run on the same bodies and meals: bb (BBController), oref0 (OpenAPS), loop; or all",
+        ),
+    ] = "",
     workers: Annotated[int, typer.Option("--workers", min=0, help="parallel processes (0: one per CPU)")] = 0,
     save: SaveOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Closed loop: virtual patients follow every piece of Vigil's advice for DAYS days of random meals."""
     names = _virtual_patients(patients)
-    controllers = ("vigil", "bb") if baseline else ("vigil",)
+    controllers = ("vigil", *_baselines(baseline))
     with Progress(console=err) as progress:
         task = progress.add_task("closed loop", total=len(names) * len(controllers))
         runs = simulate_cohort(
@@ -81,6 +91,14 @@ def forecast_eval(
         Console().print(_forecast_table(result, test_days))
 
 
+def _baselines(selection: str) -> tuple[str, ...]:
+    chosen = BASELINES if selection.strip() == "all" else tuple(p.strip() for p in selection.split(",") if p.strip())
+    unknown = [peer for peer in chosen if peer not in BASELINES]
+    if unknown:
+        fail(f"--baseline: unknown controller(s) {', '.join(unknown)}; use {', '.join(BASELINES)} or all")
+    return tuple(dict.fromkeys(chosen))
+
+
 def _virtual_patients(selection: str) -> list[str]:
     try:
         return patient_names(selection)
@@ -97,12 +115,7 @@ def _closed_loop_text(result: dict[str, Any]) -> str:
     ]
     rows += [("vigil", "overall", result["overall"])]
     rows += [(controller, "overall", summary["overall"]) for controller, summary in result["baselines"].items()]
-    lines = [f"{'controller':<10} {'group':<11} {'TIR':>6} {'<70':>6} {'<54':>6} {'>180':>6} {'mean':>6}"]
-    lines += [
-        f"{c:<10} {g:<11} {m['tir']:>6.1%} {m['tbr']:>6.2%} {m['tbr54']:>6.2%} {m['tar']:>6.1%} {m['mean_bg']:>6.1f}"
-        for c, g, m in rows
-    ]
-    return "\n".join(lines)
+    return "\n".join([CLOSED_LOOP_HEADER, *(closed_loop_line(c, g, m) for c, g, m in rows)])
 
 
 def _forecast_table(result: dict[str, Any], test_days: int) -> Table:

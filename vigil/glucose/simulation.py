@@ -1,7 +1,7 @@
 """Closed-loop evaluation on the UVA/Padova simulator: virtual patients follow every piece of Vigil's advice, beside
-simglucose's basal-bolus controller given the same meal announcements. The simulator is the body; Vigil sees only
-CGM readings, the meals the patient announces (estimates off by up to 30 %, some never announced) and the insulin
-and carbs it advised."""
+peer controllers (simglucose's basal-bolus, OpenAPS oref0, Loop) given the same meal announcements and the same
+habit for lows. The simulator is the body; each controller sees only CGM readings, the meals the patient announces
+(estimates off by up to 30 %, some never announced) and the insulin and carbs it advised."""
 
 from __future__ import annotations
 
@@ -13,15 +13,20 @@ from typing import Any
 import numpy as np
 
 from vigil.glucose.advisor import Advice, GlucoseAdvisor
+from vigil.glucose.agp import glycaemia_risk_index, range_shares
 from vigil.glucose.body import START, age_group, make_environment, prescription
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.personalise import Personaliser
 from vigil.glucose.therapy import population_profile, safety_limits
 
-CONTROLLERS = ("vigil", "bb")
+CONTROLLERS = ("vigil", "bb", "oref0", "loop")
+BASELINES = CONTROLLERS[1:]
 MEAL_ESTIMATE_ERROR = 0.30
 UNANNOUNCED_SHARE = 0.10
 DAY_MIN = 24 * 60
+LOW_HABIT_BELOW_MG_DL = 70.0
+LOW_HABIT_GRAMS = 15.0
+LOW_HABIT_EVERY_MIN = 15.0
 
 
 @dataclass
@@ -73,6 +78,15 @@ class MealsAndRescues:
 
 
 @dataclass
+class Rescue:
+    """Carbohydrate eaten to treat or prevent a low: on the controller's advice, or by the patient's own habit."""
+
+    minute: float
+    grams: float
+    source: str  # "advice" or "habit"
+
+
+@dataclass
 class PatientRun:
     """The outcome of one virtual patient under one controller."""
 
@@ -81,31 +95,63 @@ class PatientRun:
     glucose: list[float]
     advice: list[tuple[float, Advice]] = field(default_factory=list)
     profiles: list[dict[str, float]] = field(default_factory=list)
+    rescues: list[Rescue] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
-        return glycaemic_metrics(np.asarray(self.glucose))
+        days = len(self.glucose) * 5.0 / DAY_MIN
+        return glycaemic_metrics(np.asarray(self.glucose)) | {
+            "rescue_g_per_day": round(sum(r.grams for r in self.rescues) / days, 1),
+            "rescues_per_day": round(len(self.rescues) / days, 2),
+        }
+
+    def ate_rescue_within(self, now: float, minutes: float) -> bool:
+        return bool(self.rescues) and now - self.rescues[-1].minute < minutes
 
 
 def glycaemic_metrics(glucose: np.ndarray) -> dict[str, float]:
-    """Time in range 70-180, below 70, below 54, above 180 (shares of samples) and the mean, in mg/dL."""
+    """Time in range 70-180, below 70, below 54, above 180 (shares of samples), the mean in mg/dL and the GRI."""
     return {
         "tir": round(float(np.mean((glucose >= 70) & (glucose <= 180))), 4),
         "tbr": round(float(np.mean(glucose < 70)), 4),
         "tbr54": round(float(np.mean(glucose < 54)), 4),
         "tar": round(float(np.mean(glucose > 180)), 4),
         "mean_bg": round(float(np.mean(glucose)), 1),
+        "gri": round(glycaemia_risk_index(range_shares(glucose)), 1),
     }
 
 
-def simulate_patient(name: str, days: int, seed: int, controller: str = "vigil") -> PatientRun:
-    """One virtual patient for ``days`` days under ``controller`` (``vigil`` or ``bb``)."""
+class LowHabit:
+    """The patient's own treatment of lows, the same under every controller: 15 g of fast carbohydrate when the CGM
+    reads under 70 mg/dL, unless carbohydrate was taken for a low in the last 15 minutes. Not announced to the
+    controller (patients rarely log treatment carbs)."""
+
+    def treat(self, now: float, cgm: float, environment: Any, scenario: MealsAndRescues, run: PatientRun) -> None:
+        if cgm < LOW_HABIT_BELOW_MG_DL and not run.ate_rescue_within(now, LOW_HABIT_EVERY_MIN):
+            scenario.take_rescue(environment.time, LOW_HABIT_GRAMS)
+            run.rescues.append(Rescue(now, LOW_HABIT_GRAMS, "habit"))
+
+
+def make_controller(controller: str, name: str) -> Any:
+    """The controller for one virtual patient: ``vigil``, ``bb`` (BBController), ``oref0`` (OpenAPS) or ``loop``."""
     if controller not in CONTROLLERS:
         raise ValueError(f"controller: {controller!r} is not one of {', '.join(CONTROLLERS)}")
+    if controller == "vigil":
+        return VigilLoop(name)
+    if controller == "bb":
+        return BasalBolusLoop(name)
+    from vigil.glucose import peers  # Node.js (oref0) and PyLoopKit: loaded only when a peer runs
+
+    return peers.Oref0Loop(name) if controller == "oref0" else peers.LoopKitLoop(name)
+
+
+def simulate_patient(name: str, days: int, seed: int, controller: str = "vigil") -> PatientRun:
+    """One virtual patient for ``days`` days under ``controller`` (one of ``CONTROLLERS``)."""
+    loop = make_controller(controller, name)
     scenario = MealsAndRescues(seed)
     environment = make_environment(name, scenario, seed)
-    loop = VigilLoop(name) if controller == "vigil" else BasalBolusLoop(name)
     run = PatientRun(name, controller, [])
     announcer = AnnouncedMeals(seed + 10_000)
+    habit = LowHabit()
     step = environment.reset()
     action = loop.first_action()
     steps = int(days * DAY_MIN / environment.sample_time)
@@ -115,7 +161,9 @@ def simulate_patient(name: str, days: int, seed: int, controller: str = "vigil")
         run.glucose.append(float(step.info["bg"]))
         eaten = scenario.eaten_meal()
         announced = announcer.announce(eaten) if eaten > 0 else 0.0
-        action = loop.act(now, float(step.observation.CGM), announced, environment, scenario, run)
+        cgm = float(step.observation.CGM)
+        action = loop.act(now, cgm, announced, environment, scenario, run)
+        habit.treat(now, cgm, environment, scenario, run)
     return run
 
 
@@ -164,14 +212,15 @@ class VigilLoop:
         bolus = 0.0
         for advice in self.advisor.advise(self.history, now, announced):
             run.advice.append((now, advice))
-            bolus += self._follow(advice, now, environment, scenario)
+            bolus += self._follow(advice, now, environment, scenario, run)
         self.history.set_basal(now, self.basal_rate)
         return _action(self.basal_rate, bolus, environment.sample_time)
 
-    def _follow(self, advice: Advice, now: float, environment: Any, scenario: Any) -> float:
+    def _follow(self, advice: Advice, now: float, environment: Any, scenario: Any, run: PatientRun) -> float:
         """Do what the advice says; return the bolus units to deliver."""
         if advice.kind == "carbs":
             scenario.take_rescue(environment.time, advice.amount)
+            run.rescues.append(Rescue(now, advice.amount, "advice"))
             self.history.add_carbs(now, advice.amount)
         elif advice.kind == "bolus":
             self.history.add_bolus(now, advice.amount)
@@ -247,6 +296,7 @@ def summarise(runs: list[PatientRun], controller: str) -> dict[str, Any]:
         "patients": patients,
         "overall": _mean_metrics(list(patients.values())),
         "groups": {g: _mean_metrics([m for n, m in patients.items() if age_group(n) == g]) for g in groups},
+        "daily_rescue_carbs_g": {name: metrics["rescue_g_per_day"] for name, metrics in patients.items()},
     }
 
 
@@ -254,17 +304,22 @@ def closed_loop_result(runs: list[PatientRun], controllers: tuple[str, ...], day
     """Vigil's summary in the DESIGN.md shape, with the run's settings and each baseline's summary beside it."""
     result = summarise(runs, controllers[0]) | {"days": days, "seed": seed, "controller": controllers[0]}
     result["baselines"] = {controller: summarise(runs, controller) for controller in controllers[1:]}
-    result["daily_rescue_carbs_g"] = _rescue_carbs_per_day(runs, controllers[0], days)
     return result
-
-
-def _rescue_carbs_per_day(runs: list[PatientRun], controller: str, days: int) -> dict[str, float]:
-    return {
-        run.patient: round(sum(a.amount for _, a in run.advice if a.kind == "carbs") / days, 1)
-        for run in runs
-        if run.controller == controller
-    }
 
 
 def _mean_metrics(metrics: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(float(np.mean([m[key] for m in metrics])), 4) for key in metrics[0]}
+
+
+CLOSED_LOOP_HEADER = (
+    f"{'controller':<10} {'group':<11} {'TIR':>6} {'<70':>6} {'<54':>6} {'>180':>6} {'mean':>6} {'GRI':>5} "
+    f"{'rescue g/d':>10} {'rescues/d':>9}"
+)
+
+
+def closed_loop_line(controller: str, group: str, m: dict[str, float]) -> str:
+    """One row of the closed-loop table: time in ranges, mean, GRI and the rescue carbohydrate a day."""
+    return (
+        f"{controller:<10} {group:<11} {m['tir']:>6.1%} {m['tbr']:>6.2%} {m['tbr54']:>6.2%} {m['tar']:>6.1%} "
+        f"{m['mean_bg']:>6.1f} {m['gri']:>5.1f} {m['rescue_g_per_day']:>10.1f} {m['rescues_per_day']:>9.2f}"
+    )
