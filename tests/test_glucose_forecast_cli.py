@@ -32,6 +32,8 @@ def test_forecast_eval_json_on_two_patients(tmp_path):
             "--json",
             "--save",
             str(saved),
+            "--save-band",
+            str(tmp_path / "band.json"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -41,6 +43,9 @@ def test_forecast_eval_json_on_two_patients(tmp_path):
     persistence = value["models"]["persistence"]["overall"]["30"]
     assert persistence["rmse_ratio_to_persistence"] == 1.0 and persistence["n"] > 400
     assert set(value["models"]["persistence"]["groups"]) == {"adult", "child"}
+    band = orjson.loads((tmp_path / "band.json").read_bytes())
+    effects = value["models"]["effects (chart settings)"]["overall"]
+    assert band["horizons_min"] == [30, 60] and band["rmse_mg_dl"][0] == round(effects["30"]["rmse"], 2)
 
 
 def synthetic_result() -> dict:

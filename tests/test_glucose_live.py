@@ -12,8 +12,9 @@ import pytest
 from vigil.demo import prescribe_virtual_patients, register_ward
 from vigil.devices import DeviceKey, mixed_ward
 from vigil.domain import Reading
+from vigil.glucose.band_error import BAND_ERROR_ENV, BandErrorFileError, band_error_from_evaluation, fallback_rmse
 from vigil.glucose.history import GlucoseHistory
-from vigil.glucose.live import FALLBACK_RMSE, LiveGlucose, simglucose_therapy, therapy_from_history
+from vigil.glucose.live import LiveGlucose, simglucose_therapy, therapy_from_history
 from vigil.pipeline import Pipeline
 from vigil.timeutil import format_time, utc_now
 
@@ -186,9 +187,32 @@ def glucose_profile(ward, patient_id: str | None = None) -> dict:
 
 
 def test_fallback_band_is_the_measured_effects_model_error():
-    """FALLBACK_RMSE is copied from the forecast evaluation; it must follow when that evaluation is rerun."""
+    """The shipped band-error file is the saved forecast evaluation's effects-model RMSE, not a copied figure."""
     measured = json.loads((Path(__file__).parents[1] / "docs/results/glucose-forecast.json").read_text())
     effects = measured["models"]["effects (chart settings)"]["overall"]
-    horizons, rmse = FALLBACK_RMSE
+    horizons, rmse = fallback_rmse()
     for minutes in (30, 60):
-        assert rmse[horizons.index(float(minutes))] == pytest.approx(effects[str(minutes)]["rmse"], abs=0.05)
+        assert rmse[horizons.index(float(minutes))] == pytest.approx(effects[str(minutes)]["rmse"], abs=0.01)
+    assert horizons[0] == 0 and horizons[-1] == 120 and rmse[-1] == pytest.approx(3 * rmse[2] - 2 * rmse[1])
+
+
+def test_the_band_is_read_from_the_file_named_at_start_up(tmp_path, monkeypatch):
+    evaluation = json.loads((Path(__file__).parents[1] / "docs/results/glucose-forecast.json").read_text())
+    for horizon, rmse in (("30", 15.0), ("60", 25.0)):
+        evaluation["models"]["effects (chart settings)"]["overall"][horizon]["rmse"] = rmse
+    saved = tmp_path / "band.json"
+    saved.write_text(json.dumps(band_error_from_evaluation(evaluation)))
+    monkeypatch.setenv(BAND_ERROR_ENV, str(saved))
+    fallback_rmse.cache_clear()
+    try:
+        assert fallback_rmse() == ((0.0, 30.0, 60.0, 120.0), (0.0, 15.0, 25.0, 45.0))
+        saved.write_text('{"horizons_min": [30, 60], "rmse_mg_dl": [15.0]}')
+        fallback_rmse.cache_clear()
+        with pytest.raises(BandErrorFileError, match="one rmse_mg_dl each"):
+            LiveGlucose()
+        monkeypatch.setenv(BAND_ERROR_ENV, str(tmp_path / "missing.json"))
+        fallback_rmse.cache_clear()
+        with pytest.raises(BandErrorFileError, match=r"missing\.json: no forecast band error file"):
+            LiveGlucose()
+    finally:
+        fallback_rmse.cache_clear()

@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from vigil.cli.common import JsonFlag, emit, err, fail, save_json
+from vigil.glucose.band_error import band_error_from_evaluation
 from vigil.glucose.body import patient_names
 from vigil.glucose.forecast_report import column_titles, summary_rows
 from vigil.glucose.simulation import (
@@ -71,6 +72,12 @@ def forecast_eval(
     test_days: Annotated[int, typer.Option("--test-days", min=1)] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 1,
     save: SaveOption = None,
+    save_band: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-band", help="also write the live band's fallback error (vigil/glucose/forecast_error.json)"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Glucose forecasts at 30 and 60 minutes on held-out simulated days: RMSE, MAE, Clarke A+B, per model."""
@@ -85,6 +92,8 @@ def forecast_eval(
         )
     if save:
         save_json(result, save, indent=True)
+    if save_band:
+        save_json(band_error_from_evaluation(result), save_band, indent=True)
     if as_json:
         emit(result, True, "")
     else:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from vigil.domain import AlertRule, Quality, Reading, RecommendationDraft, RecommendationKind
 from vigil.glucose.advisor import RENEW_BEFORE_END_MIN, Advice, GlucoseAdvisor, Undelivered
+from vigil.glucose.band_error import fallback_rmse
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.personalise import LOOKBACK_MIN, Personaliser
@@ -46,10 +47,6 @@ BAND_Z = 1.2816
 MIN_BAND_RMSE = 10.0
 """mg/dL: the band is never narrower than this RMSE, about a CGM's own error in range, however well the last forecasts
 did (a steady day would otherwise shrink it to nothing)."""
-FALLBACK_RMSE = ((0.0, 30.0, 60.0, 120.0), (0.0, 26.6, 43.9, 78.5))
-"""RMSE (mg/dL) of the effects model with chart settings at 30 and 60 minutes on held-out simulated days
-(docs/results/glucose-forecast.json; a test checks they agree), extended linearly to 2 h: the band until a
-patient has ``MIN_RESIDUALS`` of their own forecasts checked at that horizon."""
 
 MATERIAL_BASAL_SHARE = 0.25
 MIN_BASAL_CHANGE_U_PER_H = 0.1
@@ -197,7 +194,7 @@ class PatientGlucose:
     def band(self) -> tuple[NDArray, list[str]]:
         """Half-width of the band at each horizon (``BAND_Z`` times the RMS of the patient's recent forecast errors
         there, at least ``MIN_BAND_RMSE``, or the effects model's measured RMSE), and whose errors it comes from."""
-        half_width = BAND_Z * np.interp(BAND_HORIZONS, *FALLBACK_RMSE)
+        half_width = BAND_Z * np.interp(BAND_HORIZONS, *fallback_rmse())
         sources = ["fallback"] * len(BAND_HORIZONS)
         for i, errors in enumerate(self.residuals):
             if len(errors) >= MIN_RESIDUALS:
@@ -336,6 +333,7 @@ class LiveGlucose:
     meal announced after it); its advice becomes recommendations awaiting a clinician and forecast warnings."""
 
     def __init__(self) -> None:
+        fallback_rmse()  # the band's error before a patient has their own: read now, so a bad file stops start-up
         self._patients: dict[str, PatientGlucose] = {}
         self._prescribed: dict[str, TherapySource] = {}
         self._lock = threading.Lock()
