@@ -298,3 +298,25 @@ def test_the_dashboard_shows_an_emergency_apart_from_urgent_with_its_mark_and_hi
     assert page.count('class="unconfirmed-mark"') == 1
     assert '<li class="event-raised"' in page and '<li class="event-escalated"' in page
     assert "li.severity-emergency" in ward.client.get("/static/style.css").text
+
+
+def test_a_glucose_reading_too_low_to_be_plausible_is_an_emergency_not_dropped_unseen(ward):
+    """6.1 sent as mg/dL (a mmol/L value, or a real severe low): stored implausible with its ingest warning, and the
+    care team is asked to check at once; a plausible reading after it answers the question."""
+    start = utc_now() - timedelta(minutes=20)
+    batches = [
+        [{"metric": "glucose", "value": v, "unit": "mg/dL", "time": format_time(start + timedelta(minutes=5 * i))}]
+        for i, v in enumerate([120.0, 6.1, 118.0])
+    ]
+    headers = ward.login("root")
+    assert ward.ingest(batches[0], ward.other_token).status_code == 202
+    answer = ward.ingest(batches[1], ward.other_token)
+    assert answer.status_code == 202 and "mmol/L" in answer.json()["warnings"][0]["warning"]
+    [low] = [a for a in ward.client.get("/api/v1/alerts", headers=headers).json() if a["rule"] == "glucose_low"]
+    assert (low["severity"], low["data"]["plausible"], low["data"]["glucose"]) == ("emergency", False, 6.1)
+    assert low["data"]["if_mmol_l_mg_dl"] == 109.9 and "finger-prick" in low["message"]
+    signal = SignalProcessor()
+    readings = cgm("p1", [120.0, 6.1, 118.0])
+    signal.process(readings[:2])
+    [after] = signal.process(readings[2:])
+    assert "implausible_low" not in after.features.get("glucose", {}) and after.values["glucose"] == 118.0

@@ -8,6 +8,7 @@ level is a more severe stage of the same condition (e.g. NEWS2 going from medium
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from vigil.care.news2 import (
@@ -18,7 +19,7 @@ from vigil.care.news2 import (
     explain,
 )
 from vigil.domain import AlertRule, RecommendationKind, Severity, VitalsSnapshot
-from vigil.metrics import MetricName
+from vigil.metrics import GLUCOSE_MG_DL_PER_MMOL_L, METRICS, MetricName
 
 HR_RISE_MIN_ABSOLUTE = 30.0
 """A heart-rate rise alert needs the recent median at least this many beats/min above baseline..."""
@@ -111,7 +112,11 @@ def _glucose_data(snapshot: VitalsSnapshot, threshold: float) -> dict[str, Any]:
 
 
 def glucose_low(snapshot: VitalsSnapshot) -> RuleVerdict | None:
-    """Glucose below 70 mg/dL (level 1 hypoglycaemia, a warning), an emergency below 54 mg/dL (level 2)."""
+    """Glucose below 70 mg/dL (level 1 hypoglycaemia, a warning), an emergency below 54 mg/dL (level 2), and an
+    emergency on a reading too low to be plausible (a severe low or a unit mistake: either way, check now)."""
+    implausible = snapshot.features.get(MetricName.GLUCOSE, {}).get("implausible_low")
+    if implausible is not None:
+        return implausibly_low_glucose(snapshot, implausible)
     glucose = snapshot.values.get(MetricName.GLUCOSE)
     if glucose is None:
         return None
@@ -142,6 +147,28 @@ def severe_hypoglycaemia(snapshot: VitalsSnapshot, glucose: float) -> RuleVerdic
     if previous is not None:
         data["previous"] = previous
     return RuleVerdict(AlertRule.GLUCOSE_LOW, 3 if confirmed else 2, Severity.EMERGENCY, message, data)
+
+
+def implausibly_low_glucose(snapshot: VitalsSnapshot, value: float) -> RuleVerdict:
+    """A glucose reading below what a sensor measures is never dropped unseen: it may be a severe low, or a value
+    sent in mmol/L; the message gives both readings and asks for a finger-prick check (unconfirmed, level 2)."""
+    low, _ = METRICS[MetricName.GLUCOSE].plausible_limits
+    as_mmol = value * GLUCOSE_MG_DL_PER_MMOL_L
+    message = (
+        f"Glucose reading {value:g} mg/dL is below what a sensor measures ({low:.0f} mg/dL): a severe low, or a "
+        f"value sent in mmol/L ({value:g} mmol/L is {as_mmol:.0f} mg/dL). Check a finger-prick glucose now "
+        "and the device's units."
+    )
+    measured = snapshot.features[MetricName.GLUCOSE]["implausible_low_at"]
+    data = {
+        "glucose": value,
+        "plausible": False,
+        "if_mmol_l_mg_dl": round(as_mmol, 1),
+        "measured_at": datetime.fromtimestamp(measured, UTC).isoformat(),
+        "threshold": low,
+        "confirmed": False,
+    }
+    return RuleVerdict(AlertRule.GLUCOSE_LOW, 2, Severity.EMERGENCY, message, data)
 
 
 def glucose_high(snapshot: VitalsSnapshot) -> RuleVerdict | None:

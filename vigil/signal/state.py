@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from vigil.domain import Quality, Reading, VitalsSnapshot
-from vigil.metrics import MetricName
+from vigil.metrics import METRICS, MetricName
 from vigil.signal.cleaning import FloatArray, plausible_mask
 from vigil.signal.features import BASELINE_WINDOW_SECONDS, heart_rate_baseline
 from vigil.signal.profiles import METRIC_PROFILES, MetricProfile
@@ -85,6 +85,7 @@ class PatientSignalState:
         self._retention_seconds = retention.total_seconds()
         self._buffers: dict[str, MetricBuffer] = {}
         self._latest_time: float | None = None
+        self._implausible_low_glucose: tuple[float, float] | None = None  # (time, value) of the latest one
 
     def update(self, readings: Iterable[Reading], now: datetime | None = None) -> VitalsSnapshot:
         """Add a batch of this patient's readings and return the snapshot as of ``now``."""
@@ -108,6 +109,9 @@ class PatientSignalState:
         activity = self._activity(now_seconds)
         if activity:
             features["activity"] = activity
+        implausible_low = self._unexplained_implausible_low_glucose(fresh, now_seconds)
+        if implausible_low:
+            features.setdefault(MetricName.GLUCOSE, {}).update(implausible_low)
         return VitalsSnapshot(
             patient_id=self.patient_id,
             time=utc_datetime(now_seconds),
@@ -131,6 +135,17 @@ class PatientSignalState:
         if MetricName.HRV_RMSSD in fresh:
             context["hrv_rmssd"] = fresh[MetricName.HRV_RMSSD].value
         return context
+
+    def _unexplained_implausible_low_glucose(self, fresh: dict[str, LatestValue], now: float) -> dict[str, float]:
+        """A glucose reading below what a sensor measures, newer than every plausible one and still fresh: a severe
+        low or a unit mistake, never dropped unseen (the care stage alerts on it)."""
+        if self._implausible_low_glucose is None:
+            return {}
+        time, value = self._implausible_low_glucose
+        latest = fresh.get(MetricName.GLUCOSE)
+        if now - time > self._profiles[MetricName.GLUCOSE].freshness_seconds or (latest and latest.time >= time):
+            return {}
+        return {"implausible_low": value, "implausible_low_at": time}
 
     def _activity(self, now: float) -> dict[str, float]:
         """Steps over the last 15 minutes and whether that makes the patient active; empty without steps data."""
@@ -162,8 +177,16 @@ class PatientSignalState:
         for time, value, plausible in zip(times, values, keep, strict=True):
             if plausible:
                 buffer.add(time, value)
+            elif metric == MetricName.GLUCOSE:
+                self._note_implausible_glucose(time, value)
         batch_latest = max(times)
         self._latest_time = batch_latest if self._latest_time is None else max(self._latest_time, batch_latest)
+
+    def _note_implausible_glucose(self, time: float, value: float) -> None:
+        low, _ = METRICS[MetricName.GLUCOSE].plausible_limits
+        newest = self._implausible_low_glucose
+        if np.isfinite(value) and value < low and (newest is None or time > newest[0]):
+            self._implausible_low_glucose = (time, value)
 
     @property
     def has_readings(self) -> bool:
