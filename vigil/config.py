@@ -33,7 +33,7 @@ class Settings:
 
     def secret(self, name: str, nbytes: int = 32) -> str:
         """A named secret kept in VIGIL_HOME/keys, created on first use (mode 0600)."""
-        self.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(self.keys_dir)
         path = self.keys_dir / name
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -80,9 +80,23 @@ def _minutes(name: str, text: str) -> float:
 
 def write_private_json(path: Path, value: dict) -> None:
     """Write atomically (a reader never sees half a file), readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(value, handle, indent=1)
     os.replace(tmp, path)
+
+
+def private_directory(path: Path) -> Path:
+    """Create `path` and any missing parents for the owner only (0700); an existing directory is left as it is."""
+    for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Make sure `path` exists and only its owner may read or write it (0600)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from vigil.config import Settings, write_private_json
+from vigil.config import Settings, private_directory, write_private_json
 from vigil.errors import VigilError
 from vigil.security.audit import AUDIT_KEY_FILE
 
@@ -161,7 +161,7 @@ def load_keyring(settings: Settings) -> KeyRing:
 
 def _create_key_file(settings: Settings) -> None:
     """Create the first key without overwriting one another process created meanwhile."""
-    settings.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_directory(settings.keys_dir)
     path = settings.keys_dir / KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

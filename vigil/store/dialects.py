@@ -9,21 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vigil.config import private_directory, private_file
 from vigil.errors import InvalidInput
 
 AUDIT_LOCK = 4243  # PostgreSQL advisory lock id of the audit chain (4242 guards schema creation)
 
 
 class SqliteDialect:
-    """SQLite in WAL mode with full fsync, one writer at a time, a connection per thread."""
+    """SQLite in WAL mode with full fsync, one writer at a time, a connection per thread. The database file is the
+    owner's only (0600; SQLite gives its WAL and shared-memory files the same mode), in a directory made 0700."""
 
     placeholder = "?"
     id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    unavailable_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)  # locked, disk full, I/O
 
     def __init__(self, path: str):
         self.path = path
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_directory(Path(path).parent)
+            private_file(Path(path))
         self._write_lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
@@ -62,7 +66,10 @@ class PostgresDialect:
     id_column = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
     def __init__(self, url: str):
+        import psycopg
+
         self.url = url
+        self.unavailable_errors: tuple[type[BaseException], ...] = (psycopg.OperationalError,)  # connection lost
 
     def connect(self) -> Any:
         import psycopg
