@@ -24,6 +24,7 @@ from vigil.ingest.mosquitto import PID_FILE, BrokerFiles, broker_config, write_b
 from vigil.security.identity import hash_password
 from vigil.web.app import create_app
 
+pytest_plugins = ["tests.mqtt_clients"]
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"
 

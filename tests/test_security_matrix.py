@@ -261,6 +261,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/api/v1/devices/{device_id}/revoke"): Case(False, _device_path("revoke"), _expected_for_admin_of_patient),
     ("POST", "/api/v1/devices/{device_id}/rotate"): Case(False, _device_path("rotate"), _expected_for_admin_of_patient),
+    ("GET", "/api/v1/mqtt/dead-letters"): Case(
+        False, lambda ward, target: "/api/v1/mqtt/dead-letters", _expected_for_admin, targets=("all",)
+    ),
     # Server-sent events carry only a digest (no patient data) and never end: checked for anonymous callers below.
     ("GET", "/events/ward"): Case(
         True, lambda ward, target: "/events/ward", lambda role, target: 401, targets=("all",)

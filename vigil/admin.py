@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vigil.config import Settings
-from vigil.domain import Device, Patient, Role, User
+from vigil.domain import DeadLetter, Device, Patient, Role, User
 from vigil.errors import AlreadyExists, InvalidInput, NotFound
 from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, reload_broker, write_broker_files
 from vigil.security.audit import AuditEntry
@@ -234,6 +234,13 @@ def list_devices(ctx: AdminContext, actor: User, patient_id: str | None = None) 
     devices = ctx.store.list_devices(patient_id)
     record(ctx, actor, "devices.list", patient_id, patients=sorted({d.patient_id for d in devices}))
     return devices
+
+
+def list_dead_letters(ctx: AdminContext, actor: User, limit: int = 1000) -> list[DeadLetter]:
+    """Broker messages acknowledged without being ingested, newest first (hash and size, never the body); audited."""
+    letters = ctx.store.list_dead_letters(limit)
+    record(ctx, actor, "dead_letters.list", count=len(letters))
+    return letters
 
 
 def find_device(store: SqlStore, device_id: str) -> Device | None:

@@ -146,6 +146,19 @@ class Device:
 
 
 @dataclass(frozen=True)
+class DeadLetter:
+    """A broker message that was acknowledged but not ingested, and why; the payload itself is never kept (it may be
+    health data), only its SHA-256 and size."""
+
+    received_at: datetime
+    device_id: str | None  # the device the topic names (or the login that sent it), None if neither is known
+    topic: str
+    reason: str
+    payload_sha256: str
+    payload_bytes: int
+
+
+@dataclass(frozen=True)
 class User:
     username: str
     role: Role

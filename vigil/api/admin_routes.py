@@ -13,6 +13,7 @@ from vigil.api.context import AppContext, context
 from vigil.api.gates import admin_only, current_user
 from vigil.api.schemas import (
     AssignmentOut,
+    DeadLetterOut,
     DeviceOut,
     DeviceToken,
     DeviceWithToken,
@@ -147,3 +148,11 @@ def rotate_device(device_id: str, user: CurrentUser, ctx: Ctx) -> DeviceToken:
     """A new token for this device, in this answer only; the old one stops working."""
     _device_admin_only(device_id, user, ctx, "device.rotate")
     return DeviceToken(device_id=device_id, token=admin.rotate_device(ctx, user, device_id))
+
+
+# -- MQTT dead letters ---------------------------------------------------------------------------
+@router.get("/mqtt/dead-letters")
+def list_dead_letters(user: CurrentUser, ctx: Ctx) -> list[DeadLetterOut]:
+    """The newest 1,000 broker messages acknowledged without being ingested, and why (never their bodies)."""
+    admin_only(user, ctx, "dead_letters.list")
+    return [DeadLetterOut.model_validate(letter) for letter in admin.list_dead_letters(ctx, user)]

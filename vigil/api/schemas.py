@@ -287,6 +287,18 @@ class GlucoseOut(Schema):
 
 
 # -- administration --------------------------------------------------------------------------------
+class DeadLetterOut(Schema):
+    """A broker message acknowledged without being ingested: when, from which device, why; its SHA-256 and size, never
+    its body."""
+
+    received_at: Timestamp
+    device_id: str | None
+    topic: str
+    reason: str
+    payload_sha256: str
+    payload_bytes: int
+
+
 class UserOut(Schema):
     username: str
     role: Role

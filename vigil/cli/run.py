@@ -38,7 +38,7 @@ from vigil.devices import (
     run_simulation,
     transport_for_url,
 )
-from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER
+from vigil.ingest.mosquitto import SERVICE_PASSWORD_SECRET, SERVICE_USER, WORKER_USER
 from vigil.ingest.mqtt import MqttIngestor
 from vigil.mqtt import MqttEndpoint, parse_mqtt_url
 from vigil.pipeline import Renotifier
@@ -76,7 +76,7 @@ def serve(
     settings = _with_ca(load_settings(db, mqtt), ca_file)
     ctx = AppContext.build(settings, store_for(settings), tls=tls is not None, secure_cookies=secure_cookies)
     ctx.pipeline.warm_up()
-    ingestor = _start_mqtt(ctx, settings, "vigil-serve") if settings.mqtt_url else None
+    ingestor = _start_mqtt(ctx, settings, SERVICE_USER) if settings.mqtt_url else None
     renotifier = Renotifier(ctx.pipeline).start()
     try:
         _serve_until_stopped(create_app(ctx), host, port, "info", tls)
@@ -90,7 +90,13 @@ def serve(
 def worker(
     db: DbOption = None,
     mqtt: MqttOption = None,
-    client_id: Annotated[str, typer.Option("--client-id", help="unique per worker")] = "vigil-worker",
+    client_id: Annotated[
+        str,
+        typer.Option(
+            "--client-id",
+            help="the worker's broker login and client id, unique per worker: vigil-ingest-1..N (`mqtt config --workers`)",
+        ),
+    ] = WORKER_USER.format(1),
     ca_file: CaFileOption = None,
 ) -> None:
     """Stream processor: ingest from MQTT (mqtts:// for TLS), clean, score, alert. Several may share the work."""
@@ -210,14 +216,15 @@ def _stop_on_signals(*signals: signal.Signals) -> threading.Event:
     return stop
 
 
-def _start_mqtt(ctx: AppContext, settings: Settings, client_id: str) -> MqttIngestor:
-    """Ingest from the broker of VIGIL_MQTT, logging in as the ingest service user unless the URL names a user."""
+def _start_mqtt(ctx: AppContext, settings: Settings, login: str) -> MqttIngestor:
+    """Ingest from the broker of VIGIL_MQTT, logging in as this service user unless the URL names a user; the broker
+    makes the login the client id (use_username_as_clientid), so each process needs its own."""
     endpoint = parse_mqtt_url(settings.mqtt_url)
     if endpoint.username is None:
         endpoint = MqttEndpoint(
-            endpoint.host, endpoint.port, endpoint.tls, SERVICE_USER, settings.secret(SERVICE_PASSWORD_SECRET)
+            endpoint.host, endpoint.port, endpoint.tls, login, settings.secret(SERVICE_PASSWORD_SECRET)
         )
-    ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=client_id, ca_file=settings.ca_file)
+    ingestor = MqttIngestor(ctx.ingest, endpoint, client_id=endpoint.username or login, ca_file=settings.ca_file)
     ingestor.start()
     err.print(f"ingesting MQTT from {endpoint.host}:{endpoint.port}")
     return ingestor

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from vigil.domain import Device, Reading
+from vigil.domain import DeadLetter, Device, Reading
 from vigil.errors import InvalidInput
 from vigil.ingest.validation import ReadingWarning, Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
@@ -46,8 +46,9 @@ def batch_readings(body: Any) -> list[Any]:
 
 
 class DeviceReadingStore(Protocol):
-    """What ingestion needs from a store: the device registry, and readings stored durably with their audit entry in
-    one transaction (True per new reading, False per duplicate). ``vigil.store.SqlStore`` is one; the composition
+    """What ingestion needs from a store: the device registry, readings stored durably with their audit entry in
+    one transaction (True per new reading, False per duplicate), dead letters for broker messages that were not
+    ingested, and whether an error means the store is unavailable. ``vigil.store.SqlStore`` is one; the composition
     roots pass it in."""
 
     def device_for_token(self, token: str) -> Device | None: ...
@@ -55,6 +56,10 @@ class DeviceReadingStore(Protocol):
     def get_device(self, device_id: str) -> Device | None: ...
 
     def insert_readings(self, readings: Sequence[Reading], audit: AuditEvent | None = None) -> list[bool]: ...
+
+    def add_dead_letter(self, letter: DeadLetter) -> None: ...
+
+    def is_unavailable(self, error: BaseException) -> bool: ...
 
 
 class IngestService:

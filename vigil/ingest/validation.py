@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vigil.domain import Device, Quality, Reading
@@ -14,6 +14,7 @@ from vigil.metrics import METRICS, MetricName
 from vigil.timeutil import parse_time
 
 MAX_FUTURE = timedelta(minutes=5)
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 class ReadingError(InvalidInput):
@@ -95,7 +96,9 @@ def _time(raw: dict[str, Any], now: datetime) -> datetime:
     try:
         time = parse_time(text)
     except ValueError:
-        raise ReadingError(f"time: cannot parse {text[:40]!r} as ISO 8601") from None
+        raise ReadingError(f"time: cannot parse {text[:40]!r} as an ISO 8601 time in range") from None
+    if time < EARLIEST_TIME:
+        raise ReadingError(f"time: {text[:40]} is before 1900")
     if time > now + MAX_FUTURE:
         raise ReadingError(f"time: {text} is more than {MAX_FUTURE.seconds // 60} minutes in the future")
     return time

@@ -143,6 +143,16 @@ CREATE TABLE IF NOT EXISTS login_failures (
     failures INTEGER NOT NULL,
     locked_until TEXT
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id {id},
+    received_at TEXT NOT NULL,
+    device_id TEXT,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload_sha256 TEXT NOT NULL,
+    payload_bytes BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_received_at ON dead_letters (received_at);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq BIGINT PRIMARY KEY,
     time TEXT NOT NULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ from vigil.domain import (
     AlertEventKind,
     AlertRule,
     Consciousness,
+    DeadLetter,
     Device,
     News2Inputs,
     Patient,
@@ -43,6 +45,7 @@ from vigil.store.dialects import dialect_for
 from vigil.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA
 from vigil.timeutil import format_time, parse_time, utc_now
 
+log = logging.getLogger(__name__)
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 PATIENT_IDENTIFIERS = ("name", "birth_date", "phone", "email", "address", "notes")
 # table -> (its key column, its encrypted columns); each ciphertext is bound to table.column:key.
@@ -72,6 +75,17 @@ def _json(value: Any) -> str:
 
 def _time(value: str | None) -> datetime | None:
     return parse_time(value) if value else None
+
+
+def _reading(row: tuple) -> Reading | None:
+    """A readings row (id first) as a Reading; None, with a warning naming the row, if its time does not parse (a
+    row stored before times were checked, such as year 999)."""
+    try:
+        time = parse_time(row[4])
+    except ValueError:
+        log.warning("readings row id=%s skipped: its time %r is not a valid fixed-width UTC time", row[0], row[4])
+        return None
+    return Reading(row[1], row[2], MetricName(row[3]), time, row[5], row[6], row[7], Quality(row[8]))
 
 
 def _raise_kind(before: tuple | None, draft: AlertDraft) -> AlertEventKind:
@@ -162,6 +176,10 @@ class SqlStore:
                 except Exception:
                     if column not in self._dialect.columns(conn, table):  # else another process added it
                         raise
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """True if the error means the database cannot be used just now (connection, lock, disk), not a bad input."""
+        return isinstance(error, self._dialect.unavailable_errors)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -554,23 +572,49 @@ class SqlStore:
             if value is not None:
                 clauses.append(f"{column} {op} ?")
                 params.append(value)
-        sql = "SELECT patient_id, device_id, metric, time, value, unit, seq, quality FROM readings"
+        sql = "SELECT id, patient_id, device_id, metric, time, value, unit, seq, quality FROM readings"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY time, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [
-            Reading(r[0], r[1], MetricName(r[2]), parse_time(r[3]), r[4], r[5], r[6], Quality(r[7]))
-            for r in self._rows(sql, params)
-        ]
+        return [reading for reading in map(_reading, self._rows(sql, params)) if reading is not None]
 
     def count_readings(self) -> int:
         return self._count("SELECT count(*) FROM readings")
 
     def last_reading_time(self) -> datetime | None:
-        row = self._one("SELECT max(time) FROM readings")
-        return _time(row[0]) if row else None
+        """The newest reading's time; rows whose time does not parse are passed over (see ``_reading``)."""
+        for (text,) in self._rows("SELECT DISTINCT time FROM readings ORDER BY time DESC LIMIT 100"):
+            try:
+                return parse_time(text)
+            except ValueError:
+                log.warning("readings with time %r skipped: not a valid fixed-width UTC time", text)
+        return None
+
+    # -- dead letters -----------------------------------------------------------------------
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Record a broker message that was acknowledged without being ingested (its hash and size, never its body)."""
+        self._write(
+            "INSERT INTO dead_letters (received_at, device_id, topic, reason, payload_sha256, payload_bytes)"
+            " VALUES (?,?,?,?,?,?)",
+            (
+                format_time(letter.received_at),
+                letter.device_id,
+                letter.topic,
+                letter.reason,
+                letter.payload_sha256,
+                letter.payload_bytes,
+            ),
+        )
+
+    def list_dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """The newest dead letters first."""
+        rows = self._rows(
+            "SELECT received_at, device_id, topic, reason, payload_sha256, payload_bytes FROM dead_letters"
+            f" ORDER BY received_at DESC, id DESC LIMIT {int(limit)}"
+        )
+        return [DeadLetter(parse_time(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
     # -- scores and status ------------------------------------------------------------------
     def add_scores(self, scores: Sequence[Score]) -> None:
