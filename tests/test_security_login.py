@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import jwt
@@ -44,6 +45,23 @@ def test_lock_expires_and_success_resets_the_count(ward):
     store.record_login_failure("dr_who", 5, utc_now() - timedelta(seconds=1))  # fifth failure, lock already over
     assert store.locked_until("dr_who") < utc_now()
     assert _token(ward, "dr_who").status_code == 200
+
+
+def test_the_lockout_cannot_be_raced_by_parallel_wrong_passwords(ward):
+    with ThreadPoolExecutor(max_workers=19) as pool:
+        answers = list(pool.map(lambda _: _token(ward, "dr_who", "wrong").status_code, range(19)))
+    assert answers == [401] * 19
+    assert _token(ward, "dr_who").status_code == 401  # the right password, but locked
+    assert ward.ctx.store.locked_until("dr_who") > utc_now() + timedelta(minutes=14)
+
+
+def test_the_failure_count_is_atomic_in_the_store(any_store_url):
+    store = SqlStore(any_store_url)
+    lock_until = utc_now() + timedelta(minutes=15)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        locked = list(pool.map(lambda _: store.record_login_failure("dr_who", 5, lock_until), range(19)))
+    assert locked.count(True) == 3  # the 5th, 10th and 15th failures; none of the others unlocks
+    assert store.locked_until("dr_who") is not None and store.locked_until("dr_who") > utc_now()
 
 
 def test_unknown_user_is_answered_like_a_wrong_password(ward):

@@ -76,9 +76,9 @@ def authenticate(store: AccountStore, username: str, password: str, code: str | 
         )
         return None
     user = store.get_user(username)
-    locked_until = store.locked_until(username)
-    locked = (locked_until is not None and locked_until > utc_now()) or (user is not None and user.locked)
     password_ok = verify_password(user, password)  # run even when locked: the answer takes as long
+    locked_until = store.locked_until(username)  # read after the slow check: failures meanwhile count
+    locked = (locked_until is not None and locked_until > utc_now()) or (user is not None and user.locked)
     if locked:
         outcome = "locked"
     elif password_ok and user is not None and _second_factor_ok(store, user, code):

@@ -447,22 +447,27 @@ class SqlStore:
         return _time(row[0]) if row else None
 
     def record_login_failure(self, username: str, limit: int, lock_until: datetime) -> bool:
-        """Count a failed login; at the `limit`-th in a row the account locks until `lock_until`. True if it locked."""
-        conn = self._conn()
-        with self._dialect.transaction(conn):
-            row = conn.execute(
-                self._sql("SELECT failures FROM login_failures WHERE username = ?"), (username,)
-            ).fetchone()
-            failures = (row[0] if row else 0) + 1
-            locks = failures >= limit
-            conn.execute(
-                self._sql(
-                    "INSERT INTO login_failures (username, failures, locked_until) VALUES (?,?,?) ON CONFLICT (username)"
-                    " DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until"
-                ),
-                (username, 0 if locks else failures, format_time(lock_until) if locks else None),
-            )
-        return locks
+        """Count a failed login; at the `limit`-th in a row the account locks until `lock_until`. True if it locked.
+
+        One atomic upsert, so parallel failures are all counted, and a failure never lifts a lock (only success,
+        an admin's unlock or time does)."""
+        locks_at_once = limit <= 1
+        rows = self._write(
+            "INSERT INTO login_failures (username, failures, locked_until) VALUES (?,?,?) ON CONFLICT (username)"
+            " DO UPDATE SET"
+            " failures = CASE WHEN login_failures.failures + 1 >= ? THEN 0 ELSE login_failures.failures + 1 END,"
+            " locked_until = CASE WHEN login_failures.failures + 1 >= ? THEN ? ELSE login_failures.locked_until END"
+            " RETURNING failures",
+            (
+                username,
+                0 if locks_at_once else 1,
+                format_time(lock_until) if locks_at_once else None,
+                limit,
+                limit,
+                format_time(lock_until),
+            ),
+        )
+        return rows[0][0] == 0
 
     def clear_login_failures(self, username: str) -> None:
         self._write("DELETE FROM login_failures WHERE username = ?", (username,))
