@@ -88,7 +88,7 @@ def test_no_insulin_when_a_low_is_forecast_even_at_a_normal_glucose():
     advice = advise(history, meal=20.0)
     assert "bolus" not in advice
     assert advice["temp_basal"][0].amount == 0.0
-    assert advice["carbs"][0].amount == 15.0
+    assert advice["carbs"][0].amount == 10.0  # sized: what lifts the 20-minute forecast to 80 mg/dL, in 5 g steps
     assert "forecast" in advice["carbs"][0].reason
 
 
@@ -268,7 +268,8 @@ PRECISE = TherapyProfile(isf=48.123, carb_ratio=9.876, basal_u_per_h=1.0, target
 @pytest.mark.parametrize(
     "glucose, slope, meal, kinds",
     [
-        (100.0, -1.5, 0.0, {"alert_low", "carbs", "temp_basal"}),
+        (100.0, -1.5, 0.0, {"alert_low", "temp_basal"}),
+        (90.0, -1.5, 0.0, {"alert_low", "carbs", "temp_basal"}),
         (220.0, 1.5, 0.0, {"alert_high", "bolus", "temp_basal"}),
         (150.0, 0.0, 47.0, {"bolus", "temp_basal"}),
     ],
@@ -280,7 +281,7 @@ def test_every_advice_carries_its_unit_its_reason_and_its_numbers(glucose, slope
     advice = GlucoseAdvisor(PRECISE, LIMITS).advise(history, NOW, meal)
     assert {a.kind for a in advice} == kinds
     units = {"alert_low": "mg/dL", "alert_high": "mg/dL", "carbs": "g", "bolus": "U", "temp_basal": "U/h"}
-    words = {"alert_low": "forecast to reach", "alert_high": "forecast to reach", "carbs": "Take 15 g"}
+    words = {"alert_low": "forecast to reach", "alert_high": "forecast to reach", "carbs": "g of fast carbohydrate"}
     words |= {"bolus": "U", "temp_basal": "target" if slope >= 0 else "lowest forecast"}
     for item in advice:
         assert item.unit == units[item.kind] and words[item.kind] in item.reason and "None" not in item.reason
@@ -306,3 +307,49 @@ def test_the_situation_uses_the_forecasters_own_curves():
     assert seen.iob != pytest.approx(history.insulin_on_board(NOW, 1.0))
     assert seen.cob == pytest.approx(history.carbs_on_board(NOW, forecaster.carbs)) != history.carbs_on_board(NOW)
     assert seen.forecast_30 == pytest.approx(forecaster.predict(history, NOW, 30.0))
+
+
+# Fewer rescues, same safety (issue 13): rescue carbs only for a low within 20 minutes, sized by its depth, and no
+# extra insulin while glucose falls or within the hour after advised rescue carbs.
+
+
+def test_a_low_forecast_beyond_20_minutes_alerts_but_asks_for_no_carbs():
+    """100 mg/dL falling 1.5 mg/dL a minute: under 70 within 30 minutes (alert, suspension) but not within 20."""
+    advice = advise(steady(100.0, -1.5))
+    assert advice["alert_low"] and advice["temp_basal"][0].amount == 0.0 and "carbs" not in advice
+    assert advice["alert_low"][0].data["lowest_rescue"] >= 70 > advice["alert_low"][0].data["lowest_30"]
+
+
+@pytest.mark.parametrize(
+    "lowest, grams", [(80.0, 5.0), (75.0, 5.0), (55.0, 5.0), (54.0, 10.0), (30.0, 10.0), (0.0, 15.0)]
+)
+def test_rescue_carbs_lift_the_20_minute_forecast_to_80_in_5_g_steps_at_most_15(lowest, grams):
+    """ISF 50 over CR 10: 5 mg/dL per gram; (80 - lowest) / 5 g rounded up to 5 g, between 5 and 15 g."""
+    seen = replace(situation(EffectsForecaster(PROFILE), steady(100.0), NOW), lowest_rescue=lowest)
+    assert GlucoseAdvisor(PROFILE, LIMITS).rescue_grams(seen) == grams
+
+
+@pytest.mark.parametrize("slope, corrected", [(-0.06, False), (-0.04, True)])
+def test_no_correction_and_no_extra_basal_while_glucose_falls(slope, corrected):
+    """260 mg/dL: the eventual forecast asks for insulin; falling faster than 3 mg/dL an hour, none is added."""
+    advice = advise(steady(260.0, slope))
+    assert ("bolus" in advice) == corrected
+    assert (advice["temp_basal"][0].amount > PROFILE.basal_u_per_h) == corrected
+
+
+@pytest.mark.parametrize("minutes_ago, corrected", [(59.0, False), (60.0, True)])
+def test_no_extra_insulin_within_an_hour_of_advised_rescue_carbs(minutes_ago, corrected):
+    advisor = GlucoseAdvisor(PROFILE, LIMITS, last_rescue=NOW - minutes_ago)
+    advice = advisor.advise(steady(260.0), NOW)
+    assert any(a.kind == "bolus" for a in advice) == corrected
+    [basal] = [a for a in advice if a.kind == "temp_basal"]
+    assert (basal.amount > PROFILE.basal_u_per_h) == corrected
+
+
+def test_the_cgm_trend_is_the_slope_of_the_last_15_minutes():
+    history = steady(150.0, -1.0)
+    assert situation(EffectsForecaster(PROFILE), history, NOW).trend == pytest.approx(-1.0)
+    short = GlucoseHistory()
+    short.add_cgm(NOW - 5, 150.0)
+    short.add_cgm(NOW, 140.0)
+    assert situation(EffectsForecaster(PROFILE), short, NOW).trend == 0.0  # fewer than three values
