@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vigil.glucose.advisor import GlucoseAdvisor, InsulinBudget, Undelivered, situation
+from vigil.glucose.advisor import GlucoseAdvisor, InsulinBudget, Undelivered, cgm_trend, situation
 from vigil.glucose.curves import CarbCurve, InsulinCurve
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
@@ -200,8 +200,14 @@ def test_the_temporary_basal_is_never_negative_when_the_forecast_ends_far_below_
 
 @pytest.mark.parametrize(
     "glucose, slope, corrected",
-    [(140.0, 1.5, False), (170.0, -0.5, False), (150.0, 1.0, False), (150.5, 1.0, True)],
-    ids=["rising-but-under-150", "over-150-but-ending-within-40-of-target", "at-150-exactly", "just-over-150-rising"],
+    [(140.0, 1.5, False), (170.0, -0.5, False), (155.0, 0.0, False), (150.0, 1.0, False), (150.5, 1.0, True)],
+    ids=[
+        "rising-but-under-150",
+        "over-150-but-falling",
+        "over-150-but-ending-within-40-of-target",
+        "at-150-exactly",
+        "just-over-150-rising",
+    ],
 )
 def test_a_correction_needs_both_a_high_glucose_and_a_high_eventual_forecast(glucose, slope, corrected):
     assert ("bolus" in advise(steady(glucose, slope))) == corrected
@@ -352,4 +358,17 @@ def test_the_cgm_trend_is_the_slope_of_the_last_15_minutes():
     short = GlucoseHistory()
     short.add_cgm(NOW - 5, 150.0)
     short.add_cgm(NOW, 140.0)
-    assert situation(EffectsForecaster(PROFILE), short, NOW).trend == 0.0  # fewer than three values
+    assert cgm_trend(short, NOW) == 0.0  # fewer than three values
+    short.add_cgm(NOW - 10, 160.0)
+    assert cgm_trend(short, NOW) == pytest.approx(-2.0)  # three are enough
+
+
+def test_the_cgm_trend_uses_exactly_the_readings_from_15_minutes_ago_to_now():
+    """Readings off the line just outside the window (16 and 20 minutes ago, 5 minutes ahead) change nothing; the
+    ones at its two ends (15 minutes ago and now) count."""
+    history = GlucoseHistory()
+    inside = {NOW - 15: 150.0, NOW - 10: 140.0, NOW - 5: 135.0, NOW: 120.0}
+    for minute, value in {NOW - 20: 300.0, NOW - 16: 10.0, **inside, NOW + 5: 400.0}.items():
+        history.add_cgm(minute, value)
+    expected = np.polyfit(np.array(list(inside)) - NOW, np.array(list(inside.values())), 1)[0]
+    assert cgm_trend(history, NOW) == pytest.approx(expected) and expected != pytest.approx(-1.5)
