@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vigil.glucose.advisor import GlucoseAdvisor, InsulinBudget, Undelivered, situation
+from vigil.glucose.advisor import GlucoseAdvisor, InsulinBudget, Undelivered, cgm_trend, situation
 from vigil.glucose.curves import CarbCurve, InsulinCurve
 from vigil.glucose.effects import EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
@@ -88,7 +88,7 @@ def test_no_insulin_when_a_low_is_forecast_even_at_a_normal_glucose():
     advice = advise(history, meal=20.0)
     assert "bolus" not in advice
     assert advice["temp_basal"][0].amount == 0.0
-    assert advice["carbs"][0].amount == 15.0
+    assert advice["carbs"][0].amount == 10.0  # sized: what lifts the 20-minute forecast to 80 mg/dL, in 5 g steps
     assert "forecast" in advice["carbs"][0].reason
 
 
@@ -200,8 +200,14 @@ def test_the_temporary_basal_is_never_negative_when_the_forecast_ends_far_below_
 
 @pytest.mark.parametrize(
     "glucose, slope, corrected",
-    [(140.0, 1.5, False), (170.0, -0.5, False), (150.0, 1.0, False), (150.5, 1.0, True)],
-    ids=["rising-but-under-150", "over-150-but-ending-within-40-of-target", "at-150-exactly", "just-over-150-rising"],
+    [(140.0, 1.5, False), (170.0, -0.5, False), (155.0, 0.0, False), (150.0, 1.0, False), (150.5, 1.0, True)],
+    ids=[
+        "rising-but-under-150",
+        "over-150-but-falling",
+        "over-150-but-ending-within-40-of-target",
+        "at-150-exactly",
+        "just-over-150-rising",
+    ],
 )
 def test_a_correction_needs_both_a_high_glucose_and_a_high_eventual_forecast(glucose, slope, corrected):
     assert ("bolus" in advise(steady(glucose, slope))) == corrected
@@ -268,7 +274,8 @@ PRECISE = TherapyProfile(isf=48.123, carb_ratio=9.876, basal_u_per_h=1.0, target
 @pytest.mark.parametrize(
     "glucose, slope, meal, kinds",
     [
-        (100.0, -1.5, 0.0, {"alert_low", "carbs", "temp_basal"}),
+        (100.0, -1.5, 0.0, {"alert_low", "temp_basal"}),
+        (90.0, -1.5, 0.0, {"alert_low", "carbs", "temp_basal"}),
         (220.0, 1.5, 0.0, {"alert_high", "bolus", "temp_basal"}),
         (150.0, 0.0, 47.0, {"bolus", "temp_basal"}),
     ],
@@ -280,7 +287,7 @@ def test_every_advice_carries_its_unit_its_reason_and_its_numbers(glucose, slope
     advice = GlucoseAdvisor(PRECISE, LIMITS).advise(history, NOW, meal)
     assert {a.kind for a in advice} == kinds
     units = {"alert_low": "mg/dL", "alert_high": "mg/dL", "carbs": "g", "bolus": "U", "temp_basal": "U/h"}
-    words = {"alert_low": "forecast to reach", "alert_high": "forecast to reach", "carbs": "Take 15 g"}
+    words = {"alert_low": "forecast to reach", "alert_high": "forecast to reach", "carbs": "g of fast carbohydrate"}
     words |= {"bolus": "U", "temp_basal": "target" if slope >= 0 else "lowest forecast"}
     for item in advice:
         assert item.unit == units[item.kind] and words[item.kind] in item.reason and "None" not in item.reason
@@ -306,3 +313,62 @@ def test_the_situation_uses_the_forecasters_own_curves():
     assert seen.iob != pytest.approx(history.insulin_on_board(NOW, 1.0))
     assert seen.cob == pytest.approx(history.carbs_on_board(NOW, forecaster.carbs)) != history.carbs_on_board(NOW)
     assert seen.forecast_30 == pytest.approx(forecaster.predict(history, NOW, 30.0))
+
+
+# Fewer rescues, same safety (issue 13): rescue carbs only for a low within 20 minutes, sized by its depth, and no
+# extra insulin while glucose falls or within the hour after advised rescue carbs.
+
+
+def test_a_low_forecast_beyond_20_minutes_alerts_but_asks_for_no_carbs():
+    """100 mg/dL falling 1.5 mg/dL a minute: under 70 within 30 minutes (alert, suspension) but not within 20."""
+    advice = advise(steady(100.0, -1.5))
+    assert advice["alert_low"] and advice["temp_basal"][0].amount == 0.0 and "carbs" not in advice
+    assert advice["alert_low"][0].data["lowest_rescue"] >= 70 > advice["alert_low"][0].data["lowest_30"]
+
+
+@pytest.mark.parametrize(
+    "lowest, grams", [(80.0, 5.0), (75.0, 5.0), (55.0, 5.0), (54.0, 10.0), (30.0, 10.0), (0.0, 15.0)]
+)
+def test_rescue_carbs_lift_the_20_minute_forecast_to_80_in_5_g_steps_at_most_15(lowest, grams):
+    """ISF 50 over CR 10: 5 mg/dL per gram; (80 - lowest) / 5 g rounded up to 5 g, between 5 and 15 g."""
+    seen = replace(situation(EffectsForecaster(PROFILE), steady(100.0), NOW), lowest_rescue=lowest)
+    assert GlucoseAdvisor(PROFILE, LIMITS).rescue_grams(seen) == grams
+
+
+@pytest.mark.parametrize("slope, corrected", [(-0.06, False), (-0.04, True)])
+def test_no_correction_and_no_extra_basal_while_glucose_falls(slope, corrected):
+    """260 mg/dL: the eventual forecast asks for insulin; falling faster than 3 mg/dL an hour, none is added."""
+    advice = advise(steady(260.0, slope))
+    assert ("bolus" in advice) == corrected
+    assert (advice["temp_basal"][0].amount > PROFILE.basal_u_per_h) == corrected
+
+
+@pytest.mark.parametrize("minutes_ago, corrected", [(59.0, False), (60.0, True)])
+def test_no_extra_insulin_within_an_hour_of_advised_rescue_carbs(minutes_ago, corrected):
+    advisor = GlucoseAdvisor(PROFILE, LIMITS, last_rescue=NOW - minutes_ago)
+    advice = advisor.advise(steady(260.0), NOW)
+    assert any(a.kind == "bolus" for a in advice) == corrected
+    [basal] = [a for a in advice if a.kind == "temp_basal"]
+    assert (basal.amount > PROFILE.basal_u_per_h) == corrected
+
+
+def test_the_cgm_trend_is_the_slope_of_the_last_15_minutes():
+    history = steady(150.0, -1.0)
+    assert situation(EffectsForecaster(PROFILE), history, NOW).trend == pytest.approx(-1.0)
+    short = GlucoseHistory()
+    short.add_cgm(NOW - 5, 150.0)
+    short.add_cgm(NOW, 140.0)
+    assert cgm_trend(short, NOW) == 0.0  # fewer than three values
+    short.add_cgm(NOW - 10, 160.0)
+    assert cgm_trend(short, NOW) == pytest.approx(-2.0)  # three are enough
+
+
+def test_the_cgm_trend_uses_exactly_the_readings_from_15_minutes_ago_to_now():
+    """Readings off the line just outside the window (16 and 20 minutes ago, 5 minutes ahead) change nothing; the
+    ones at its two ends (15 minutes ago and now) count."""
+    history = GlucoseHistory()
+    inside = {NOW - 15: 150.0, NOW - 10: 140.0, NOW - 5: 135.0, NOW: 120.0}
+    for minute, value in {NOW - 20: 300.0, NOW - 16: 10.0, **inside, NOW + 5: 400.0}.items():
+        history.add_cgm(minute, value)
+    expected = np.polyfit(np.array(list(inside)) - NOW, np.array(list(inside.values())), 1)[0]
+    assert cgm_trend(history, NOW) == pytest.approx(expected) and expected != pytest.approx(-1.5)

@@ -101,8 +101,9 @@ def test_falling_glucose_forecasts_a_low_before_it_happens_and_alerts_once(ward)
     assert alert["data"]["unit"] == "mg/dL" and alert["data"]["as_of"] == alert["time"]
     assert "forecast to reach" in alert["message"]
     [rescue] = glucose_recommendations(ward, "rescue_carbs")
-    assert rescue["action"] == "Take 15 g of fast-acting carbohydrate now"
-    assert rescue["data"]["glucose"] >= 70 and rescue["data"]["lowest_30"] < 70
+    # sized to lift the 20-minute forecast to 80 mg/dL (5 g steps, at most 15 g): 10 g here
+    assert rescue["action"] == "Take 10 g of fast-acting carbohydrate now"
+    assert rescue["data"]["glucose"] >= 70 and rescue["data"]["lowest_rescue"] < 70 and rescue["data"]["lowest_30"] < 70
     assert not glucose_recommendations(ward, "meal_bolus") + glucose_recommendations(ward, "correction_bolus")
 
     ward.client.post(f"/api/v1/alerts/{alert['alert_id']}/ack", headers=ward.login("root"))

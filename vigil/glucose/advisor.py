@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vigil.glucose.effects import HORIZONS, EffectsForecaster
+from vigil.glucose.effects import HORIZONS, TREND_SAMPLES_MIN, EffectsForecaster
 from vigil.glucose.history import GlucoseHistory
 from vigil.glucose.therapy import SafetyLimits, TherapyProfile
 
@@ -26,11 +26,22 @@ TEMP_BASAL_MIN = 30.0
 RENEW_BEFORE_END_MIN = 5.0
 """A temporary basal still wanted is advised again this many minutes before it ends (one CGM interval)."""
 RESCUE_SPACING_MIN = 20.0
+RESCUE_WINDOW_MIN = 20.0
+"""Fast carbohydrate is advised only when a forecast this near is under 70 mg/dL; a low further ahead is left to the
+suspension (and the low alert still warns 30 minutes ahead)."""
+RESCUE_AIM = 80.0
+"""A rescue is sized to lift the lowest forecast of the next 20 minutes to this, at the patient's ISF / carb ratio."""
+RESCUE_STEP_G = 5.0
+"""Rescues are advised in steps of 5 g, at least 5 g and at most the usual rescue (``SafetyLimits.rescue_carbs_g``)."""
 CORRECTION_ABOVE = 40.0
 """A correction bolus is advised when the eventual forecast is this far above target and glucose is above 150."""
 CORRECTION_SHARE = 0.5
 """Only this share of the correction the forecast asks for is advised; the loop re-checks within the hour."""
 CORRECTION_SPACING_MIN = 60.0
+FALLING_BELOW = -0.05
+"""mg/dL per minute (3 mg/dL an hour): a CGM trend below this is falling, and no extra insulin is advised."""
+AFTER_RESCUE_MIN = 60.0
+"""No extra insulin for this long after advised rescue carbohydrate: the rescue is not to be covered by insulin."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +106,12 @@ class Situation:
     cob: float
     forecast_30: float
     lowest_30: float
+    lowest_rescue: float
     lowest_guard: float
     highest_60: float
     eventual: float
+    trend: float
+    """mg/dL per minute: the slope of the line through the last 15 minutes of CGM."""
 
     def as_data(self) -> dict[str, float]:
         return {name: round(float(value), 2) for name, value in self.__dict__.items()}
@@ -117,10 +131,20 @@ def situation(forecaster: EffectsForecaster, history: GlucoseHistory, now: float
         history.carbs_on_board(now, forecaster.carbs),
         float(path[HORIZONS == 30.0][0]),
         float(path[HORIZONS <= LOW_WINDOW_MIN].min()),
+        float(path[HORIZONS <= RESCUE_WINDOW_MIN].min()),
         float(path[HORIZONS <= GUARD_WINDOW_MIN].min()),
         float(path[HORIZONS <= HIGH_WINDOW_MIN].max()),
         float(path[-1]),
+        cgm_trend(history, now),
     )
+
+
+def cgm_trend(history: GlucoseHistory, now: float) -> float:
+    """Slope (mg/dL per minute) of the line through the last 15 minutes of CGM; 0 with fewer than three values."""
+    window = (history.cgm_minutes > now - TREND_SAMPLES_MIN - 1e-9) & (history.cgm_minutes <= now)
+    if window.sum() < 3:
+        return 0.0
+    return float(np.polyfit(history.cgm_minutes[window] - now, history.cgm_values[window], 1)[0])
 
 
 @dataclass
@@ -168,6 +192,12 @@ class GlucoseAdvisor:
     def insulin_allowed(self, seen: Situation) -> bool:
         return seen.glucose >= self.limits.no_insulin_below and seen.lowest_30 >= LOW
 
+    def extra_insulin_allowed(self, seen: Situation) -> bool:
+        """Insulin beyond the meal bolus and the programmed basal (a correction, a temporary basal above the
+        programmed one) only while glucose is not falling (on the way down from a peak it would land on the trough)
+        and not within an hour of advised rescue carbohydrate."""
+        return seen.trend >= FALLING_BELOW and seen.now - self.last_rescue >= AFTER_RESCUE_MIN
+
     def _alerts(self, seen: Situation) -> list[Advice]:
         alerts = []
         if seen.lowest_30 < LOW:
@@ -195,21 +225,30 @@ class GlucoseAdvisor:
         return alerts
 
     def _rescue(self, seen: Situation) -> list[Advice]:
-        """Fast carbohydrate when a low is forecast within 30 minutes (once every 20 minutes at most)."""
-        if seen.lowest_30 >= LOW or seen.now - self.last_rescue < RESCUE_SPACING_MIN:
+        """Fast carbohydrate when a low is forecast within 20 minutes (once every 20 minutes at most), as much as lifts
+        that forecast to 80 mg/dL."""
+        if seen.lowest_rescue >= LOW or seen.now - self.last_rescue < RESCUE_SPACING_MIN:
             return []
         self.last_rescue = seen.now
-        grams = self.limits.rescue_carbs_g
+        grams = self.rescue_grams(seen)
         return [
             Advice(
                 "carbs",
                 grams,
                 "g",
                 f"Take {grams:.0f} g of fast carbohydrate: glucose {seen.glucose:.0f} mg/dL is forecast to "
-                f"fall to {seen.lowest_30:.0f} mg/dL within {LOW_WINDOW_MIN:.0f} minutes.",
+                f"fall to {seen.lowest_rescue:.0f} mg/dL within {RESCUE_WINDOW_MIN:.0f} minutes.",
                 seen.as_data(),
             )
         ]
+
+    def rescue_grams(self, seen: Situation) -> float:
+        """The grams that lift the lowest forecast of the next 20 minutes to 80 mg/dL (ISF / CR mg/dL per gram), in
+        steps of 5 g, at least 5 g and at most the usual rescue."""
+        p = self.profile
+        grams = max(0.0, RESCUE_AIM - seen.lowest_rescue) * p.carb_ratio / p.isf
+        stepped = RESCUE_STEP_G * np.ceil(grams / RESCUE_STEP_G)
+        return float(np.clip(stepped, RESCUE_STEP_G, self.limits.rescue_carbs_g))
 
     def _meal_bolus(self, seen: Situation, meal_grams: float, budget: InsulinBudget) -> Advice | None:
         """Cover the forecast (meal already on board) down to target, net of insulin on board and not yet given, at
@@ -236,10 +275,12 @@ class GlucoseAdvisor:
 
     def _correction(self, seen: Situation, budget: InsulinBudget) -> Advice | None:
         """Half the insulin that brings a high eventual forecast to target (net of insulin not yet given), at most once
-        an hour, within the budget's cap."""
+        an hour, not while glucose is falling, within the budget's cap."""
         p = self.profile
         high = seen.eventual > p.target + CORRECTION_ABOVE and seen.glucose > 150
-        if not high or not self.insulin_allowed(seen) or seen.now - self.last_bolus < CORRECTION_SPACING_MIN:
+        if not high or not self.extra_insulin_allowed(seen):
+            return None
+        if not self.insulin_allowed(seen) or seen.now - self.last_bolus < CORRECTION_SPACING_MIN:
             return None
         units = round(budget.allowed(min(CORRECTION_SHARE * budget.wanted_u, self.limits.max_bolus_u)), 2)
         if units < 0.05:
@@ -255,13 +296,15 @@ class GlucoseAdvisor:
         )
 
     def _temp_basal(self, seen: Situation, budget: InsulinBudget, running: Undelivered) -> Advice | None:
-        """Half an hour at the rate that gives what the budget still wants (replacing the temporary basal running);
-        suspended when a low is near; None while the same rate runs and is not about to end."""
+        """Half an hour at the rate that gives what the budget still wants (replacing the temporary basal running), never
+        above the programmed basal while glucose falls; suspended when a low is near; None while the same rate runs
+        and is not about to end."""
         p, limits = self.profile, self.limits
         if seen.lowest_guard < SUSPEND_GUARD or not self.insulin_allowed(seen):
             rate, why = 0.0, f"lowest forecast in 2 h is {seen.lowest_guard:.0f} mg/dL"
         else:
-            extra = budget.allowed(budget.wanted_u) / (TEMP_BASAL_MIN / 60)
+            wanted = budget.wanted_u if self.extra_insulin_allowed(seen) else min(budget.wanted_u, 0.0)
+            extra = budget.allowed(wanted) / (TEMP_BASAL_MIN / 60)
             rate = float(np.clip(p.basal_u_per_h + extra, 0.0, limits.max_temp_basal_u_per_h))
             why = (
                 f"eventual forecast {seen.eventual:.0f} mg/dL against the {p.target:.0f} mg/dL target, "
