@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import orjson
@@ -50,8 +51,10 @@ def ingestor(registry, broker):
     ingestor.stop()
 
 
-def publish(port: int, username: str, password: str, topic: str, payload: bytes) -> mqtt.ReasonCode:
-    """Connect as a device, publish with QoS 1, wait for the broker's answer; returns the connect result."""
+def connect_as(
+    port: int, username: str, password: str, then: Callable[[mqtt.Client], object] = lambda client: None
+) -> mqtt.ReasonCode:
+    """Connect as ``username``, run ``then`` on the client if the broker accepted, disconnect; the connect result."""
     client = mqtt_client(MqttEndpoint("127.0.0.1", port, False, username, password))
     connected = threading.Event()
     result = {}
@@ -66,11 +69,18 @@ def publish(port: int, username: str, password: str, topic: str, payload: bytes)
     try:
         assert connected.wait(5)
         if not result["rc"].is_failure:
-            client.publish(topic, payload, qos=1).wait_for_publish(5)
+            then(client)
     finally:
         client.disconnect()
         client.loop_stop()
     return result["rc"]
+
+
+def publish(port: int, username: str, password: str, topic: str, payload: bytes) -> mqtt.ReasonCode:
+    """Connect as a device, publish with QoS 1, wait for the broker's answer; returns the connect result."""
+    return connect_as(
+        port, username, password, lambda client: client.publish(topic, payload, qos=1).wait_for_publish(5)
+    )
 
 
 def readings_payload(seq0: int, n: int = 3) -> bytes:

@@ -4,15 +4,14 @@ and device changes reaching a real Mosquitto through the files Vigil writes. (Wh
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 
 from tests.conftest import mosquitto_from
+from tests.mqtt_clients import connect_as
 from vigil import admin
 from vigil.ingest.mosquitto import write_broker_files
-from vigil.mqtt import MqttEndpoint, mqtt_client
 from vigil.security.policy import operator
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
@@ -201,22 +200,7 @@ def test_bad_device_requests_name_the_field(ward):
 
 
 def _broker_accepts(port: int, device_id: str, token: str) -> bool:
-    client = mqtt_client(MqttEndpoint("127.0.0.1", port, False, device_id, token))
-    answered, result = threading.Event(), {}
-
-    def on_connect(client, userdata, flags, reason_code, properties):
-        result["rc"] = reason_code
-        answered.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert answered.wait(5)
-        return not result["rc"].is_failure
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return not connect_as(port, device_id, token).is_failure
 
 
 def _eventually(check) -> bool:
