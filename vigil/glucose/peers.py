@@ -17,7 +17,7 @@ from typing import Any
 
 from vigil.glucose.advisor import Advice
 from vigil.glucose.body import START, Prescription, prescription
-from vigil.glucose.simulation import PatientRun, _action
+from vigil.glucose.simulation import PatientRun, pump_action
 
 INSTALL = "bash scripts/install-peers.sh"
 HISTORY_HOURS = 8  # longer than either peer's insulin action (5 h oref0, 6 h Loop) and its carb absorption
@@ -177,7 +177,7 @@ class Oref0Loop:
         self.temp: TempBasal | None = None
 
     def first_action(self) -> Any:
-        return _action(self.scheduled, 0.0, 5.0)
+        return pump_action(self.scheduled, 0.0, 5.0)
 
     def act(self, now: float, cgm: float, announced: float, environment: Any, scenario: Any, run: PatientRun) -> Any:
         self._remember(now, cgm, announced)
@@ -188,7 +188,7 @@ class Oref0Loop:
             run.advice.append((now, Advice("bolus", bolus, "U", "oref0 peer: pump bolus wizard")))
         if reply.get("rate") is not None and reply.get("duration") is not None:
             self._set_temp(now, float(reply["rate"]), float(reply["duration"]), str(reply.get("reason", "")), run)
-        return _action(self.basal_rate(now), bolus, environment.sample_time)
+        return pump_action(self.basal_rate(now), bolus, environment.sample_time)
 
     def request(self, now: float, announced: float) -> dict[str, Any]:
         """One decision's inputs: the last hours of CGM, pump history and carbs, the running temp, the clock."""
@@ -315,14 +315,14 @@ class LoopKitLoop:
         self.temp: TempBasal | None = None
 
     def first_action(self) -> Any:
-        return _action(self.scheduled, 0.0, 5.0)
+        return pump_action(self.scheduled, 0.0, 5.0)
 
     def act(self, now: float, cgm: float, announced: float, environment: Any, scenario: Any, run: PatientRun) -> Any:
         at = START + timedelta(minutes=now)
         self._remember(at, cgm, announced)
         bolus = self._meal_bolus(now, at, run) if announced > 0 else 0.0
         self._follow_temp(now, at, self.recommend(now, at)["recommended_temp_basal"], run)
-        return _action(self.basal_rate(now), bolus, environment.sample_time)
+        return pump_action(self.basal_rate(now), bolus, environment.sample_time)
 
     def recommend(self, now: float, at: datetime) -> dict[str, Any]:
         with warnings.catch_warnings():  # PyLoopKit warns on every call about chart values outside Loop's UI limits

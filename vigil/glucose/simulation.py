@@ -199,7 +199,7 @@ class VigilLoop:
         self.next_review = DAY_MIN
 
     def first_action(self) -> Any:
-        return _action(self.basal_rate, 0.0, 5.0)
+        return pump_action(self.basal_rate, 0.0, 5.0)
 
     def act(self, now: float, cgm: float, announced: float, environment: Any, scenario: Any, run: PatientRun) -> Any:
         self.history.add_cgm(now, cgm)
@@ -214,7 +214,7 @@ class VigilLoop:
             run.advice.append((now, advice))
             bolus += self._follow(advice, now, environment, scenario, run)
         self.history.set_basal(now, self.basal_rate)
-        return _action(self.basal_rate, bolus, environment.sample_time)
+        return pump_action(self.basal_rate, bolus, environment.sample_time)
 
     def _follow(self, advice: Advice, now: float, environment: Any, scenario: Any, run: PatientRun) -> float:
         """Do what the advice says; return the bolus units to deliver."""
@@ -249,7 +249,8 @@ class _Observation:
         self.CGM = cgm
 
 
-def _action(basal_u_per_h: float, bolus_u: float, sample_minutes: float) -> Any:
+def pump_action(basal_u_per_h: float, bolus_u: float, sample_minutes: float) -> Any:
+    """simglucose's pump command: basal in U/h, a bolus in U given over one sample (both as U/min)."""
     from simglucose.controller.base import Action
 
     return Action(basal=basal_u_per_h / 60.0, bolus=bolus_u / sample_minutes)
