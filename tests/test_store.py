@@ -54,6 +54,35 @@ def test_readings_insert_query_and_deduplicate(any_store_url):
     assert store.query_readings(patient.patient_id, "spo2") == []
 
 
+def test_bulk_insert_flags_each_reading_new_or_duplicate(any_store_url):
+    """The staged bulk insert says, reading by reading, which were stored: repeats within the batch, repeats of stored
+    rows (by seq, or by metric and time without one), and new rows mixed in any order; the staging table is empty for
+    the next batch."""
+    store = SqlStore(any_store_url)
+    patient = store.add_patient("Mary")
+    device, _ = store.add_device(patient.patient_id, "wearable")
+    t0 = utc_now() - timedelta(hours=1)
+
+    def reading(minute: int, seq: int | None, value: float = 70.0) -> Reading:
+        return Reading(
+            patient.patient_id, device.device_id, "heart_rate", t0 + timedelta(minutes=minute), value, "/min", seq
+        )
+
+    assert store.insert_readings([reading(0, 0), reading(1, None), reading(2, 2)]) == [True, True, True]
+    second = [reading(3, 3), reading(0, 0, 99.0), reading(1, None), reading(3, 3), reading(4, None), reading(4, None)]
+    assert store.insert_readings(second) == [True, False, False, False, True, False]
+    assert store.insert_readings([reading(5, 5)]) == [True]
+    stored = store.query_readings(patient.patient_id)
+    assert [(r.seq, r.value) for r in stored] == [
+        (0, 70.0),
+        (None, 70.0),
+        (2, 70.0),
+        (3, 70.0),
+        (None, 70.0),
+        (5, 70.0),
+    ]
+
+
 def test_scores_status_and_alerts(any_store_url):
     store = SqlStore(any_store_url)
     patient = store.add_patient("Edith")

@@ -23,5 +23,4 @@ def parse_time(text: str) -> datetime:
 
 def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 ('2026-11-27T10:00:00.000000Z', always a 4-digit year): sorts as text in time order."""
-    utc = value.astimezone(UTC)
-    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ class SqliteDialect:
 
     placeholder = "?"
     id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    stages_batches = False  # row-by-row inserts beat staging in-process
     unavailable_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)  # locked, disk full, I/O
 
     def __init__(self, path: str):
@@ -52,6 +53,12 @@ class SqliteDialect:
     def run_script(self, conn: sqlite3.Connection, script: str) -> None:
         conn.executescript(script)
 
+    def stage(self, conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Load rows into this connection's empty staging table (created on first use) with one executemany."""
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({', '.join(columns)})")
+        conn.execute(f"DELETE FROM {table}")
+        conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
+
     def columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
         return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -64,6 +71,7 @@ class PostgresDialect:
 
     placeholder = "%s"
     id_column = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    stages_batches = True  # COPY into a staging table, then one INSERT ... SELECT
 
     def __init__(self, url: str):
         import psycopg
@@ -80,6 +88,14 @@ class PostgresDialect:
     def transaction(self, conn: Any) -> Iterator[Any]:
         with conn.transaction():
             yield conn
+
+    def stage(self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Load rows into this connection's staging table (emptied at each commit) with one COPY; inside a
+        transaction."""
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({_pg_staging_columns(columns)}) ON COMMIT DELETE ROWS")
+        with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def run_script(self, conn: Any, script: str) -> None:
         with conn.transaction():
@@ -98,6 +114,13 @@ class PostgresDialect:
     def serialise_audit(self, conn: Any) -> None:
         """Hold the audit chain's lock until this transaction ends, so concurrent appends cannot fork it."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+
+
+PG_STAGING_TYPES = {"n": "INTEGER", "value": "DOUBLE PRECISION", "seq": "BIGINT"}
+
+
+def _pg_staging_columns(columns: Sequence[str]) -> str:
+    return ", ".join(f"{column} {PG_STAGING_TYPES.get(column, 'TEXT')}" for column in columns)
 
 
 def dialect_for(url: str) -> SqliteDialect | PostgresDialect:

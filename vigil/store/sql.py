@@ -88,6 +88,52 @@ def _reading(row: tuple) -> Reading | None:
     return Reading(row[1], row[2], MetricName(row[3]), time, row[5], row[6], row[7], Quality(row[8]))
 
 
+STAGED_READINGS = "staged_readings"
+STAGED_READING_COLUMNS = (
+    "n",
+    "patient_id",
+    "device_id",
+    "metric",
+    "time",
+    "value",
+    "unit",
+    "seq",
+    "quality",
+    "received_at",
+)
+_READING_COLUMNS = ", ".join(STAGED_READING_COLUMNS[1:])
+# `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT. The rows stored come back by their unique
+# key (device and seq, or device, metric and time without a seq), matched to the batch by _new_flags.
+MOVE_STAGED_READINGS = (
+    f"INSERT INTO readings ({_READING_COLUMNS}) SELECT {_READING_COLUMNS} FROM {STAGED_READINGS} WHERE true"
+    " ORDER BY n ON CONFLICT DO NOTHING RETURNING device_id, seq, metric, time"
+)
+
+
+def _staged_rows(readings: Sequence[Reading]) -> list[tuple]:
+    """Readings as staging rows, numbered in batch order, all received now."""
+    received = format_time(utc_now())
+    return [
+        (n, r.patient_id, r.device_id, r.metric, format_time(r.time), r.value, r.unit, r.seq, r.quality, received)
+        for n, r in enumerate(readings)
+    ]
+
+
+def _reading_key(device_id: str, seq: int | None, metric: str, time: str) -> tuple:
+    return (device_id, seq) if seq is not None else (device_id, metric, time)
+
+
+def _new_flags(staged: Sequence[tuple], returned: Sequence[tuple]) -> list[bool]:
+    """True for the first staged row of each key the INSERT returned; False for duplicates of stored or earlier rows."""
+    new_keys = {_reading_key(*row) for row in returned}
+    flags = []
+    for row in staged:
+        key = _reading_key(row[2], row[7], row[3], row[4])
+        flags.append(key in new_keys)
+        new_keys.discard(key)
+    return flags
+
+
 def _raise_kind(before: tuple | None, draft: AlertDraft) -> AlertEventKind:
     """Whether a draft accepted by the store opened an alert, raised its severity or worsened it within it."""
     if before is None:
@@ -514,49 +560,41 @@ class SqlStore:
     def insert_readings(self, readings: Sequence[Reading], audit: AuditEvent | None = None) -> list[bool]:
         """Store readings in one transaction; True where stored, False where (device_id, seq) was seen.
 
-        With `audit`, the same transaction appends it to the audit log (with the accepted and duplicate
-        counts added to its details) if anything was stored: one entry per batch, not per reading.
+        On PostgreSQL the batch is COPied into a per-connection staging table and moved into ``readings`` by one
+        INSERT ... SELECT, which says which rows were new; SQLite inserts row by row. With `audit`,
+        the same transaction appends it to the audit log (with the accepted and duplicate counts added to its details)
+        if anything was stored: one entry per batch, not per reading.
         """
-        received = format_time(utc_now())
-        sql = self._sql(
-            "INSERT INTO readings (patient_id, device_id, metric, time, value, unit, seq, quality, received_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
-        )
+        if not readings:
+            return []
+        rows = _staged_rows(readings)
         conn = self._conn()
-        stored = []
         with self._dialect.transaction(conn):
-            for r in readings:
-                cursor = conn.execute(
-                    sql,
-                    (
-                        r.patient_id,
-                        r.device_id,
-                        r.metric,
-                        format_time(r.time),
-                        r.value,
-                        r.unit,
-                        r.seq,
-                        r.quality,
-                        received,
-                    ),
-                )
-                stored.append(cursor.rowcount == 1)
+            stored = self._insert_new(conn, rows)
             if audit is not None and any(stored):
                 counts = {"accepted": sum(stored), "duplicates": len(stored) - sum(stored)}
-                self._append_audit(
-                    conn,
-                    [
-                        AuditEvent(
-                            audit.actor,
-                            audit.action,
-                            audit.patient_id,
-                            audit.resource,
-                            audit.outcome,
-                            {**audit.details, **counts},
-                        )
-                    ],
-                )
+                details = {**audit.details, **counts}
+                event = AuditEvent(audit.actor, audit.action, audit.patient_id, audit.resource, audit.outcome, details)
+                self._append_audit(conn, [event])
         return stored
+
+    def _insert_new(self, conn: Any, rows: list[tuple]) -> list[bool]:
+        """Insert staging rows, True per new one. PostgreSQL: one COPY into the staging table and one INSERT ...
+        SELECT (8x the row-by-row rate there); SQLite: row by row, which in-process is faster than staging
+        (``vigil bench ingest`` measures both against the raw bulk load)."""
+        if self._dialect.stages_batches:
+            self._dialect.stage(conn, STAGED_READINGS, STAGED_READING_COLUMNS, rows)
+            return _new_flags(rows, conn.execute(self._sql(MOVE_STAGED_READINGS)).fetchall())
+        sql = self._sql(f"INSERT INTO readings ({_READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+        return [conn.execute(sql, row[1:]).rowcount == 1 for row in rows]
+
+    def bulk_load_only(self, readings: Sequence[Reading]) -> None:
+        """The raw bulk load of a batch (executemany or COPY into the staging table, committed) without the move into
+        ``readings``: the limit an insert could reach, the baseline of ``vigil bench ingest``."""
+        rows = _staged_rows(readings)
+        conn = self._conn()
+        with self._dialect.transaction(conn):
+            self._dialect.stage(conn, STAGED_READINGS, STAGED_READING_COLUMNS, rows)
 
     def query_readings(
         self,
