@@ -81,6 +81,10 @@ def test_bulk_insert_flags_each_reading_new_or_duplicate(any_store_url):
         (None, 70.0),
         (5, 70.0),
     ]
+    other, _ = store.add_device(store.add_patient("Other").patient_id, "wearable")
+    store.insert_readings([Reading(other.patient_id, other.device_id, "spo2", t0, 97.0, "%", 0)])
+    assert store.count_readings([device.device_id]) == 6 and store.count_readings([]) == 0
+    assert store.count_readings([device.device_id, other.device_id]) == 7 <= store.count_readings()
 
 
 def test_scores_status_and_alerts(any_store_url):

@@ -94,7 +94,7 @@ def bench_ingest(
         batches = synthetic_batches(readings, batch_size)
         store_device, _ = _device(ctx, "store baseline")
         pipeline_device, _ = _device(ctx, "pipeline")
-        _http_device, token = _device(ctx, "http")
+        http_device, token = _device(ctx, "http")
 
         def validated(device: Device, batch: list[dict]) -> list[Reading]:
             return validate_batch(batch, device, utc_now())[0]
@@ -110,7 +110,7 @@ def bench_ingest(
                     raise RuntimeError(f"ingest failed: {response.status_code} {response.text[:200]}")
 
             http = _timed(batches, post, tick)
-        stored = ctx.store.count_readings()
+        stored = ctx.store.count_readings([store_device.device_id, http_device.device_id])
     return {
         "db": "sqlite" if db_url is None else db_url.split(":", 1)[0],
         "batch_size": batch_size,

@@ -623,8 +623,14 @@ class SqlStore:
             sql += f" LIMIT {int(limit)}"
         return [reading for reading in map(_reading, self._rows(sql, params)) if reading is not None]
 
-    def count_readings(self) -> int:
-        return self._count("SELECT count(*) FROM readings")
+    def count_readings(self, device_ids: Sequence[str] | None = None) -> int:
+        """How many readings are stored, in all or from these devices."""
+        if device_ids is None:
+            return self._count("SELECT count(*) FROM readings")
+        if not device_ids:
+            return 0
+        marks = ",".join("?" * len(device_ids))
+        return self._count(f"SELECT count(*) FROM readings WHERE device_id IN ({marks})", tuple(device_ids))
 
     def last_reading_time(self) -> datetime | None:
         """The newest reading's time; rows whose time does not parse are passed over (see ``_reading``)."""
