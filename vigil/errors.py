@@ -83,11 +83,8 @@ class TooLarge(VigilError):
     code = "too_large"
 
 
-class RateLimited(VigilError):
-    """Too many requests from one credential or address; `retry_after` seconds until the next is accepted."""
-
-    http_status = 429
-    code = "rate_limited"
+class RetryLater(VigilError):
+    """Refused for now; `retry_after` seconds until a retry may succeed (the Retry-After header)."""
 
     def __init__(self, reason: str, retry_after: float):
         super().__init__(reason)
@@ -96,3 +93,17 @@ class RateLimited(VigilError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(math.ceil(self.retry_after))}
+
+
+class RateLimited(RetryLater):
+    """Too many requests from one credential or address."""
+
+    http_status = 429
+    code = "rate_limited"
+
+
+class Unavailable(RetryLater):
+    """The store cannot be used just now (connection lost, locked, disk); nothing of the request was kept."""
+
+    http_status = 503
+    code = "unavailable"

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api.gates import SESSION_COOKIE, bearer_token
-from vigil.errors import RateLimited, TooLarge, VigilError
+from vigil.errors import RateLimited, TooLarge, Unavailable, VigilError
 from vigil.ingest.service import MAX_BODY_BYTES
 from vigil.security.audit import RequestOrigin, current_origin
 from vigil.security.ratelimit import RateLimiter, RateLimits
@@ -139,7 +139,11 @@ def error_response(error: VigilError) -> JSONResponse:
 
 async def vigil_error(request: Request, error: VigilError) -> JSONResponse:
     """The exception handler for the whole tree: a refusal (4xx) is answered with its message; a failure
-    inside (5xx: keys, configuration) like any internal error, since its message is for the log only."""
+    inside (5xx: keys, configuration) like any internal error, since its message is for the log only; a 503 to retry
+    later (the store unavailable) is answered with its message and Retry-After."""
+    if isinstance(error, Unavailable):
+        log.warning("%s %s answered 503: %s (%s)", request.method, request.url.path, error, error.__cause__)
+        return error_response(error)
     if error.http_status >= 500:
         return await internal_error(request, error)
     return error_response(error)

@@ -62,6 +62,10 @@ class SqliteDialect:
     def columns(self, conn: sqlite3.Connection, table: str) -> set[str]:
         return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
+    def is_broken(self, conn: sqlite3.Connection) -> bool:
+        """An embedded connection does not break."""
+        return False
+
     def serialise_audit(self, conn: sqlite3.Connection) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's one write lock, across processes."""
 
@@ -110,6 +114,10 @@ class PostgresDialect:
             (table,),
         )
         return {row[0] for row in rows}
+
+    def is_broken(self, conn: Any) -> bool:
+        """True once the server has closed or lost this connection (a restart, a terminated backend)."""
+        return bool(conn.closed or conn.broken)
 
     def serialise_audit(self, conn: Any) -> None:
         """Hold the audit chain's lock until this transaction ends, so concurrent appends cannot fork it."""

@@ -187,7 +187,12 @@ class SqlStore:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _conn(self) -> Any:
+        """This thread's connection, opened again if the server lost it (the failed call raised; the next one
+        reconnects, so a database restart does not leave a thread unable to store anything)."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._dialect.is_broken(conn):
+            log.warning("database connection lost; reconnecting")
+            conn = None
         if conn is None:
             conn = self._local.conn = self._dialect.connect()
         return conn
