@@ -102,8 +102,9 @@ STAGED_READING_COLUMNS = (
     "received_at",
 )
 _READING_COLUMNS = ", ".join(STAGED_READING_COLUMNS[1:])
-# `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT. The rows stored come back by their unique
-# key (device and seq, or device, metric and time without a seq), matched to the batch by _new_flags.
+# The PostgreSQL move (`WHERE true` would also keep SQLite from reading ON CONFLICT as part of the SELECT). The rows
+# stored come back by their unique key (device and seq, or device, metric and time without a seq), matched to the
+# batch by _new_flags.
 MOVE_STAGED_READINGS = (
     f"INSERT INTO readings ({_READING_COLUMNS}) SELECT {_READING_COLUMNS} FROM {STAGED_READINGS} WHERE true"
     " ORDER BY n ON CONFLICT DO NOTHING RETURNING device_id, seq, metric, time"
@@ -586,7 +587,7 @@ class SqlStore:
     def _insert_new(self, conn: Any, rows: list[tuple]) -> list[bool]:
         """Insert staging rows, True per new one. PostgreSQL: one COPY into the staging table and one INSERT ...
         SELECT (8x the row-by-row rate there); SQLite: row by row, which in-process is faster than staging
-        (``vigil bench ingest`` measures both against the raw bulk load)."""
+        (``benchmarks/store_insert_ab.py`` measures both paths side by side)."""
         if self._dialect.stages_batches:
             self._dialect.stage(conn, STAGED_READINGS, STAGED_READING_COLUMNS, rows)
             return _new_flags(rows, conn.execute(self._sql(MOVE_STAGED_READINGS)).fetchall())
