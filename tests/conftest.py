@@ -163,9 +163,12 @@ class Ward:
         return self.client.post("/login", data=data, follow_redirects=False)
 
     def ingest(self, readings: list, token: str | None = None):
-        return self.client.post(
+        """POST a batch, then let the stream processor finish it (ingest answers before processing)."""
+        response = self.client.post(
             "/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {token or self.token}"}
         )
+        self.ctx.processor.drain()
+        return response
 
 
 @pytest.fixture

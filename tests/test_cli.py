@@ -157,13 +157,14 @@ def test_mqtt_config_writes_broker_files(vigil, tmp_path):
     assert "listener 18830" in (tmp_path / "broker" / "mosquitto.conf").read_text()
 
 
-def test_bench_ingest_reports_all_four_phases(vigil):
+def test_bench_ingest_reports_every_phase(vigil):
     result = json.loads(vigil("bench", "ingest", "--readings", "400", "--batch-size", "50", "--json").stdout)
     assert result["all_stored"] is True
     for phase in ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end"):
         assert result[phase]["readings"] == 400 and result[phase]["readings_per_second"] > 0
     assert result["http_vs_store_only"] > 0
     assert 0 < result["http_vs_raw_bulk_load"] < 1
+    assert result["processor"]["readings"] == 800 and result["processor"]["all_processed"] is True
 
 
 def test_bench_alerts_compares_vigil_with_the_instant_baseline(vigil):

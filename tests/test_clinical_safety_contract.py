@@ -24,6 +24,7 @@ def post(ward, readings: list[dict], token: str) -> dict:
         "/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 202, response.text
+    ward.ctx.processor.drain()  # what `vigil serve`'s processor does after answering
     return response.json()
 
 

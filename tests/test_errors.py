@@ -211,6 +211,7 @@ def test_the_stages_raise_every_rule_and_the_store_receives_only_members(setting
         device, _ = store.add_device(store.add_patient(condition).patient_id, "monitor")
         result = ctx.ingest.ingest(device, {"readings": [{**r, "seq": i} for i, r in enumerate(batch)]})
         assert result.accepted == len(batch), result.rejected
+        ctx.processor.drain()
     assert {(type(r.metric), type(r.quality)) for r in readings} == {(MetricName, Quality)}
     assert {type(s.kind) for s in scores} == {ScoreKind} and {s.kind for s in scores} == set(ScoreKind)
     assert {(type(a.rule), type(a.severity)) for a in alerts} == {(AlertRule, Severity)}

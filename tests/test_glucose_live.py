@@ -143,7 +143,7 @@ def test_glucose_endpoint_forecast_band_iob_and_access(ward):
 def test_therapy_from_the_prescription_or_from_a_day_of_insulin_data(ward):
     chart = simglucose_therapy("adult#001")
     assert chart.source == "prescription of adult#001" and chart.total_daily_insulin > 0 and chart.basal_u_per_h > 0
-    ward.ctx.pipeline.glucose.prescribe(ward.other_patient_id, chart)
+    ward.ctx.processor.prescribe(ward.other_patient_id, chart)
     assert ward.ingest(cgm([120.0] * 3), ward.other_token).status_code == 202
     assert glucose_profile(ward)["total_daily_insulin_u"] == chart.total_daily_insulin
 
@@ -175,7 +175,7 @@ def test_the_demo_gives_each_cgm_patient_their_simulated_prescription(ward, tmp_
     diabetic = next(profile for profile in profiles if profile.virtual_patient)
     manifest = tmp_path / "ward.json"
     credentials = register_ward(ward.ctx.store, profiles, manifest, utc_now())
-    prescribe_virtual_patients(ward.ctx.pipeline, profiles, manifest)
+    prescribe_virtual_patients(ward.ctx.processor, profiles, manifest)
     device_id, token = credentials[DeviceKey(diabetic.key, "cgm")]
     assert ward.ingest(cgm([120.0] * 3), token).status_code == 202
     profile = glucose_profile(ward, ward.ctx.store.get_device(device_id).patient_id)

@@ -1,4 +1,5 @@
-"""The production MQTT path from the command line: mqtt config -> mosquitto -> vigil worker <- vigil simulate --mqtt."""
+"""The production MQTT path from the command line: mqtt config -> mosquitto -> vigil worker <- vigil simulate --mqtt,
+with `vigil process` raising the alerts from what the stateless worker stored."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _vigil(env: dict, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vigil", *args], env=env, **kwargs)
 
 
-def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tmp_path):
+def test_worker_ingests_simulated_devices_and_a_processor_alerts_on_them(tmp_path):
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
     home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'worker.db'}"
     env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DB": db}
@@ -30,10 +31,11 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
     config.write_text(f"user {getpass.getuser()}\n" + config.read_text())
     broker = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logs = (tmp_path / "worker.log").open("wb")
-    worker = simulator = None
+    worker = simulator = processor = None
     try:
         wait_for_port(port)
         worker = _vigil(env, "worker", "--mqtt", f"mqtt://127.0.0.1:{port}", stdout=subprocess.DEVNULL, stderr=logs)
+        processor = _vigil(env, "process", stdout=subprocess.DEVNULL, stderr=logs)
         simulator = _vigil(
             env,
             "simulate",
@@ -60,12 +62,14 @@ def test_worker_ingests_simulated_devices_through_the_generated_broker_config(tm
         _until(lambda: any(a.rule == "news2_urgent" for a in store.list_alerts()), "a NEWS2 alert", timeout=60)
         assert {a.patient_id for a in store.list_alerts() if a.rule == "news2_urgent"} == {deteriorating}
         assert store.count_readings() > 1000
+        _until(lambda: store.pending_count() == 0, "the processor to finish the stream", timeout=60)
     finally:
-        for process in (simulator, worker, broker):
+        for process in (simulator, worker, processor, broker):
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(15)
     assert worker.returncode == 0, "the worker stops cleanly on SIGTERM"
+    assert processor.returncode == 0, "the processor stops cleanly on SIGTERM"
 
 
 def _registered(manifest, passwd) -> bool:

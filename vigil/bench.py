@@ -43,6 +43,22 @@ def synthetic_batches(count: int, batch_size: int) -> list[list[dict]]:
     return [readings[i : i + batch_size] for i in range(0, count, batch_size)]
 
 
+def _timed_drain(ctx: AppContext, tick: Callable[[], None]) -> dict:
+    """One stream processor working off the whole backlog: readings per second through signal, NEWS2, the alert
+    rules, risk and glucose, each batch committed with its removal from the stream."""
+    pending = ctx.store.pending_count()
+    started = time.perf_counter()
+    done = ctx.processor.drain(timeout=3600)
+    elapsed = time.perf_counter() - started
+    tick()
+    return {
+        "readings": done,
+        "seconds": round(elapsed, 3),
+        "readings_per_second": round(done / elapsed, 1),
+        "all_processed": done == pending and ctx.store.pending_count() == 0,
+    }
+
+
 def _timed(batches: list, step: Callable[[object], None], tick: Callable[[], None]) -> dict:
     latencies = []
     started = time.perf_counter()
@@ -86,8 +102,9 @@ def _device(ctx: AppContext, name: str) -> tuple[Device, str]:
 def bench_ingest(
     readings: int = 20_000, batch_size: int = 20, tick: Callable[[], None] = lambda: None, db_url: str | None = None
 ) -> dict:
-    """Four phases over the same synthetic stream: the raw bulk load (the limit), storing, the pipeline and HTTP end
-    to end; storing, pipeline and HTTP each on their own device so none sees duplicates."""
+    """Five phases over the same synthetic stream: the raw bulk load (the limit), storing (and appending to the
+    stream), the pipeline alone, HTTP ingest end to end (answered on storage), and the stream processor working off
+    what storing and HTTP appended; storing, pipeline and HTTP each on their own device so none sees duplicates."""
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings(db=db_url or f"sqlite:///{Path(home) / 'bench.db'}", home=home)
         ctx = AppContext.build(settings)
@@ -111,6 +128,7 @@ def bench_ingest(
 
             http = _timed(batches, post, tick)
         stored = ctx.store.count_readings([store_device.device_id, http_device.device_id])
+        processor = _timed_drain(ctx, tick)
     return {
         "db": "sqlite" if db_url is None else db_url.split(":", 1)[0],
         "batch_size": batch_size,
@@ -118,6 +136,7 @@ def bench_ingest(
         "store_only": store_only,
         "pipeline_only": pipeline_only,
         "http_end_to_end": http,
+        "processor": processor,
         "http_vs_store_only": round(http["readings_per_second"] / store_only["readings_per_second"], 3),
         "http_vs_raw_bulk_load": round(http["readings_per_second"] / raw_bulk_load["readings_per_second"], 3),
         "all_stored": stored == 2 * readings,

@@ -26,6 +26,7 @@ class Settings:
     field_key: str | None = None  # VIGIL_KEY: base64 encryption key(s) instead of the key file
     ca_file: str | None = None  # VIGIL_CA_FILE: CA certificate that mqtts:// and https:// servers are checked against
     renotify: Mapping[Severity, timedelta] = field(default_factory=lambda: renotify_intervals({}))
+    stream_url: str | None = None  # VIGIL_STREAM: None is the embedded stream kept in the store
 
     @property
     def keys_dir(self) -> Path:
@@ -42,8 +43,10 @@ class Settings:
         return path.read_text().strip()
 
 
-def load_settings(db: str | None = None, mqtt: str | None = None, home: str | None = None) -> Settings:
-    """Settings from explicit values, else VIGIL_HOME / VIGIL_DB / VIGIL_MQTT, else defaults."""
+def load_settings(
+    db: str | None = None, mqtt: str | None = None, home: str | None = None, stream: str | None = None
+) -> Settings:
+    """Settings from explicit values, else VIGIL_HOME / VIGIL_DB / VIGIL_MQTT / VIGIL_STREAM, else defaults."""
     home_path = Path(home or os.environ.get("VIGIL_HOME") or "vigil-data").resolve()
     db_url = db or os.environ.get("VIGIL_DB") or f"sqlite:///{home_path / 'vigil.db'}"
     mqtt_url = mqtt or os.environ.get("VIGIL_MQTT") or None
@@ -54,6 +57,7 @@ def load_settings(db: str | None = None, mqtt: str | None = None, home: str | No
         field_key=os.environ.get("VIGIL_KEY") or None,
         ca_file=os.environ.get("VIGIL_CA_FILE") or None,
         renotify=renotify_intervals(os.environ),
+        stream_url=stream or os.environ.get("VIGIL_STREAM") or None,
     )
 
 

@@ -29,7 +29,7 @@ from vigil.devices import (
 from vigil.devices.replay import REPLAY_DEVICE, StayReplay, replay_hours
 from vigil.glucose.live import simglucose_therapy
 from vigil.ingest.service import BatchShapeError
-from vigil.pipeline import Pipeline
+from vigil.processor import Processor
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now
@@ -97,12 +97,12 @@ def register_replay(store: SqlStore, stays: pd.DataFrame, manifest: Path) -> Cre
     return credentials
 
 
-def prescribe_virtual_patients(pipeline: Pipeline, profiles: list[PatientProfile], manifest: Path) -> None:
+def prescribe_virtual_patients(processor: Processor, profiles: list[PatientProfile], manifest: Path) -> None:
     """Give the glucose advice each simulated CGM user's own prescription (total daily insulin, pump basal)."""
     known = _read_manifest(manifest)["patients"]
     for profile in profiles:
         if profile.virtual_patient and profile.key in known:
-            pipeline.glucose.prescribe(known[profile.key]["patient_id"], simglucose_therapy(profile.virtual_patient))
+            processor.prescribe(known[profile.key]["patient_id"], simglucose_therapy(profile.virtual_patient))
 
 
 def patient_ids(manifest: Path) -> list[str]:
@@ -174,8 +174,7 @@ def demo_ward(ctx: AppContext, patients: int, seed: int) -> DemoWard:
     credentials = register_ward(ctx.store, profiles, manifest, start)
     for patient_id in patient_ids(manifest):
         ctx.store.assign(patient_id, login.username)
-    prescribe_virtual_patients(ctx.pipeline, profiles, manifest)
-    ctx.pipeline.warm_up()
+    prescribe_virtual_patients(ctx.processor, profiles, manifest)
     clients = build_clients(credentials, InProcessTransport(in_process_delivery(ctx)), seed)
     return DemoWard(login, WardSimulator(profiles, start, seed), clients)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from vigil.care import CareEngine, CareOutcome, News2Context
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
@@ -16,7 +17,7 @@ from vigil.domain import Alert, AlertDraft, AlertEventKind, News2Inputs, Reading
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
-from vigil.models.risk import default_vitals_model
+from vigil.models.risk import SepsisRiskModel, default_vitals_model
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -27,6 +28,10 @@ WARM_UP_WINDOW = timedelta(hours=24)
 SNAPSHOT_STEP = timedelta(minutes=5)
 """A batch spanning longer than this (a device catching up after being offline) is evaluated in steps
 of this length, so alerts do not depend on how a device happens to batch its readings."""
+CARE_STAGE, GLUCOSE_STAGE = "care", "glucose"
+"""What the care engine (conditions confirming, episodes raised) and the glucose advice (personalised settings,
+insulin recommended and not yet given) remember beyond the data is checkpointed under these names with every processed
+batch, so a restarted or new owner raises and advises exactly what the old one would have, no more, no less."""
 RENOTIFY_CHECK_SECONDS = 15.0
 """How often a serving process looks for unacknowledged alerts due to be raised again."""
 
@@ -64,32 +69,40 @@ class Pipeline:
         risk: LiveRiskScorer | None = None,
         glucose: LiveGlucose | None = None,
         renotify: Mapping[Severity, timedelta] | None = None,
+        risk_model: SepsisRiskModel | None = None,
     ):
         self.store = store
         self.renotify = renotify_intervals(os.environ) if renotify is None else renotify
         self.signal = signal or SignalProcessor()
         self.care = care or CareEngine()
-        self.risk = risk or LiveRiskScorer(default_vitals_model(), self._demographics)
+        self.risk = risk or LiveRiskScorer(risk_model or default_vitals_model(), self._demographics)
         self.glucose = glucose or LiveGlucose()
         self.risk_alerts = SepsisRiskAlerts()
         self.forecast_alerts = GlucoseForecastAlerts()
         self._lock = threading.Lock()
         self._latest_scores: dict[str, dict[str, dict]] = {}
 
-    def warm_up(self, window: timedelta = WARM_UP_WINDOW) -> int:
-        """Rebuild streaming state from the recent stored readings, without re-raising alerts."""
-        readings = self.store.query_readings(start=utc_now() - window)
+    def warm_up(self, window: timedelta = WARM_UP_WINDOW, belongs: Callable[[str], bool] = lambda _: True) -> int:
+        """Rebuild the state of the patients that `belongs` picks from their recent processed readings, without
+        re-raising alerts (readings still waiting in the stream are left to ``process``, which raises them)."""
+        recent = self.store.query_readings(start=utc_now() - window, processed_only=True)
+        readings = [reading for reading in recent if belongs(reading.patient_id)]
         with self._lock:
             for inputs in self.store.latest_news2_inputs().values():
-                self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
+                if belongs(inputs.patient_id):
+                    self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
             for snapshot in self.signal.process(readings):
                 outcome = self.care.evaluate(snapshot)
                 self._remember_scores(snapshot.patient_id, outcome.scores)
+            for patient_id, state in self.store.stage_states(CARE_STAGE).items():
+                if belongs(patient_id):  # what processing raised, not what the replay would have
+                    self.care.restore(patient_id, state)
             scores = self.risk.update(readings)
             self.risk_alerts.update(scores)  # resumes streaks and open episodes; their alerts were raised before
             for score in scores:
                 self._remember_scores(score.patient_id, [score])
-            self.glucose.warm_up(self._stored_glucose_readings())
+            self.glucose.warm_up(r for r in self._stored_glucose_readings() if belongs(r.patient_id))
+            self.glucose.resume({p: s for p, s in self.store.stage_states(GLUCOSE_STAGE).items() if belongs(p)})
         log.info("warmed up from %d stored readings", len(readings))
         return len(readings)
 
@@ -105,7 +118,10 @@ class Pipeline:
             for score in risk_scores:
                 self._remember_scores(score.patient_id, [score])
             self.store.add_scores(risk_scores)
+            patients = sorted({reading.patient_id for reading in readings})
+            self.store.save_stage_states(CARE_STAGE, {pid: self.care.state_of(pid) for pid in patients})
             glucose = self.glucose.update(readings)
+            self.store.save_stage_states(GLUCOSE_STAGE, self.glucose.checkpoints(patients))
             for draft in glucose.recommendations:
                 self.store.add_recommendation(draft)
             self.store.expire_recommendations()  # stale advice is closed as time passes, not only when read
@@ -141,7 +157,9 @@ class Pipeline:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
         start = utc_now() - GLUCOSE_WARM_UP_WINDOW
         return [
-            reading for metric in GLUCOSE_METRICS for reading in self.store.query_readings(metric=metric, start=start)
+            reading
+            for metric in GLUCOSE_METRICS
+            for reading in self.store.query_readings(metric=metric, start=start, processed_only=True)
         ]
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:
@@ -181,11 +199,15 @@ class Pipeline:
                 latest[score.kind] = {"value": score.value, "time": time, **_summary(score.details)}
 
 
-class Renotifier:
-    """Calls ``pipeline.renotify_due`` every ``period`` seconds in a background thread until stopped."""
+class RenotifySource(Protocol):
+    def renotify_due(self) -> list[Alert]: ...
 
-    def __init__(self, pipeline: Pipeline, period: float = RENOTIFY_CHECK_SECONDS) -> None:
-        self.pipeline = pipeline
+
+class Renotifier:
+    """Calls ``source.renotify_due`` every ``period`` seconds in a background thread until stopped."""
+
+    def __init__(self, source: RenotifySource, period: float = RENOTIFY_CHECK_SECONDS) -> None:
+        self.source = source
         self.period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="renotify", daemon=True)
@@ -201,7 +223,7 @@ class Renotifier:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             try:
-                self.pipeline.renotify_due()
+                self.source.renotify_due()
             except Exception:  # a failed check must not end re-notification: the next one retries
                 log.exception("re-notifying due alerts failed")
 

@@ -89,5 +89,5 @@ async def record_news2_inputs(patient_id: str, given: News2InputsIn, user: Curre
         "patient not found",
         **given.model_dump(exclude_unset=True, mode="json"),
     )
-    await run_in_threadpool(ctx.pipeline.record_news2_inputs, inputs)
+    await run_in_threadpool(ctx.processor.record_news2_inputs, inputs)
     return News2InputsOut.model_validate(inputs)

@@ -160,7 +160,7 @@ def get_glucose(patient_id: str, user: CurrentUser, ctx: Ctx) -> GlucoseOut:
     """The last 6 h of CGM, the 2 h forecast (every 5 min) with its band, insulin and carbs on board, the therapy
     settings with their uncertainty, and the glucose recommendations with their decisions. Decision support only."""
     visible_patient(patient_id, user, ctx)
-    live = ctx.pipeline.glucose.view(patient_id)
+    live = ctx.processor.glucose_view(patient_id)
     recommendations = [
         RecommendationOut.model_validate(r)
         for r in ctx.store.list_recommendations(patient_id)

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from vigil.care.news2 import MEASURED_PARAMETERS, Consciousness, News2Score, explain, news2_score
 from vigil.care.rules import (
@@ -33,6 +33,7 @@ from vigil.domain import (
 )
 from vigil.metrics import MetricName
 from vigil.news2_chart import SpO2Scale
+from vigil.timeutil import format_time, parse_time
 
 MIN_NEWS2_PARAMETERS = 3
 """NEWS2 is scored only when at least this many of its five measured vital signs are fresh:
@@ -150,6 +151,14 @@ class PersistenceGate:
         since = self._since.setdefault(key, snapshot.time)
         return verdict if snapshot.time - since >= self.confirmation else None
 
+    def state_of(self, patient_id: str) -> dict[str, str]:
+        """Since when each of the patient's conditions has been waiting for confirmation (rule -> time)."""
+        return {str(rule): format_time(since) for (pid, rule), since in self._since.items() if pid == patient_id}
+
+    def restore(self, patient_id: str, state: dict[str, str]) -> None:
+        self._since = {key: since for key, since in self._since.items() if key[0] != patient_id}
+        self._since.update({(patient_id, rule): parse_time(since) for rule, since in state.items()})
+
 
 def is_active(snapshot: VitalsSnapshot) -> bool:
     """Whether the patient has been walking or exercising in the last minutes (from the step count)."""
@@ -176,6 +185,14 @@ class EpisodeTracker:
         previous = self._levels.get(key, 0)
         self._levels[key] = max(previous, verdict.level)
         return verdict.level > previous
+
+    def state_of(self, patient_id: str) -> dict[str, int]:
+        """The level raised in each of the patient's ongoing episodes (rule -> level)."""
+        return {str(rule): level for (pid, rule), level in self._levels.items() if pid == patient_id}
+
+    def restore(self, patient_id: str, state: dict[str, int]) -> None:
+        self._levels = {key: level for key, level in self._levels.items() if key[0] != patient_id}
+        self._levels.update({(patient_id, rule): int(level) for rule, level in state.items()})
 
 
 def snapshot_news2(snapshot: VitalsSnapshot, context: News2Context, min_parameters: int) -> News2Score | None:
@@ -236,6 +253,24 @@ class CareEngine:
         """The patient's recorded context (the defaults when none was recorded)."""
         with self._lock:
             return self._contexts.get(patient_id, News2Context())
+
+    def state_of(self, patient_id: str) -> dict[str, Any]:
+        """What the engine remembers of a patient beyond their recorded context: conditions awaiting confirmation,
+        episodes already raised, an escalation outstanding. JSON-able, for the processor's checkpoint."""
+        with self._lock:
+            return {
+                "confirming": self._gate.state_of(patient_id),
+                "episodes": self._episodes.state_of(patient_id),
+                "escalated": patient_id in self._escalated,
+            }
+
+    def restore(self, patient_id: str, state: dict[str, Any]) -> None:
+        """Resume a patient from ``state_of``: alerts the checkpointed run raised are not raised again, and ones it
+        had not yet raised still are."""
+        with self._lock:
+            self._gate.restore(patient_id, state["confirming"])
+            self._episodes.restore(patient_id, state["episodes"])
+            (self._escalated.add if state["escalated"] else self._escalated.discard)(patient_id)
 
     def evaluate(self, snapshot: VitalsSnapshot) -> CareOutcome:
         """Score, alert and recommend on one snapshot; remembers which conditions were already raised."""

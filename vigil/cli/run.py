@@ -1,4 +1,4 @@
-"""`vigil serve`, `worker`, `simulate` and `demo`: the long-running commands, each until Ctrl-C (or SIGTERM)."""
+"""`vigil serve`, `worker`, `process`, `simulate` and `demo`: the long-running commands, each until Ctrl-C (or SIGTERM)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ CaFileOption = Annotated[
         "--ca-file", help="CA certificate for mqtts:// and https:// servers (VIGIL_CA_FILE; default: the system's CAs)"
     ),
 ]
+StreamOption = Annotated[
+    str | None,
+    typer.Option("--stream", help="the stream between ingest and processing (VIGIL_STREAM; default: embedded)"),
+]
 WORKER_STATS_SECONDS = 30
 FINITE_RUN_FLUSH_SECONDS = 900.0
 """A run of --hours H delivers everything it generated (retrying for up to 15 min), however fast it was generated."""
@@ -69,21 +73,29 @@ def serve(
         bool, typer.Option("--secure-cookies", help="Secure cookies without --tls-* (behind a TLS-terminating proxy)")
     ] = False,
     ca_file: CaFileOption = None,
+    stream: StreamOption = None,
+    process: Annotated[
+        bool,
+        typer.Option(
+            "--process/--no-process", help="also process the stream here (--no-process: leave it to `vigil process`)"
+        ),
+    ] = True,
 ) -> None:
-    """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker."""
+    """Serve the API and dashboard (HTTPS with --tls-cert/--tls-key); with --mqtt also ingest from the broker; by
+    default also a stream processor (one owner among any others on the same stream)."""
     setup_logging()
     tls = tls_pair(tls_cert, tls_key)
-    settings = _with_ca(load_settings(db, mqtt), ca_file)
+    settings = _with_ca(load_settings(db, mqtt, stream=stream), ca_file)
     ctx = AppContext.build(settings, store_for(settings), tls=tls is not None, secure_cookies=secure_cookies)
-    ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, SERVICE_USER) if settings.mqtt_url else None
-    renotifier = Renotifier(ctx.pipeline).start()
+    processing = _Processing(ctx) if process else None
     try:
         _serve_until_stopped(create_app(ctx), host, port, "info", tls)
     finally:
-        renotifier.stop()
         if ingestor:
             ingestor.stop()
+        if processing:
+            processing.stop()
 
 
 @app.command()
@@ -98,21 +110,34 @@ def worker(
         ),
     ] = WORKER_USER.format(1),
     ca_file: CaFileOption = None,
+    stream: StreamOption = None,
 ) -> None:
-    """Stream processor: ingest from MQTT (mqtts:// for TLS), clean, score, alert. Several may share the work."""
+    """Stateless MQTT ingest (mqtts:// for TLS): validate, store, append to the stream, PUBACK. Several may run;
+    `vigil process` (or `vigil serve`) processes what they store."""
     setup_logging()
-    settings = _with_ca(load_settings(db, mqtt), ca_file)
+    settings = _with_ca(load_settings(db, mqtt, stream=stream), ca_file)
     if not settings.mqtt_url:
         fail("--mqtt: required (or set VIGIL_MQTT)")
     ctx = AppContext.build(settings, store_for(settings))
-    ctx.pipeline.warm_up()
     ingestor = _start_mqtt(ctx, settings, client_id)
-    renotifier = Renotifier(ctx.pipeline).start()
     stop = _stop_on_signals(signal.SIGINT, signal.SIGTERM)
     while not stop.wait(WORKER_STATS_SECONDS):
         err.print(f"worker stats: {dict(ingestor.stats)}")
-    renotifier.stop()
     ingestor.stop()
+
+
+@app.command()
+def process(db: DbOption = None, stream: StreamOption = None) -> None:
+    """Stream processor: clean, score, advise and alert on the readings of the partitions it owns. Any number may
+    run on one stream; a stopped or dead one's partitions are taken over within 10 seconds."""
+    setup_logging()
+    settings = load_settings(db, stream=stream)
+    ctx = AppContext.build(settings, store_for(settings))
+    processing = _Processing(ctx)
+    stop = _stop_on_signals(signal.SIGINT, signal.SIGTERM)
+    while not stop.wait(WORKER_STATS_SECONDS):
+        err.print(f"processor stats: partitions {sorted(ctx.processor.owned)}, {dict(ctx.processor.stats)}")
+    processing.stop()
 
 
 @app.command()
@@ -194,14 +219,26 @@ def demo(
         "  Ctrl-C stops; running again resumes."
     )
     runner.start()
-    renotifier = Renotifier(ctx.pipeline).start()
+    processing = _Processing(ctx)
     try:
         _serve_until_stopped(create_app(ctx), host, port, "warning")
     finally:
-        renotifier.stop()
+        processing.stop()
         stop.set()
         runner.join(15)
         err.print("demo stopped; data kept in " + str(settings.home))
+
+
+class _Processing:
+    """A started processor and its re-notifier, stopped together."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.processor = ctx.processor.start()
+        self.renotifier = Renotifier(ctx.processor).start()
+
+    def stop(self) -> None:
+        self.renotifier.stop()
+        self.processor.stop()
 
 
 def _with_ca(settings: Settings, ca_file: str | None) -> Settings:

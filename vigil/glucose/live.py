@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -235,6 +235,31 @@ class PatientGlucose:
             self.recommended_boluses.append((minute, advice.amount))
         return True
 
+    def checkpoint(self) -> dict[str, Any]:
+        """What the advice remembers beyond the data (JSON-able): the therapy it started from, the personalised
+        settings and when, and the insulin it recommended that may not be given yet."""
+        until = self.recommended_basal_until
+        return {
+            "therapy": asdict(self.therapy),
+            "personalised_at": self.personalised_at,
+            "profile": asdict(self.advisor.profile),
+            "recommended_boluses": self.recommended_boluses,
+            "recommended_basal": self.recommended_basal,
+            "recommended_basal_until": until if np.isfinite(until) else None,
+        }
+
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from ``checkpoint`` (over state rebuilt from the data), as the run that wrote it would have."""
+        therapy = TherapySource(**checkpoint["therapy"])
+        if therapy != self.therapy:
+            self.start_from(therapy)
+        self.advisor.profile = self.personaliser.current = TherapyProfile(**checkpoint["profile"])
+        self.personalised_at = checkpoint["personalised_at"]
+        self.recommended_boluses = [(float(m), float(u)) for m, u in checkpoint["recommended_boluses"]]
+        self.recommended_basal = float(checkpoint["recommended_basal"])
+        until = checkpoint["recommended_basal_until"]
+        self.recommended_basal_until = -np.inf if until is None else float(until)
+
     def undelivered(self, now: float) -> Undelivered:
         """Insulin recommended and not yet seen in the data: the boluses of the last hour less the boluses recorded
         since the first of them, and the last temporary basal recommended (its remaining duration)."""
@@ -357,6 +382,18 @@ class LiveGlucose:
                     state.observe(float(minute))
                 state.advised_through = float(minutes[-1])
                 state.personalise_if_due(float(minutes[-1]))
+
+    def checkpoints(self, patient_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``PatientGlucose.checkpoint`` of each of these patients who streams glucose."""
+        with self._lock:
+            return {pid: self._patients[pid].checkpoint() for pid in patient_ids if pid in self._patients}
+
+    def resume(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        """Continue each patient warmed up from the data from their checkpoint."""
+        with self._lock:
+            for patient_id, checkpoint in checkpoints.items():
+                if patient_id in self._patients:
+                    self._patients[patient_id].resume(checkpoint)
 
     def update(self, readings: Iterable[Reading]) -> GlucoseOutcome:
         """Advise on newly stored readings; returns the recommendations to record and the forecasts checked."""

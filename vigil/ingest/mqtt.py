@@ -12,6 +12,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from vigil.domain import DeadLetter
+from vigil.errors import RetryLater
 from vigil.ingest.service import BatchShapeError, IngestResult, IngestService
 from vigil.mqtt import READINGS_SUBSCRIPTION, MqttEndpoint, device_id_from_topic, mqtt_client
 from vigil.timeutil import utc_now
@@ -84,7 +85,7 @@ class MqttIngestor:
         except Exception as error:  # even the dead letter could not be written
             self.stats["errors"] += 1
             log.exception("MQTT message on %s neither stored nor dead-lettered; left unacknowledged", message.topic)
-            if not self.service.store.is_unavailable(error):
+            if not self._retry_later(error):
                 client.ack(message.mid, message.qos)  # never let one message hold the in-flight window
             return
         client.ack(message.mid, message.qos)
@@ -96,11 +97,15 @@ class MqttIngestor:
             self.stats[refusal.stat] += 1
             self._dead_letter(message, str(refusal))
         except Exception as error:
-            if self.service.store.is_unavailable(error):
+            if self._retry_later(error):
                 raise
             self.stats["failed"] += 1
             log.exception("MQTT message on %s failed unexpectedly; dead-lettered", message.topic)
             self._dead_letter(message, f"internal error: {type(error).__name__}: {error}")
+
+    def _retry_later(self, error: BaseException) -> bool:
+        """The store is down or the stream too far behind: leave the message unacknowledged for redelivery."""
+        return isinstance(error, RetryLater) or self.service.store.is_unavailable(error)
 
     def _dead_letter(self, message: mqtt.MQTTMessage, reason: str) -> None:
         device_id = device_id_from_topic(message.topic)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,8 +12,6 @@ from vigil.errors import InvalidInput
 from vigil.ingest.validation import ReadingWarning, Rejection, validate_batch
 from vigil.security.audit import AuditEvent, origin_details
 from vigil.timeutil import utc_now
-
-log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
@@ -65,15 +62,26 @@ class DeviceReadingStore(Protocol):
 class IngestService:
     """The one ingestion path used by HTTP, MQTT and the in-process simulator."""
 
-    def __init__(self, store: DeviceReadingStore, on_stored: Callable[[Sequence[Reading]], None] | None = None):
+    def __init__(
+        self,
+        store: DeviceReadingStore,
+        on_stored: Callable[[Sequence[Reading]], None] | None = None,
+        admit: Callable[[], None] | None = None,
+    ):
+        """`admit` raises RetryLater while the stream is too far behind to take more; `on_stored` hears of each
+        committed batch (the store's transaction already appended it to the stream)."""
         self.store = store
         self.on_stored = on_stored
+        self.admit = admit
 
     def authenticate(self, token: str | None) -> Device | None:
         return self.store.device_for_token(token) if token else None
 
     def ingest(self, device: Device, body: Any, now: datetime | None = None) -> IngestResult:
-        """Validate and store a batch; returns only after the accepted readings are committed."""
+        """Validate and store a batch; returns only after the accepted readings are committed (and so in the
+        stream: processing happens after the answer, not before it)."""
+        if self.admit is not None:
+            self.admit()
         readings, rejected, warnings = validate_batch(batch_readings(body), device, now or utc_now())
         audit = AuditEvent(
             f"device:{device.device_id}",
@@ -90,9 +98,5 @@ class IngestService:
         return result
 
     def _pass_on(self, stored: list[Reading]) -> None:
-        if not stored or self.on_stored is None:
-            return
-        try:
+        if stored and self.on_stored is not None:
             self.on_stored(stored)
-        except Exception:  # the readings are safely stored; processing can catch up later
-            log.exception("processing %d stored readings failed", len(stored))

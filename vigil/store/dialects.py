@@ -30,6 +30,7 @@ class SqliteDialect:
             private_directory(Path(path).parent)
             private_file(Path(path))
         self._write_lock = threading.Lock()
+        self._nesting = threading.local()  # this thread's transaction depth
 
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -41,14 +42,39 @@ class SqliteDialect:
 
     @contextmanager
     def transaction(self, conn: sqlite3.Connection) -> Iterator[Any]:
+        """BEGIN IMMEDIATE ... COMMIT; inside another transaction of this thread, a savepoint of it (as psycopg
+        nests them)."""
+        depth = getattr(self._nesting, "depth", 0)
+        if depth:
+            with self._savepoint(conn, depth):
+                yield conn
+            return
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
+            self._nesting.depth = 1
             try:
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._nesting.depth = 0
             conn.execute("COMMIT")
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection, depth: int) -> Iterator[None]:
+        name = f"nested_{depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._nesting.depth = depth + 1
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._nesting.depth = depth
+        conn.execute(f"RELEASE {name}")
 
     def run_script(self, conn: sqlite3.Connection, script: str) -> None:
         conn.executescript(script)

@@ -60,6 +60,26 @@ CREATE UNIQUE INDEX IF NOT EXISTS readings_device_seq ON readings (device_id, se
 CREATE UNIQUE INDEX IF NOT EXISTS readings_device_metric_time ON readings (device_id, metric, time) WHERE seq IS NULL;
 CREATE INDEX IF NOT EXISTS readings_patient_metric_time ON readings (patient_id, metric, time);
 CREATE INDEX IF NOT EXISTS readings_time ON readings (time);
+CREATE TABLE IF NOT EXISTS stream_pending (
+    reading_id BIGINT PRIMARY KEY,
+    partition_no INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stream_pending_partition ON stream_pending (partition_no, reading_id);
+CREATE TABLE IF NOT EXISTS stream_leases (
+    partition_no INTEGER PRIMARY KEY,
+    owner TEXT,
+    expires_at TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS stage_states (
+    patient_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (patient_id, stage)
+);
+CREATE TABLE IF NOT EXISTS stream_members (
+    owner TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS scores (
     id {id},
     patient_id TEXT NOT NULL,

@@ -6,7 +6,8 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,6 @@ from vigil.domain import (
     Device,
     News2Inputs,
     Patient,
-    Quality,
     Reading,
     Recommendation,
     RecommendationDraft,
@@ -42,7 +42,9 @@ from vigil.security.audit import GENESIS_HASH, AuditEntry, AuditEvent, next_entr
 from vigil.security.crypto import StoreKeys, UnknownKeyError, ciphertext_key_id, is_ciphertext, load_store_keys
 from vigil.security.mosquitto import mosquitto_password_hash
 from vigil.store.dialects import dialect_for
+from vigil.store.rows import READING_SELECT, reading_from_row
 from vigil.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA
+from vigil.store.stream_log import StreamLogRepository
 from vigil.timeutil import format_time, parse_time, utc_now
 
 log = logging.getLogger(__name__)
@@ -77,17 +79,6 @@ def _time(value: str | None) -> datetime | None:
     return parse_time(value) if value else None
 
 
-def _reading(row: tuple) -> Reading | None:
-    """A readings row (id first) as a Reading; None, with a warning naming the row, if its time does not parse (a
-    row stored before times were checked, such as year 999)."""
-    try:
-        time = parse_time(row[4])
-    except ValueError:
-        log.warning("readings row id=%s skipped: its time %r is not a valid fixed-width UTC time", row[0], row[4])
-        return None
-    return Reading(row[1], row[2], MetricName(row[3]), time, row[5], row[6], row[7], Quality(row[8]))
-
-
 STAGED_READINGS = "staged_readings"
 STAGED_READING_COLUMNS = (
     "n",
@@ -107,7 +98,7 @@ _READING_COLUMNS = ", ".join(STAGED_READING_COLUMNS[1:])
 # batch by _new_flags.
 MOVE_STAGED_READINGS = (
     f"INSERT INTO readings ({_READING_COLUMNS}) SELECT {_READING_COLUMNS} FROM {STAGED_READINGS} WHERE true"
-    " ORDER BY n ON CONFLICT DO NOTHING RETURNING device_id, seq, metric, time"
+    " ORDER BY n ON CONFLICT DO NOTHING RETURNING id, patient_id, device_id, seq, metric, time"
 )
 
 
@@ -125,8 +116,9 @@ def _reading_key(device_id: str, seq: int | None, metric: str, time: str) -> tup
 
 
 def _new_flags(staged: Sequence[tuple], returned: Sequence[tuple]) -> list[bool]:
-    """True for the first staged row of each key the INSERT returned; False for duplicates of stored or earlier rows."""
-    new_keys = {_reading_key(*row) for row in returned}
+    """True for the first staged row of each key the INSERT returned (id and patient first, then the key); False for
+    duplicates of stored or earlier rows."""
+    new_keys = {_reading_key(*row[2:]) for row in returned}
     flags = []
     for row in staged:
         key = _reading_key(row[2], row[7], row[3], row[4])
@@ -158,7 +150,7 @@ def _undecidable(rec: Recommendation | None, version: int) -> str:
     return f"version {version} is not the current version {rec.version}"
 
 
-class SqlStore:
+class SqlStore(StreamLogRepository):
     """One store for both engines; SQL is written once with '?' placeholders.
 
     `keys` encrypt identifiers and key the audit chain; by default they are loaded, when first needed,
@@ -228,6 +220,13 @@ class SqlStore:
                 except Exception:
                     if column not in self._dialect.columns(conn, table):  # else another process added it
                         raise
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """One transaction around everything this thread writes inside it (each store call joins it as a savepoint):
+        a processed batch's derived events and its removal from the stream commit together or not at all."""
+        with self._dialect.transaction(self._conn()):
+            yield
 
     def is_unavailable(self, error: BaseException) -> bool:
         """True if the error means the database cannot be used just now (connection, lock, disk), not a bad input."""
@@ -576,7 +575,8 @@ class SqlStore:
         rows = _staged_rows(readings)
         conn = self._conn()
         with self._dialect.transaction(conn):
-            stored = self._insert_new(conn, rows)
+            stored, queued = self._insert_new(conn, rows)
+            self._queue_for_processing(conn, queued)
             if audit is not None and any(stored):
                 counts = {"accepted": sum(stored), "duplicates": len(stored) - sum(stored)}
                 details = {**audit.details, **counts}
@@ -584,15 +584,22 @@ class SqlStore:
                 self._append_audit(conn, [event])
         return stored
 
-    def _insert_new(self, conn: Any, rows: list[tuple]) -> list[bool]:
-        """Insert staging rows, True per new one. PostgreSQL: one COPY into the staging table and one INSERT ...
-        SELECT (8x the row-by-row rate there); SQLite: row by row, which in-process is faster than staging
-        (``benchmarks/store_insert_ab.py`` measures both paths side by side)."""
+    def _insert_new(self, conn: Any, rows: list[tuple]) -> tuple[list[bool], list[tuple[int, str]]]:
+        """Insert staging rows: True per new one, and the new rows' (id, patient id) for the stream. PostgreSQL: one
+        COPY into the staging table and one INSERT ... SELECT (8x the row-by-row rate there); SQLite: row by row,
+        which in-process is faster than staging (``benchmarks/store_insert_ab.py`` measures both paths)."""
         if self._dialect.stages_batches:
             self._dialect.stage(conn, STAGED_READINGS, STAGED_READING_COLUMNS, rows)
-            return _new_flags(rows, conn.execute(self._sql(MOVE_STAGED_READINGS)).fetchall())
+            returned = conn.execute(self._sql(MOVE_STAGED_READINGS)).fetchall()
+            return _new_flags(rows, returned), [(int(row[0]), row[1]) for row in returned]
         sql = self._sql(f"INSERT INTO readings ({_READING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-        return [conn.execute(sql, row[1:]).rowcount == 1 for row in rows]
+        flags, queued = [], []
+        for row in rows:
+            cursor = conn.execute(sql, row[1:])
+            flags.append(cursor.rowcount == 1)
+            if cursor.rowcount == 1:
+                queued.append((int(cursor.lastrowid), row[1]))
+        return flags, queued
 
     def bulk_load_only(self, readings: Sequence[Reading]) -> None:
         """The raw bulk load of a batch (executemany or COPY into the staging table, committed) without the move into
@@ -609,9 +616,14 @@ class SqlStore:
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int | None = None,
+        processed_only: bool = False,
     ) -> list[Reading]:
-        """Readings in time order, filtered by patient, metric and [start, end)."""
-        clauses, params = [], []
+        """Readings in time order, filtered by patient, metric and [start, end); with `processed_only`, none still
+        waiting in the stream (what a processor's state is rebuilt from: the rest it will process, raising alerts)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if processed_only:
+            clauses.append("NOT EXISTS (SELECT 1 FROM stream_pending p WHERE p.reading_id = readings.id)")
         for column, op, value in (
             ("patient_id", "=", patient_id),
             ("metric", "=", metric),
@@ -621,13 +633,13 @@ class SqlStore:
             if value is not None:
                 clauses.append(f"{column} {op} ?")
                 params.append(value)
-        sql = "SELECT id, patient_id, device_id, metric, time, value, unit, seq, quality FROM readings"
+        sql = READING_SELECT
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY time, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [reading for reading in map(_reading, self._rows(sql, params)) if reading is not None]
+        return [reading for reading in map(reading_from_row, self._rows(sql, params)) if reading is not None]
 
     def count_readings(self, device_ids: Sequence[str] | None = None) -> int:
         """How many readings are stored, in all or from these devices."""
@@ -639,7 +651,7 @@ class SqlStore:
         return self._count(f"SELECT count(*) FROM readings WHERE device_id IN ({marks})", tuple(device_ids))
 
     def last_reading_time(self) -> datetime | None:
-        """The newest reading's time; rows whose time does not parse are passed over (see ``_reading``)."""
+        """The newest reading's time; rows whose time does not parse are passed over (see ``reading_from_row``)."""
         for (text,) in self._rows("SELECT DISTINCT time FROM readings ORDER BY time DESC LIMIT 100"):
             try:
                 return parse_time(text)

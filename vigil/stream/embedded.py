@@ -1,0 +1,111 @@
+"""The embedded stream: the store's queue of stored-but-unprocessed readings, partitioned by patient, with leases
+in the store deciding which processor owns which partition (any number of processors on one database)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from vigil.domain import Reading
+from vigil.errors import InvalidInput, Unavailable
+from vigil.store import SqlStore
+from vigil.store.stream_log import STREAM_PARTITIONS, fair_share
+from vigil.timeutil import utc_now
+
+LEASE_SECONDS = 10.0
+"""A processor that stops renewing loses its partitions this long after its last renewal."""
+MAX_BACKLOG = 200_000
+"""Readings stored but not yet processed beyond which ingest answers 503 (Retry-After) instead of queueing more."""
+BACKLOG_CHECK_SECONDS = 1.0
+BACKLOG_RETRY_SECONDS = 5
+
+
+class LeaseLost(Exception):
+    """Another processor owns the partition now; the batch's work was rolled back and is theirs to do."""
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """A partition's oldest pending readings, in the order they were stored; `ids` are their stream positions."""
+
+    partition: int
+    ids: tuple[int, ...]
+    readings: tuple[Reading, ...]
+
+
+class StoreStream:
+    """The stream kept in the store: ingest appends in the storing transaction; processors claim partitions, read
+    batches and commit each batch's derived events with its removal from the queue in one unit of work."""
+
+    partitions = STREAM_PARTITIONS
+
+    def __init__(self, store: SqlStore, max_backlog: int = MAX_BACKLOG) -> None:
+        self.store = store
+        self.max_backlog = max_backlog
+        self._appended = threading.Event()
+        self._backlog = (0, -BACKLOG_CHECK_SECONDS)  # (count, monotonic time counted)
+
+    def notify(self, _readings: object = None) -> None:
+        """Wake this process's processor: readings were just appended (other processes' appends are polled)."""
+        self._appended.set()
+
+    def wait(self, timeout: float) -> None:
+        """Block until something is appended in this process or `timeout` seconds pass."""
+        self._appended.wait(timeout)
+        self._appended.clear()
+
+    def admit(self) -> None:
+        """Refuse new readings (503, Retry-After) while the backlog is over its limit; memory and queue stay bounded."""
+        count, counted = self._backlog
+        if time.monotonic() - counted >= BACKLOG_CHECK_SECONDS:
+            count = self.store.pending_count()
+            self._backlog = (count, time.monotonic())
+        if count > self.max_backlog:
+            raise Unavailable(
+                f"processing is {count} readings behind; nothing was stored, send the batch again",
+                BACKLOG_RETRY_SECONDS,
+            )
+
+    def join(self, owner: str) -> set[int]:
+        """Say `owner` is alive and claim its fair share of partitions; returns the partitions it holds."""
+        now = utc_now()
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        members = self.store.heartbeat(owner, now, until)
+        return self.store.claim_partitions(owner, fair_share(self.partitions, members), now, until)
+
+    def leave(self, owner: str) -> None:
+        self.store.release_partitions(owner)
+
+    def read(self, partition: int, limit: int) -> StreamBatch | None:
+        """The partition's oldest pending readings; None when it has none."""
+        ids = self.store.pending_ids(partition, limit)
+        if not ids:
+            return None
+        readable = dict(self.store.pending_readings(partition, limit))
+        return StreamBatch(partition, tuple(ids), tuple(readable[i] for i in ids if i in readable))
+
+    @contextmanager
+    def committing(self, batch: StreamBatch, owner: str) -> Iterator[None]:
+        """Run the batch's processing in one unit of work that also takes it off the queue, if `owner` still holds
+        the partition (else LeaseLost, and nothing of it is kept)."""
+        with self.store.unit_of_work():
+            if not self.store.holds_partition(owner, batch.partition, utc_now() + timedelta(seconds=LEASE_SECONDS)):
+                raise LeaseLost(f"partition {batch.partition} is no longer owned by {owner}")
+            yield
+            self.store.finish_pending(batch.ids)
+
+    def discard(self, batch: StreamBatch) -> None:
+        """Take a batch that cannot be processed off the queue (its readings stay stored)."""
+        with self.store.unit_of_work():
+            self.store.finish_pending(batch.ids)
+
+
+def stream_for_url(url: str | None, store: SqlStore) -> StoreStream:
+    """The stream a URL names: none (or ``embedded``) is the store's own."""
+    if url in (None, "", "embedded"):
+        return StoreStream(store)
+    raise InvalidInput(f"--stream: unsupported stream URL {url!r}; this version has the embedded stream only")
