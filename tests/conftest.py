@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,12 +21,18 @@ from fastapi.testclient import TestClient
 
 from vigil.api.context import AppContext
 from vigil.config import Settings, load_settings
+from vigil.demo import register_ward
+from vigil.devices import WardSimulator
+from vigil.devices.profiles import mixed_ward
 from vigil.ingest.mosquitto import PID_FILE, BrokerFiles, broker_config, write_broker_files
+from vigil.security.crypto import StoreKeys
 from vigil.security.identity import hash_password
+from vigil.timeutil import utc_now
 from vigil.web.app import create_app
 
 pytest_plugins = ["tests.mqtt_clients"]
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("VIGIL_TEST_NATS", "nats://127.0.0.1:4222")
 ON_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -108,6 +115,42 @@ def postgres_reachable() -> bool:
         return False
 
 
+def nats_reachable() -> bool:
+    host, port = NATS_URL.removeprefix("nats://").split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def nats_stream_url() -> Iterator[str]:
+    """A NATS JetStream URL naming a fresh stream (and lease bucket), deleted afterwards."""
+    require_service(nats_reachable(), "NATS JetStream at " + NATS_URL)
+    name = "vt" + uuid.uuid4().hex[:10]
+    yield f"{NATS_URL}/{name}"
+    delete_nats_stream(name)
+
+
+def delete_nats_stream(name: str) -> None:
+    import asyncio
+
+    import nats
+
+    async def delete() -> None:
+        connection = await nats.connect(NATS_URL)
+        js = connection.jetstream()
+        for remove in (js.delete_stream(f"{name.upper()}_READINGS"), js.delete_key_value(f"{name}-leases")):
+            try:
+                await remove
+            except Exception:  # never created
+                pass
+        await connection.close()
+
+    asyncio.run(delete())
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch) -> None:
     """Each test's keys live in its own VIGIL_HOME (the one `settings` uses), never in ./vigil-data."""
@@ -187,3 +230,30 @@ def ward(settings) -> Iterator[Ward]:
     store.assign(first.patient_id, "dr_who")
     with TestClient(create_app(ctx)) as client:
         yield Ward(ctx, client, first.patient_id, second.patient_id, device.device_id, token, other_token)
+
+
+# -- a recorded ward for the stream tests ----------------------------------------------------------------------
+WARD_HOURS = 4
+
+
+@pytest.fixture(scope="session")
+def recorded_ward(tmp_path_factory) -> tuple[Path, StoreKeys]:
+    """A mixed ward's four hours (wearables, cuffs, CGMs with meals and boluses) stored and not yet processed."""
+    home = tmp_path_factory.mktemp("recorded")
+    ctx = AppContext.build(load_settings(db=f"sqlite:///{home / 'ward.db'}", home=str(home)))
+    start = utc_now() - timedelta(hours=WARD_HOURS)
+    profiles = mixed_ward(8, seed=3, onset=timedelta(hours=1))
+    credentials = register_ward(ctx.store, profiles, home / "manifest.json", start)
+    simulator = WardSimulator(profiles, start, seed=3)
+    for step in range(1, WARD_HOURS * 12 + 1):
+        for batch in simulator.advance(start + timedelta(minutes=5 * step)):
+            device_id, _token = credentials[batch.key]
+            ctx.ingest.ingest(ctx.store.get_device(device_id), {"readings": batch.readings})
+    ctx.store.close()
+    return home / "ward.db", ctx.store.keys
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 100 readings, so each partition of the recorded ward takes a dozen batches."""
+    monkeypatch.setattr("vigil.processor.BATCH_LIMIT", 100)

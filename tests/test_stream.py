@@ -3,6 +3,7 @@ restarts, partitions are owned by one processor at a time, and any number of pro
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 from datetime import timedelta
@@ -11,10 +12,6 @@ from pathlib import Path
 import pytest
 
 from vigil.api.context import AppContext
-from vigil.config import load_settings
-from vigil.demo import register_ward
-from vigil.devices import WardSimulator
-from vigil.devices.profiles import mixed_ward
 from vigil.domain import AlertRule, ScoreKind
 from vigil.pipeline import Pipeline
 from vigil.processor import Processor
@@ -183,26 +180,6 @@ def test_savepoints_nest_inside_a_unit_of_work_on_both_engines(any_store_url):
 
 
 # -- the same recorded ward through 1, 2 and 4 processors ------------------------------------------------------------
-WARD_HOURS = 4
-
-
-@pytest.fixture(scope="module")
-def recorded_ward(tmp_path_factory) -> tuple[Path, StoreKeys]:
-    """A mixed ward's four hours (wearables, cuffs, CGMs with meals and boluses) stored and not yet processed."""
-    home = tmp_path_factory.mktemp("recorded")
-    ctx = AppContext.build(load_settings(db=f"sqlite:///{home / 'ward.db'}", home=str(home)))
-    start = utc_now() - timedelta(hours=WARD_HOURS)
-    profiles = mixed_ward(8, seed=3, onset=timedelta(hours=1))
-    credentials = register_ward(ctx.store, profiles, home / "manifest.json", start)
-    simulator = WardSimulator(profiles, start, seed=3)
-    for step in range(1, WARD_HOURS * 12 + 1):
-        for batch in simulator.advance(start + timedelta(minutes=5 * step)):
-            device_id, _token = credentials[batch.key]
-            ctx.ingest.ingest(ctx.store.get_device(device_id), {"readings": batch.readings})
-    ctx.store.close()
-    return home / "ward.db", ctx.store.keys
-
-
 def outcomes(store: SqlStore) -> dict:
     """Everything the processors derived, without the wall-clock times of when they did it."""
     patients = sorted(p.patient_id for p in store.list_patients())
@@ -245,12 +222,6 @@ def processed_by(recorded: tuple[Path, StoreKeys], processors: int, copy: Path) 
     return outcomes(store)
 
 
-@pytest.fixture
-def small_batches(monkeypatch):
-    """Batches of 100 readings, so each partition of the recorded ward takes a dozen batches."""
-    monkeypatch.setattr("vigil.processor.BATCH_LIMIT", 100)
-
-
 def test_one_two_and_four_processors_derive_exactly_the_same(recorded_ward, tmp_path, small_batches):
     alone = processed_by(recorded_ward, 1, tmp_path / "one.db")
     assert {a[1] for a in alone["alerts"]} >= {AlertRule.NEWS2_URGENT, AlertRule.HEART_RATE_RISE}
@@ -279,3 +250,42 @@ def test_partitions_handed_over_mid_stream_derive_exactly_what_one_processor_doe
     while second.run_once():
         pass
     assert outcomes(store) == alone
+
+
+def test_state_rebuilt_from_the_store_every_third_batch_derives_exactly_what_unbroken_state_does(
+    recorded_ward, tmp_path, monkeypatch
+):
+    """The checkpoints are complete: a processor that throws its memory away and rebuilds it from the store (warm-up
+    plus the care and glucose checkpoints) every third pass, in batches of 13 readings, raises and advises exactly as
+    one that never does."""
+    monkeypatch.setattr("vigil.processor.BATCH_LIMIT", 13)
+    steady_store, rebuilt_store = (copied_store(recorded_ward, tmp_path / f"{n}.db") for n in ("steady", "rebuilt"))
+    steady = make_processor(steady_store, StoreStream(steady_store), "steady")
+    rebuilt = make_processor(rebuilt_store, StoreStream(rebuilt_store), "rebuilt")
+    for step in itertools.count():
+        if step % 3 == 2:
+            rebuilt.forget()
+        if not (steady.run_once() + rebuilt.run_once()):
+            break
+    assert rebuilt_store.pending_count() == 0 and step > 50
+    assert outcomes(rebuilt_store) == outcomes(steady_store)
+
+
+def test_a_stalled_processor_that_gets_its_partition_back_cannot_commit_a_batch_already_processed(ward, monkeypatch):
+    """The second fence: the stalled processor holds the lease again, but its old batch was finished meanwhile."""
+    monkeypatch.setattr("vigil.stream.embedded.LEASE_SECONDS", 0.5)
+    store = ward.ctx.store
+    ward.client.post(
+        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
+    )
+    stream = StoreStream(store)
+    stalled, passing = make_processor(store, stream, "stalled"), make_processor(store, stream, "passing")
+    stalled.claim()
+    batch = stream.read(partition_of(ward.patient_id), 1000)
+    time.sleep(0.7)
+    passing.drain()  # takes the partition over, processes the batch, then dies
+    passing.stream.leave("passing")
+    assert stalled.claim() == set(range(STREAM_PARTITIONS))
+    with pytest.raises(LeaseLost, match="finished part of this batch"), stream.committing(batch, "stalled"):
+        stalled.pipeline.process(batch.readings)
+    assert alert_rules(store).count(AlertRule.NEWS2_URGENT) == 1

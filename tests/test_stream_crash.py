@@ -1,6 +1,6 @@
 """`kill -9` under load, as an operator would see it: `vigil serve` (ingest only) and a `vigil process` are killed
-mid-stream and replaced; nothing acknowledged is lost or stored twice, and the alerts are those of an undisturbed run,
-each raised once."""
+mid-stream and replaced, on the embedded stream and on NATS JetStream; nothing acknowledged is lost or stored twice,
+and the alerts are those of an undisturbed run, each raised once."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from tests.conftest import free_port, wait_for_port
 from vigil.api.context import AppContext
@@ -86,13 +87,18 @@ def _post_until_acknowledged(port: int, token: str, batch: list[dict], deadline:
     raise AssertionError("a batch was never acknowledged")
 
 
-def test_kill_9_of_serve_and_of_a_processor_loses_and_repeats_nothing(tmp_path, monkeypatch):
+@pytest.fixture(params=["embedded", "nats"])
+def stream_url(request) -> str:
+    return "" if request.param == "embedded" else request.getfixturevalue("nats_stream_url")
+
+
+def test_kill_9_of_serve_and_of_a_processor_loses_and_repeats_nothing(tmp_path, stream_url):
     batches = ward_batches()
     expected = undisturbed(tmp_path, batches)
     assert ("sick", "news2_urgent") in expected
     home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'crash.db'}"
-    ctx, tokens, patients = registered(load_settings(db=db, home=str(home)))
-    env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DB": db}
+    ctx, tokens, patients = registered(load_settings(db=db, home=str(home)))  # the embedded stream: only counting
+    env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DB": db, "VIGIL_STREAM": stream_url}
     port = free_port()
     serve_args = ("serve", "--port", str(port), "--no-process")
     server, processor = _vigil(env, *serve_args), _vigil(env, "process")

@@ -19,8 +19,7 @@ from vigil.domain import Alert, DeadLetter, News2Inputs
 from vigil.pipeline import Pipeline
 from vigil.store import SqlStore
 from vigil.store.stream_log import partition_of
-from vigil.stream import StoreStream, StreamBatch
-from vigil.stream.embedded import LeaseLost
+from vigil.stream import LeaseLost, Stream, StreamBatch
 from vigil.timeutil import utc_now
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def processor_name() -> str:
 class Processor:
     """One owner of stream partitions; every public method is safe to call from any thread."""
 
-    def __init__(self, store: SqlStore, stream: StoreStream, make_pipeline: Callable[[], Pipeline], owner: str = ""):
+    def __init__(self, store: SqlStore, stream: Stream, make_pipeline: Callable[[], Pipeline], owner: str = ""):
         self.store = store
         self.stream = stream
         self.owner = owner or processor_name()
@@ -90,6 +89,11 @@ class Processor:
             self._owned = held
             return set(held)
 
+    def forget(self) -> None:
+        """Drop the in-memory state; it is rebuilt from the store before the next batch (as after a failure)."""
+        with self._lock:
+            self._stale = True
+
     def _rebuild(self, partitions: set[int]) -> None:
         pipeline = self._make_pipeline()
         for patient_id, therapy in self._prescriptions.items():
@@ -100,20 +104,29 @@ class Processor:
 
     # -- processing -------------------------------------------------------------------------
     def run_once(self) -> int:
-        """Renew leases when due, then process one batch of each owned partition; returns the readings done."""
+        """Process one batch of each owned partition, renewing the leases whenever due (between batches, so a long
+        pass never outlives them); returns the readings done."""
         with self._lock:
-            if self._stale or time.monotonic() - self._renewed >= RENEW_SECONDS:
-                self.claim()
-            return sum(self._process_next(partition) for partition in sorted(self._owned))
+            done = 0
+            for partition in sorted(self._renewed_if_due()):
+                if partition in self._renewed_if_due():
+                    done += self._process_next(partition)
+            return done
+
+    def _renewed_if_due(self) -> set[int]:
+        if self._stale or time.monotonic() - self._renewed >= RENEW_SECONDS:
+            self.claim()
+        return self._owned
 
     def drain(self, timeout: float = 120.0) -> int:
         """Process until every owned partition's queue is empty (tests and benchmarks); returns the readings done."""
         deadline, done = time.monotonic() + timeout, 0
         self.claim()
         while time.monotonic() < deadline:
+            failures = self.stats["failures"]
             step = self.run_once()
             done += step
-            if step == 0 and not self._stale:
+            if step == 0 and not self._stale and self.stats["failures"] == failures:
                 return done
         raise TimeoutError(f"processor {self.owner} still had readings to process after {timeout} s")
 
@@ -125,7 +138,8 @@ class Processor:
             return 0
         try:
             with self.stream.committing(batch, self.owner):
-                self.pipeline.process(batch.readings)
+                for part in batch.parts:
+                    self.pipeline.process(part)
         except LeaseLost:
             log.warning("processor %s lost partition %d; its batch is left to the new owner", self.owner, partition)
             self._owned.discard(partition)

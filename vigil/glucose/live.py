@@ -139,6 +139,19 @@ def profile_json(profile: TherapyProfile, therapy: TherapySource, personalised_a
     }
 
 
+ADVISOR_MEMORY = ("last_rescue", "temp_basal", "temp_basal_set", "last_bolus")
+"""What a GlucoseAdvisor remembers between decisions (minutes, or U/h for the temporary basal it set)."""
+
+
+def _finite(value: float | None) -> float | None:
+    """A minute or amount for JSON: None for never (-inf) or none."""
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _or_never(value: float | None) -> float:
+    return -np.inf if value is None else float(value)
+
+
 @dataclass
 class PatientGlucose:
     """One patient's live diabetes state: the data, the personalised advisor, and how good its forecasts have been."""
@@ -238,14 +251,15 @@ class PatientGlucose:
     def checkpoint(self) -> dict[str, Any]:
         """What the advice remembers beyond the data (JSON-able): the therapy it started from, the personalised
         settings and when, and the insulin it recommended that may not be given yet."""
-        until = self.recommended_basal_until
+        advisor = self.advisor
         return {
             "therapy": asdict(self.therapy),
             "personalised_at": self.personalised_at,
-            "profile": asdict(self.advisor.profile),
+            "profile": asdict(advisor.profile),
             "recommended_boluses": self.recommended_boluses,
             "recommended_basal": self.recommended_basal,
-            "recommended_basal_until": until if np.isfinite(until) else None,
+            "recommended_basal_until": _finite(self.recommended_basal_until),
+            "advisor": {name: _finite(getattr(advisor, name)) for name in ADVISOR_MEMORY},
         }
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
@@ -257,8 +271,9 @@ class PatientGlucose:
         self.personalised_at = checkpoint["personalised_at"]
         self.recommended_boluses = [(float(m), float(u)) for m, u in checkpoint["recommended_boluses"]]
         self.recommended_basal = float(checkpoint["recommended_basal"])
-        until = checkpoint["recommended_basal_until"]
-        self.recommended_basal_until = -np.inf if until is None else float(until)
+        self.recommended_basal_until = _or_never(checkpoint["recommended_basal_until"])
+        for name, value in checkpoint["advisor"].items():
+            setattr(self.advisor, name, None if name == "temp_basal" and value is None else _or_never(value))
 
     def undelivered(self, now: float) -> Undelivered:
         """Insulin recommended and not yet seen in the data: the boluses of the last hour less the boluses recorded

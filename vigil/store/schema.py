@@ -62,9 +62,11 @@ CREATE INDEX IF NOT EXISTS readings_patient_metric_time ON readings (patient_id,
 CREATE INDEX IF NOT EXISTS readings_time ON readings (time);
 CREATE TABLE IF NOT EXISTS stream_pending (
     reading_id BIGINT PRIMARY KEY,
-    partition_no INTEGER NOT NULL
+    partition_no INTEGER NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS stream_pending_partition ON stream_pending (partition_no, reading_id);
+CREATE INDEX IF NOT EXISTS stream_pending_unpublished ON stream_pending (reading_id) WHERE published = 0;
 CREATE TABLE IF NOT EXISTS stream_leases (
     partition_no INTEGER PRIMARY KEY,
     owner TEXT,

@@ -24,6 +24,11 @@ def partition_of(patient_id: str, partitions: int = STREAM_PARTITIONS) -> int:
     return zlib.crc32(patient_id.encode()) % partitions
 
 
+def _id_list(reading_ids: Sequence[int]) -> str:
+    """Reading ids as SQL literals (integers only, so nothing can be injected)."""
+    return ",".join(str(int(reading_id)) for reading_id in reading_ids)
+
+
 def fair_share(partitions: int, members: int) -> int:
     """How many partitions each of `members` live processors should own."""
     return math.ceil(partitions / max(1, members))
@@ -70,11 +75,42 @@ class StreamLogRepository:
         row = self._conn().execute("SELECT count(*) FROM stream_pending").fetchone()
         return int(row[0]) if row else 0
 
-    def finish_pending(self, reading_ids: Sequence[int]) -> None:
-        """Take processed (or dead-lettered) readings off the queue; inside the processing unit of work."""
+    def finish_pending(self, reading_ids: Sequence[int]) -> int:
+        """Take processed (or dead-lettered) readings off the queue, inside the processing unit of work; returns how
+        many were still on it (fewer than given: another processor finished some first)."""
+        if not reading_ids:
+            return 0
+        return (
+            self._conn().execute(f"DELETE FROM stream_pending WHERE reading_id IN ({_id_list(reading_ids)})").rowcount
+        )
+
+    def still_pending(self, reading_ids: Sequence[int]) -> set[int]:
+        """Which of these readings are still waiting to be processed (a redelivered message may hold finished ones)."""
+        if not reading_ids:
+            return set()
+        sql = f"SELECT reading_id FROM stream_pending WHERE reading_id IN ({_id_list(reading_ids)})"
+        return {int(row[0]) for row in self._conn().execute(sql).fetchall()}
+
+    def unpublished_readings(
+        self, limit: int, received_before: datetime | None = None
+    ) -> list[tuple[int, int, Reading]]:
+        """The oldest stored readings not yet published to an external stream (received before a time, if given), as
+        (id, partition, reading)."""
+        before = "" if received_before is None else " AND readings.received_at < ?"
+        rows = self._conn().execute(
+            self._sql(
+                f"{READING_SELECT.replace(' FROM', ', p.partition_no FROM')} JOIN stream_pending p"
+                f" ON p.reading_id = readings.id WHERE p.published = 0{before} ORDER BY p.reading_id LIMIT {int(limit)}"
+            ),
+            () if received_before is None else (format_time(received_before),),
+        )
+        return [(row[0], int(row[-1]), reading) for row in rows.fetchall() if (reading := reading_from_row(row))]
+
+    def mark_published(self, reading_ids: Sequence[int]) -> None:
         if reading_ids:
-            sql = self._sql("DELETE FROM stream_pending WHERE reading_id = ?")
-            self._conn().cursor().executemany(sql, [(reading_id,) for reading_id in reading_ids])
+            conn = self._conn()
+            with self._dialect.transaction(conn):
+                conn.execute(f"UPDATE stream_pending SET published = 1 WHERE reading_id IN ({_id_list(reading_ids)})")
 
     def save_stage_states(self, stage: str, states: Mapping[str, dict]) -> None:
         """Checkpoint a stage's per-patient state (JSON), inside the unit of work of the batch that produced it."""

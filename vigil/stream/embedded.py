@@ -3,15 +3,17 @@ in the store deciding which processor owns which partition (any number of proces
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from vigil.domain import Reading
-from vigil.errors import InvalidInput, Unavailable
+from vigil.errors import Unavailable
 from vigil.store import SqlStore
 from vigil.store.stream_log import STREAM_PARTITIONS, fair_share
 from vigil.timeutil import utc_now
@@ -30,33 +32,34 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class StreamBatch:
-    """A partition's oldest pending readings, in the order they were stored; `ids` are their stream positions."""
+    """A partition's oldest pending readings, in the order they were stored; `ids` are their reading ids, and
+    `receipts` what the stream needs to acknowledge them (NATS messages; nothing for the embedded stream).
+
+    `sizes` cuts the readings into the parts processed one after another (a NATS message each), so what is derived
+    depends on how the readings were published, never on how many messages a fetch happened to return."""
 
     partition: int
     ids: tuple[int, ...]
     readings: tuple[Reading, ...]
+    receipts: tuple[Any, ...] = ()
+    sizes: tuple[int, ...] = ()
+
+    @property
+    def parts(self) -> list[tuple[Reading, ...]]:
+        cuts = list(itertools.accumulate(self.sizes or (len(self.readings),), initial=0))
+        return [self.readings[start:end] for start, end in itertools.pairwise(cuts)]
 
 
-class StoreStream:
-    """The stream kept in the store: ingest appends in the storing transaction; processors claim partitions, read
-    batches and commit each batch's derived events with its removal from the queue in one unit of work."""
+class StoreBackedStream:
+    """What every stream shares: the store's queue of unprocessed readings bounds the backlog, marks what is
+    processed (so warm-ups rebuild from processed readings only) and fences a batch to one commit."""
 
     partitions = STREAM_PARTITIONS
 
     def __init__(self, store: SqlStore, max_backlog: int = MAX_BACKLOG) -> None:
         self.store = store
         self.max_backlog = max_backlog
-        self._appended = threading.Event()
         self._backlog = (0, -BACKLOG_CHECK_SECONDS)  # (count, monotonic time counted)
-
-    def notify(self, _readings: object = None) -> None:
-        """Wake this process's processor: readings were just appended (other processes' appends are polled)."""
-        self._appended.set()
-
-    def wait(self, timeout: float) -> None:
-        """Block until something is appended in this process or `timeout` seconds pass."""
-        self._appended.wait(timeout)
-        self._appended.clear()
 
     def admit(self) -> None:
         """Refuse new readings (503, Retry-After) while the backlog is over its limit; memory and queue stay bounded."""
@@ -69,6 +72,35 @@ class StoreStream:
                 f"processing is {count} readings behind; nothing was stored, send the batch again",
                 BACKLOG_RETRY_SECONDS,
             )
+
+    def _commit_once(self, batch: StreamBatch) -> None:
+        """Inside the batch's unit of work: take it off the queue, refusing (LeaseLost) if another processor already
+        finished any of it, so no batch's alerts or advice are ever committed twice."""
+        if self.store.finish_pending(batch.ids) != len(batch.ids):
+            raise LeaseLost(f"partition {batch.partition}: another processor finished part of this batch first")
+
+    def discard(self, batch: StreamBatch) -> None:
+        """Take a batch that cannot be processed off the queue (its readings stay stored)."""
+        with self.store.unit_of_work():
+            self.store.finish_pending(batch.ids)
+
+
+class StoreStream(StoreBackedStream):
+    """The stream kept in the store: ingest appends in the storing transaction; processors claim partitions, read
+    batches and commit each batch's derived events with its removal from the queue in one unit of work."""
+
+    def __init__(self, store: SqlStore, max_backlog: int = MAX_BACKLOG) -> None:
+        super().__init__(store, max_backlog)
+        self._appended = threading.Event()
+
+    def notify(self, _readings: object = None) -> None:
+        """Wake this process's processor: readings were just appended (other processes' appends are polled)."""
+        self._appended.set()
+
+    def wait(self, timeout: float) -> None:
+        """Block until something is appended in this process or `timeout` seconds pass."""
+        self._appended.wait(timeout)
+        self._appended.clear()
 
     def join(self, owner: str) -> set[int]:
         """Say `owner` is alive and claim its fair share of partitions; returns the partitions it holds."""
@@ -96,16 +128,4 @@ class StoreStream:
             if not self.store.holds_partition(owner, batch.partition, utc_now() + timedelta(seconds=LEASE_SECONDS)):
                 raise LeaseLost(f"partition {batch.partition} is no longer owned by {owner}")
             yield
-            self.store.finish_pending(batch.ids)
-
-    def discard(self, batch: StreamBatch) -> None:
-        """Take a batch that cannot be processed off the queue (its readings stay stored)."""
-        with self.store.unit_of_work():
-            self.store.finish_pending(batch.ids)
-
-
-def stream_for_url(url: str | None, store: SqlStore) -> StoreStream:
-    """The stream a URL names: none (or ``embedded``) is the store's own."""
-    if url in (None, "", "embedded"):
-        return StoreStream(store)
-    raise InvalidInput(f"--stream: unsupported stream URL {url!r}; this version has the embedded stream only")
+            self._commit_once(batch)
