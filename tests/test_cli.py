@@ -158,8 +158,10 @@ def test_mqtt_config_writes_broker_files(vigil, tmp_path):
 
 
 def test_bench_ingest_reports_every_phase(vigil):
-    result = json.loads(vigil("bench", "ingest", "--readings", "400", "--batch-size", "50", "--json").stdout)
-    assert result["all_stored"] is True
+    result = json.loads(
+        vigil("bench", "ingest", "--readings", "400", "--batch-size", "50", "--clients", "2", "--json").stdout
+    )
+    assert result["all_stored"] is True and result["http_end_to_end"]["clients"] == 2
     for phase in ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end"):
         assert result[phase]["readings"] == 400 and result[phase]["readings_per_second"] > 0
     assert result["http_vs_store_only"] > 0

@@ -15,7 +15,7 @@ from vigil.api.context import AppContext
 from vigil.domain import AlertRule, ScoreKind
 from vigil.pipeline import Pipeline
 from vigil.processor import Processor
-from vigil.security.crypto import StoreKeys
+from vigil.security.crypto import KeyRing, StoreKeys
 from vigil.store import SqlStore
 from vigil.store.stream_log import STREAM_PARTITIONS, partition_of
 from vigil.stream import StoreStream
@@ -289,3 +289,18 @@ def test_a_stalled_processor_that_gets_its_partition_back_cannot_commit_a_batch_
     with pytest.raises(LeaseLost, match="finished part of this batch"), stream.committing(batch, "stalled"):
         stalled.pipeline.process(batch.readings)
     assert alert_rules(store).count(AlertRule.NEWS2_URGENT) == 1
+
+
+def test_a_patient_record_that_cannot_be_decrypted_does_not_stop_processing_for_the_others(ward):
+    """A record written under a key this server does not hold (a lost key, a restored backup) is scored without age
+    and sex; everyone else's alerts are raised as usual."""
+    store = ward.ctx.store
+    foreign_keys = StoreKeys(KeyRing.generate(), store.keys.audit)
+    foreign = SqlStore(store.url, foreign_keys)
+    stranger = foreign.add_patient("Unreadable Name")
+    _device, token = foreign.add_device(stranger.patient_id, "wearable")
+    ward.ingest(deteriorating(), token)  # the stranger, through this server's ingest and processor
+    ward.ingest(deteriorating())
+    assert store.pending_count() == 0 and ward.ctx.processor.stats["failures"] == 0
+    raised = {(a.patient_id, a.rule) for a in store.list_alerts()}
+    assert {(ward.patient_id, AlertRule.NEWS2_URGENT), (stranger.patient_id, AlertRule.NEWS2_URGENT)} <= raised

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +62,16 @@ def _timed_drain(ctx: AppContext, tick: Callable[[], None]) -> dict:
     }
 
 
+def _summed(drains: list[dict]) -> dict:
+    readings, seconds = sum(d["readings"] for d in drains), sum(d["seconds"] for d in drains)
+    return {
+        "readings": readings,
+        "seconds": round(seconds, 3),
+        "readings_per_second": round(readings / seconds, 1),
+        "all_processed": all(d["all_processed"] for d in drains),
+    }
+
+
 def _timed(batches: list, step: Callable[[object], None], tick: Callable[[], None]) -> dict:
     latencies = []
     started = time.perf_counter()
@@ -94,41 +107,95 @@ def _served(ctx: AppContext):
         thread.join(10)
 
 
+@contextmanager
+def _own_schema(db_url: str | None):
+    """On PostgreSQL, a fresh schema for this run (its search_path in the URL), dropped afterwards: runs on one
+    database never see each other's readings."""
+    if db_url is None or not db_url.startswith(("postgresql://", "postgres://")):
+        yield db_url
+        return
+    import psycopg
+
+    schema = f"vigil_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{db_url}{'&' if '?' in db_url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def _device(ctx: AppContext, name: str) -> tuple[Device, str]:
     patient = ctx.store.add_patient(name)
     return ctx.store.add_device(patient.patient_id, "wearable")
 
 
+def _post_batches(url: str, token: str, batches: list[list[dict]]) -> tuple[float, float, list[float]]:
+    """One device's client (in its own process): POST each batch in turn; (wall-clock start, end, latencies)."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        started, latencies = time.time(), []
+        for batch in batches:
+            t0 = time.perf_counter()
+            response = client.post("/api/v1/ingest", json={"readings": batch})
+            if response.status_code != 202 or response.json()["accepted"] != len(batch):
+                raise RuntimeError(f"ingest failed: {response.status_code} {response.text[:200]}")
+            latencies.append(time.perf_counter() - t0)
+        return started, time.time(), latencies
+
+
+def _http_from_clients(url: str, tokens: list[str], batches: list[list[dict]], tick: Callable[[], None]) -> dict:
+    """Every client process sends its share of the batches at once, each as its own device; acknowledged readings
+    per second from the first request to the last answer (process start-up not counted)."""
+    shares = [batches[n :: len(tokens)] for n in range(len(tokens))]
+    with ProcessPoolExecutor(len(tokens), mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = list(pool.map(_post_batches, [url] * len(tokens), tokens, shares))
+    for _ in batches:
+        tick()
+    elapsed = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
+    latencies = sorted(latency for *_, run in runs for latency in run)
+    count = sum(len(b) for b in batches)
+    return {
+        "readings": count,
+        "clients": len(tokens),
+        "seconds": round(elapsed, 3),
+        "readings_per_second": round(count / elapsed, 1),
+        "batch_p50_ms": round(1000 * statistics.median(latencies), 2),
+        "batch_p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 2),
+    }
+
+
 def bench_ingest(
-    readings: int = 20_000, batch_size: int = 20, tick: Callable[[], None] = lambda: None, db_url: str | None = None
+    readings: int = 20_000,
+    batch_size: int = 20,
+    tick: Callable[[], None] = lambda: None,
+    db_url: str | None = None,
+    clients: int = 1,
 ) -> dict:
     """Five phases over the same synthetic stream: the raw bulk load (the limit), storing (and appending to the
-    stream), the pipeline alone, HTTP ingest end to end (answered on storage), and the stream processor working off
-    what storing and HTTP appended; storing, pipeline and HTTP each on their own device so none sees duplicates."""
-    with tempfile.TemporaryDirectory() as home:
-        settings = load_settings(db=db_url or f"sqlite:///{Path(home) / 'bench.db'}", home=home)
+    stream), the pipeline alone, HTTP ingest end to end (answered on storage; from `clients` processes at once, each
+    its own device), and the stream processor working off what storing and HTTP appended; each phase on its own
+    devices so none sees duplicates."""
+    with tempfile.TemporaryDirectory() as home, _own_schema(db_url) as own_url:
+        settings = load_settings(db=own_url or f"sqlite:///{Path(home) / 'bench.db'}", home=home)
         ctx = AppContext.build(settings)
         batches = synthetic_batches(readings, batch_size)
         store_device, _ = _device(ctx, "store baseline")
         pipeline_device, _ = _device(ctx, "pipeline")
-        http_device, token = _device(ctx, "http")
+        http_devices = [_device(ctx, f"http {n}") for n in range(clients)]
 
         def validated(device: Device, batch: list[dict]) -> list[Reading]:
             return validate_batch(batch, device, utc_now())[0]
 
         raw_bulk_load = _timed(batches, lambda b: ctx.store.bulk_load_only(validated(store_device, b)), tick)
         store_only = _timed(batches, lambda b: ctx.store.insert_readings(validated(store_device, b)), tick)
+        drained = [_timed_drain(ctx, tick)]  # so the backlog stays under its bound during the HTTP phase
         pipeline_only = _timed([validated(pipeline_device, b) for b in batches], ctx.pipeline.process, tick)
-        with _served(ctx) as url, httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-
-            def post(batch: list[dict]) -> None:
-                response = client.post("/api/v1/ingest", json={"readings": batch})
-                if response.status_code != 202 or response.json()["accepted"] != len(batch):
-                    raise RuntimeError(f"ingest failed: {response.status_code} {response.text[:200]}")
-
-            http = _timed(batches, post, tick)
-        stored = ctx.store.count_readings([store_device.device_id, http_device.device_id])
-        processor = _timed_drain(ctx, tick)
+        with _served(ctx) as url:
+            http = _http_from_clients(url, [token for _, token in http_devices], batches, tick)
+        stored = ctx.store.count_readings([store_device.device_id] + [device.device_id for device, _ in http_devices])
+        drained.append(_timed_drain(ctx, tick))
+        processor = _summed(drained)
     return {
         "db": "sqlite" if db_url is None else db_url.split(":", 1)[0],
         "batch_size": batch_size,

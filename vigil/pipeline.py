@@ -18,6 +18,7 @@ from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import SepsisRiskModel, default_vitals_model
+from vigil.security.crypto import UnknownKeyError
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
@@ -188,7 +189,14 @@ class Pipeline:
         return raised
 
     def _demographics(self, patient_id: str) -> tuple[float | None, float | None]:
-        return patient_demographics(self.store.get_patient(patient_id), utc_now().date())
+        """Age and sex for the risk model; unknown (with a warning) when the patient's record cannot be decrypted
+        with the keys at hand, so one unreadable record never stops processing for everyone else."""
+        try:
+            patient = self.store.get_patient(patient_id)
+        except UnknownKeyError as error:
+            log.warning("patient %s scored without age and sex: %s", patient_id, error)
+            patient = None
+        return patient_demographics(patient, utc_now().date())
 
     def _remember_scores(self, patient_id: str, scores) -> None:
         """Keep each kind's newest score (a late device batch may bring older ones)."""

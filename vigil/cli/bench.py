@@ -22,13 +22,16 @@ def ingest(
         int, typer.Option("--batch-size", min=1, max=5000, help="20 = five minutes of a wearable")
     ] = 20,
     db: DbOption = None,
+    clients: Annotated[
+        int, typer.Option("--clients", min=1, max=64, help="HTTP client processes sending at once, a device each")
+    ] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Readings per second: raw bulk load (the limit), storing, the pipeline, HTTP ingestion (answered on storage)
     and the stream processor working off the backlog."""
     with Progress(console=err) as progress:
-        task = progress.add_task("benchmarking ingestion", total=len(INGEST_PHASES) * -(-readings // batch_size) + 1)
-        result = bench_ingest(readings, batch_size, lambda: progress.advance(task), db)
+        task = progress.add_task("benchmarking ingestion", total=len(INGEST_PHASES) * -(-readings // batch_size) + 2)
+        result = bench_ingest(readings, batch_size, lambda: progress.advance(task), db, clients)
     lines = [
         f"{phase:16s} {result[phase]['readings_per_second']:>10,.0f} readings/s   batch p50 "
         f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms"
