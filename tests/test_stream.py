@@ -39,14 +39,34 @@ def alert_rules(store: SqlStore) -> list[str]:
     return sorted(alert.rule for alert in store.list_alerts(limit=10_000))
 
 
+def post_unprocessed(ward, readings: list[dict]):
+    """POST a batch as the device does, leaving the stream processor idle (unlike ``Ward.ingest``)."""
+    return ward.client.post(
+        "/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {ward.token}"}
+    )
+
+
+def stalled_with_successor(ward, monkeypatch, successor: str):
+    """A processor that read a batch of the ward patient's partition and then stalled past its lease, and the one
+    taking the partition over; the readings are ingested, not yet processed."""
+    monkeypatch.setattr("vigil.stream.embedded.LEASE_SECONDS", 0.5)
+    store = ward.ctx.store
+    post_unprocessed(ward, deteriorating())
+    stream = StoreStream(store)
+    stalled, taking_over = make_processor(store, stream, "stalled"), make_processor(store, stream, successor)
+    stalled.claim()
+    batch = stream.read(partition_of(ward.patient_id), 1000)
+    assert batch is not None
+    time.sleep(0.7)  # a long GC pause, a frozen VM
+    return store, stream, stalled, taking_over, batch
+
+
 def make_processor(store: SqlStore, stream: StoreStream, owner: str, pipeline_type: type[Pipeline] = Pipeline):
     return Processor(store, stream, lambda: pipeline_type(store), owner=owner)
 
 
 def test_ingest_answers_on_storage_and_the_processor_raises_the_alerts_after(ward):
-    response = ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
+    response = post_unprocessed(ward, deteriorating())
     assert response.status_code == 202 and response.json()["accepted"] == 100
     assert ward.ctx.store.pending_count() == 100 and ward.ctx.store.list_alerts() == []
     assert ward.ctx.processor.drain() == 100
@@ -55,9 +75,7 @@ def test_ingest_answers_on_storage_and_the_processor_raises_the_alerts_after(war
 
 
 def test_readings_stored_before_a_crash_raise_their_alerts_after_restart(settings, ward):
-    ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
+    post_unprocessed(ward, deteriorating())
     # the serving process dies here, before processing; a new one starts on the same store
     restarted = AppContext.build(settings)
     restarted.processor.claim()  # its warm-up must not swallow the unprocessed readings
@@ -81,9 +99,7 @@ class FailsOnce(Pipeline):
 
 def test_a_failed_batch_is_processed_again_with_nothing_of_the_failed_attempt_kept(ward):
     store = ward.ctx.store
-    ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
+    post_unprocessed(ward, deteriorating())
     processor = make_processor(store, StoreStream(store), "failing", FailsOnce)
     FailsOnce.failed = False
     processor.drain()
@@ -107,7 +123,7 @@ def test_a_reading_that_always_fails_is_dead_lettered_and_the_rest_are_processed
     store = ward.ctx.store
     readings = deteriorating()
     readings[53] = {**readings[53], "value": 77.7}  # a heart rate
-    ward.client.post("/api/v1/ingest", json={"readings": readings}, headers={"Authorization": f"Bearer {ward.token}"})
+    post_unprocessed(ward, readings)
     processor = make_processor(store, StoreStream(store), "poisoned", RefusesOneValue)
     assert processor.drain() == 99
     assert store.pending_count() == 0
@@ -119,9 +135,7 @@ def test_a_reading_that_always_fails_is_dead_lettered_and_the_rest_are_processed
 
 def test_a_full_backlog_answers_503_and_stores_nothing(ward):
     ward.ctx.ingest.admit = StoreStream(ward.ctx.store, max_backlog=5).admit
-    first = ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
+    first = post_unprocessed(ward, deteriorating())
     assert first.status_code == 202  # the backlog was empty when counted
     ward.ctx.ingest.admit = StoreStream(ward.ctx.store, max_backlog=5).admit
     refused = ward.client.post(
@@ -149,17 +163,7 @@ def test_partitions_are_shared_fairly_and_a_silent_processors_are_taken_over(tmp
 
 
 def test_a_processor_that_lost_its_partition_cannot_commit_its_batch(ward, monkeypatch):
-    monkeypatch.setattr("vigil.stream.embedded.LEASE_SECONDS", 0.5)
-    store = ward.ctx.store
-    ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
-    stream = StoreStream(store)
-    stalled, successor = make_processor(store, stream, "stalled"), make_processor(store, stream, "successor")
-    stalled.claim()
-    batch = stream.read(partition_of(ward.patient_id), 100)
-    assert batch is not None
-    time.sleep(0.7)  # stalled (a long GC pause, a frozen VM) past its lease
+    store, stream, stalled, successor, batch = stalled_with_successor(ward, monkeypatch, "successor")
     successor.claim()
     with pytest.raises(LeaseLost), stream.committing(batch, "stalled"):
         stalled.pipeline.process(batch.readings)
@@ -273,16 +277,7 @@ def test_state_rebuilt_from_the_store_every_third_batch_derives_exactly_what_unb
 
 def test_a_stalled_processor_that_gets_its_partition_back_cannot_commit_a_batch_already_processed(ward, monkeypatch):
     """The second fence: the stalled processor holds the lease again, but its old batch was finished meanwhile."""
-    monkeypatch.setattr("vigil.stream.embedded.LEASE_SECONDS", 0.5)
-    store = ward.ctx.store
-    ward.client.post(
-        "/api/v1/ingest", json={"readings": deteriorating()}, headers={"Authorization": f"Bearer {ward.token}"}
-    )
-    stream = StoreStream(store)
-    stalled, passing = make_processor(store, stream, "stalled"), make_processor(store, stream, "passing")
-    stalled.claim()
-    batch = stream.read(partition_of(ward.patient_id), 1000)
-    time.sleep(0.7)
+    store, stream, stalled, passing, batch = stalled_with_successor(ward, monkeypatch, "passing")
     passing.drain()  # takes the partition over, processes the batch, then dies
     passing.stream.leave("passing")
     assert stalled.claim() == set(range(STREAM_PARTITIONS))
