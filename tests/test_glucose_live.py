@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vigil.api.context import AppContext
 from vigil.demo import prescribe_virtual_patients, register_ward
 from vigil.devices import DeviceKey, mixed_ward
 from vigil.domain import Reading
@@ -217,3 +218,17 @@ def test_the_band_is_read_from_the_file_named_at_start_up(tmp_path, monkeypatch)
             LiveGlucose()
     finally:
         fallback_rmse.cache_clear()
+
+
+def test_a_server_that_does_not_own_the_patient_shows_the_owners_glucose_panel(ward, settings):
+    """`vigil serve --no-process` (or a server whose processor owns other partitions) shows the panel rebuilt from
+    what the owning processor wrote to the store, the same as the owner's."""
+    readings = cgm([150.0 + i for i in range(2 * HOUR)])
+    readings.insert(0, announced(readings[0], "insulin_bolus", 3.0, 1000))
+    readings.append(announced(readings[-1], "carbs", 40.0, 1001))
+    assert ward.ingest(readings, ward.other_token).status_code == 202
+    owner = ward.ctx.processor.glucose_view(ward.other_patient_id)
+    elsewhere = AppContext.build(settings)  # another server on the same store, processing nothing
+    assert not elsewhere.processor.owns(ward.other_patient_id)
+    assert owner is not None and owner["iob_u"] > 0 and owner["cob_g"] > 0
+    assert elsewhere.processor.glucose_view(ward.other_patient_id) == owner

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from vigil.api.context import AppContext
+from vigil.domain import News2Inputs
 from vigil.pipeline import Pipeline
 from vigil.timeutil import format_time, utc_now
 
@@ -141,3 +143,14 @@ def test_the_ward_list_shows_partial_and_unscored_news2_as_such(ward):
     assert 'data-news2-partial="yes"' in html and "&ge;2 &middot; 3 of 5" in html and "band-low" not in html
     page = ward.client.get(f"/patients/{ward.patient_id}").text
     assert "3 of 5 measured, partial" in page and "Nothing recorded: NEWS2 assumes room air" in page
+
+
+def test_inputs_recorded_through_another_server_reach_the_owner_at_its_next_renewal(ward, settings):
+    headers = ward.login("dr_who")
+    ingest_vitals(ward)
+    assert news2(ward, headers)["value"] == 2
+    elsewhere = AppContext.build(settings)  # a server that owns no partition (`vigil serve --no-process`)
+    inputs = News2Inputs(ward.patient_id, utc_now(), "dr_who", supplemental_oxygen=True, oxygen_flow=2)
+    assert elsewhere.processor.record_news2_inputs(inputs) == []
+    ward.ctx.processor.claim()  # the owner's lease renewal
+    assert news2(ward, headers)["value"] == 4

@@ -14,7 +14,7 @@ from vigil.care import CareEngine, CareOutcome, News2Context
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
 from vigil.config import renotify_intervals
 from vigil.domain import Alert, AlertDraft, AlertEventKind, News2Inputs, Reading, Severity, VitalsSnapshot
-from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose
+from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose, TherapySource
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
 from vigil.models.risk import SepsisRiskModel, default_vitals_model
@@ -137,9 +137,23 @@ class Pipeline:
         (so the ward list and alerts reflect them at once); returns the alerts raised."""
         with self._lock:
             self.store.record_news2_inputs(inputs)
-            self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
-            snapshot = self.signal.latest_snapshot(inputs.patient_id)
-            return [] if snapshot is None else self._record([(snapshot, self.care.evaluate(snapshot))])
+            return self._apply_news2_inputs(inputs)
+
+    def refresh_news2_inputs(self, belongs: Callable[[str], bool]) -> list[Alert]:
+        """Take up NEWS2 inputs recorded through another server for the patients that `belongs` picks, re-scoring
+        each one's latest vitals with them; returns the alerts raised."""
+        with self._lock:
+            return [
+                alert
+                for inputs in self.store.latest_news2_inputs().values()
+                if belongs(inputs.patient_id) and News2Context.of(inputs) != self.care.news2_context(inputs.patient_id)
+                for alert in self._apply_news2_inputs(inputs)
+            ]
+
+    def _apply_news2_inputs(self, inputs: News2Inputs) -> list[Alert]:
+        self.care.set_news2_context(inputs.patient_id, News2Context.of(inputs))
+        snapshot = self.signal.latest_snapshot(inputs.patient_id)
+        return [] if snapshot is None else self._record([(snapshot, self.care.evaluate(snapshot))])
 
     def renotify_due(self, now: datetime | None = None) -> list[Alert]:
         """Raise again every open alert left unacknowledged for its severity's interval; returns them."""
@@ -154,13 +168,24 @@ class Pipeline:
             )
         return renotified
 
-    def _stored_glucose_readings(self) -> list[Reading]:
+    def stored_glucose_view(self, patient_id: str, therapy: TherapySource | None = None) -> dict | None:
+        """The glucose panel of a patient whose state another process owns, as that owner has it: rebuilt from the
+        processed readings and the checkpoint it wrote to the store (never from this process's memory)."""
+        live = LiveGlucose()
+        if therapy is not None:
+            live.prescribe(patient_id, therapy)
+        live.warm_up(self._stored_glucose_readings(patient_id))
+        checkpoint = self.store.stage_states(GLUCOSE_STAGE).get(patient_id)
+        live.resume({patient_id: checkpoint} if checkpoint else {})
+        return live.view(patient_id)
+
+    def _stored_glucose_readings(self, patient_id: str | None = None) -> list[Reading]:
         """The diabetes data the glucose advice looks back over (longer than the vitals' warm-up)."""
         start = utc_now() - GLUCOSE_WARM_UP_WINDOW
         return [
             reading
             for metric in GLUCOSE_METRICS
-            for reading in self.store.query_readings(metric=metric, start=start, processed_only=True)
+            for reading in self.store.query_readings(patient_id, metric, start, processed_only=True)
         ]
 
     def _record(self, evaluated: list[tuple[VitalsSnapshot, CareOutcome]]) -> list[Alert]:

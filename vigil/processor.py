@@ -87,6 +87,7 @@ class Processor:
             if lost or gained:
                 log.info("processor %s owns partitions %s", self.owner, sorted(held))
             self._owned = held
+            self.pipeline.refresh_news2_inputs(lambda pid: partition_of(pid) in held)
             return set(held)
 
     def forget(self) -> None:
@@ -194,8 +195,8 @@ class Processor:
 
     # -- what the API asks of the owner of a patient's state --------------------------------
     def record_news2_inputs(self, inputs: News2Inputs) -> list[Alert]:
-        """Store a clinician's NEWS2 inputs; re-score at once if this processor owns the patient (another owner
-        reads them from the store when its state is next rebuilt)."""
+        """Store a clinician's NEWS2 inputs; re-score at once if this processor owns the patient (the owner elsewhere
+        takes them up at its next lease renewal, within ``RENEW_SECONDS``)."""
         with self._lock:
             if self.owns(inputs.patient_id):
                 return self.pipeline.record_news2_inputs(inputs)
@@ -212,8 +213,13 @@ class Processor:
         return self.pipeline.renotify_due()
 
     def glucose_view(self, patient_id: str) -> dict[str, Any] | None:
+        """The patient's glucose panel: from memory where this processor owns the patient, else rebuilt from what
+        the owner wrote to the store (any server shows it, processing or not)."""
         with self._lock:
-            return self.pipeline.glucose.view(patient_id) if self.owns(patient_id) else None
+            if self.owns(patient_id):
+                return self.pipeline.glucose.view(patient_id)
+            therapy = self._prescriptions.get(patient_id)
+        return self.pipeline.stored_glucose_view(patient_id, therapy)
 
     # -- background thread ------------------------------------------------------------------
     def start(self) -> Processor:
