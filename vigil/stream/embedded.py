@@ -73,16 +73,31 @@ class StoreBackedStream:
                 BACKLOG_RETRY_SECONDS,
             )
 
-    def _commit_once(self, batch: StreamBatch) -> None:
-        """Inside the batch's unit of work: take it off the queue, refusing (LeaseLost) if another processor already
-        finished any of it, so no batch's alerts or advice are ever committed twice."""
-        if self.store.finish_pending(batch.ids) != len(batch.ids):
-            raise LeaseLost(f"partition {batch.partition}: another processor finished part of this batch first")
+    def holds(self, owner: str, partition: int) -> bool:
+        """Whether `owner` still holds the partition's lease (extending it)."""
+        raise NotImplementedError
+
+    def acknowledge(self, batch: StreamBatch) -> None:
+        """Tell the stream a batch is done with (after its commit); nothing for a queue kept in the store."""
+
+    @contextmanager
+    def committing(self, batch: StreamBatch, owner: str) -> Iterator[None]:
+        """Run the batch's processing in one unit of work that also takes it off the queue, refused (LeaseLost, and
+        nothing of it kept) unless `owner` still holds the partition and no other processor finished any of its
+        readings, so no batch's alerts or advice are ever committed twice; then acknowledge it."""
+        with self.store.unit_of_work():
+            if not self.holds(owner, batch.partition):
+                raise LeaseLost(f"partition {batch.partition} is no longer owned by {owner}")
+            yield
+            if self.store.finish_pending(batch.ids) != len(batch.ids):
+                raise LeaseLost(f"partition {batch.partition}: another processor finished part of this batch first")
+        self.acknowledge(batch)
 
     def discard(self, batch: StreamBatch) -> None:
         """Take a batch that cannot be processed off the queue (its readings stay stored)."""
         with self.store.unit_of_work():
             self.store.finish_pending(batch.ids)
+        self.acknowledge(batch)
 
 
 class StoreStream(StoreBackedStream):
@@ -120,12 +135,5 @@ class StoreStream(StoreBackedStream):
         readable = dict(self.store.pending_readings(partition, limit))
         return StreamBatch(partition, tuple(ids), tuple(readable[i] for i in ids if i in readable))
 
-    @contextmanager
-    def committing(self, batch: StreamBatch, owner: str) -> Iterator[None]:
-        """Run the batch's processing in one unit of work that also takes it off the queue, if `owner` still holds
-        the partition (else LeaseLost, and nothing of it is kept)."""
-        with self.store.unit_of_work():
-            if not self.store.holds_partition(owner, batch.partition, utc_now() + timedelta(seconds=LEASE_SECONDS)):
-                raise LeaseLost(f"partition {batch.partition} is no longer owned by {owner}")
-            yield
-            self._commit_once(batch)
+    def holds(self, owner: str, partition: int) -> bool:
+        return self.store.holds_partition(owner, partition, utc_now() + timedelta(seconds=LEASE_SECONDS))

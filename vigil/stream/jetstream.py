@@ -14,8 +14,6 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +25,7 @@ from vigil.errors import InvalidInput, Unavailable
 from vigil.metrics import MetricName
 from vigil.store import SqlStore
 from vigil.store.stream_log import fair_share
-from vigil.stream.embedded import LEASE_SECONDS, MAX_BACKLOG, LeaseLost, StoreBackedStream, StreamBatch
+from vigil.stream.embedded import LEASE_SECONDS, MAX_BACKLOG, StoreBackedStream, StreamBatch
 from vigil.timeutil import utc_now
 
 ACK_WAIT_SECONDS = LEASE_SECONDS
@@ -258,16 +256,12 @@ class JetStreamStream(StoreBackedStream):
     async def _ack(messages) -> None:
         await asyncio.gather(*(message.ack_sync() for message in messages))
 
-    @contextmanager
-    def committing(self, batch: StreamBatch, owner: str) -> Iterator[None]:
-        """The batch's unit of work, refused (LeaseLost) unless `owner` still holds the partition's lease and no
-        other processor finished any of its readings; its messages are acknowledged after the commit (if that
-        acknowledgement is lost, the redelivery is recognised as processed)."""
-        with self.store.unit_of_work():
-            if not self._call(self._holds(_key(owner), batch.partition)):
-                raise LeaseLost(f"partition {batch.partition} is no longer owned by {owner}")
-            yield
-            self._commit_once(batch)
+    def holds(self, owner: str, partition: int) -> bool:
+        return bool(self._call(self._holds(_key(owner), partition)))
+
+    def acknowledge(self, batch: StreamBatch) -> None:
+        """Acknowledge the batch's messages after its commit (if that is lost, the redelivery is recognised as
+        processed)."""
         self._call(self._ack(batch.receipts))
 
     async def _holds(self, owner: str, partition: int) -> bool:
@@ -276,10 +270,6 @@ class JetStreamStream(StoreBackedStream):
         except Exception:
             return False
         return entry.value == owner.encode() and entry.revision == self._leases.get(partition)
-
-    def discard(self, batch: StreamBatch) -> None:
-        super().discard(batch)
-        self._call(self._ack(batch.receipts))
 
 
 def _key(owner: str) -> str:
