@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from vigil.config import Settings, load_settings
 from vigil.demo import register_ward
 from vigil.devices import WardSimulator
 from vigil.devices.profiles import mixed_ward
-from vigil.ingest.mosquitto import PID_FILE, BrokerFiles, broker_config, write_broker_files
+from vigil.ingest.mosquitto import BrokerFiles, private_broker, write_broker_files
 from vigil.security.crypto import StoreKeys
 from vigil.security.identity import hash_password
 from vigil.timeutil import utc_now
@@ -64,26 +62,9 @@ def require_service(reachable: bool, what: str) -> None:
         pytest.skip(f"{what} is not reachable")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
 @contextmanager
 def running_broker(directory: Path, device_hashes: list[tuple[str, str]], service_password: str) -> Iterator[int]:
     """A private Mosquitto on a free port, configured only from the files Vigil generates."""
-    require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
     files = write_broker_files(directory / "mosquitto", device_hashes, service_password)
     with mosquitto_from(files, directory) as (port, _):
         yield port
@@ -91,20 +72,10 @@ def running_broker(directory: Path, device_hashes: list[tuple[str, str]], servic
 
 @contextmanager
 def mosquitto_from(files: BrokerFiles, directory: Path) -> Iterator[tuple[int, subprocess.Popen]]:
-    """A private Mosquitto on a free port reading these password and ACL files, its pid file beside them (as
-    `vigil mqtt config` writes it), so Vigil's own device changes make it reload them."""
+    """A private Mosquitto reading these password and ACL files (skipped where there is no mosquitto binary)."""
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
-    port = free_port()
-    config = directory / "mosquitto.conf"
-    pid_file = files.password_file.parent / PID_FILE
-    config.write_text(broker_config(files, port, run_as=getpass.getuser(), pid_file=pid_file))
-    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield port, process
-    finally:
-        process.terminate()
-        process.wait(10)
+    with private_broker(files, directory) as running:
+        yield running
 
 
 def postgres_reachable() -> bool:

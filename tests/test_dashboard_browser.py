@@ -11,8 +11,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import free_port, require_service, wait_for_port
+from tests.conftest import require_service
 from vigil.domain import RecommendationDraft, RecommendationKind
+from vigil.ports import free_port, wait_for_port
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now

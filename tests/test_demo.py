@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from tests.conftest import free_port
+from vigil.ports import free_port
 from vigil.store import SqlStore
 
 

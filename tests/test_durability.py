@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import httpx
 
-from tests.conftest import free_port
+from vigil.ports import free_port
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, running_broker, wait_for_port
+from tests.conftest import running_broker
 from vigil.care import CareEngine
 from vigil.demo import register_ward
 from vigil.devices import MqttTransport, PatientProfile, SimClock, WardSimulator, build_clients, run_simulation
@@ -24,6 +24,7 @@ from vigil.ingest.mqtt import MqttIngestor
 from vigil.ingest.service import IngestService
 from vigil.mqtt import MqttEndpoint
 from vigil.pipeline import Pipeline
+from vigil.ports import free_port, wait_for_port
 from vigil.signal import SignalProcessor
 from vigil.store import SqlStore
 from vigil.timeutil import utc_now

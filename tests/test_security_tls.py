@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import free_port, require_service, wait_for_port
+from tests.conftest import require_service
 from vigil.devices.transports import DeliveryFailed, HttpTransport, MqttTransport
+from vigil.ports import free_port, wait_for_port
 from vigil.security.identity import hash_password
 from vigil.store import SqlStore
 from vigil.timeutil import format_time, utc_now

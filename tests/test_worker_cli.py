@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import free_port, require_service, wait_for_port
+from tests.conftest import require_service
+from vigil.ports import free_port, wait_for_port
 from vigil.store import SqlStore
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.ingest.service import MAX_BODY_BYTES
+from vigil.ports import free_port, wait_for_port
 from vigil.security.mosquitto import mosquitto_password_hash
 
 SERVICE_USER = "vigil-ingest"
@@ -154,3 +159,20 @@ def reload_broker(directory: Path) -> bool:
         )
         return False
     return True
+
+
+@contextmanager
+def private_broker(files: BrokerFiles, directory: Path) -> Iterator[tuple[int, subprocess.Popen]]:
+    """A Mosquitto of its own on a free loopback port, reading these password and ACL files, its pid file beside them
+    (as `vigil mqtt config` writes it, so Vigil's own device changes make it reload them); stopped on exit."""
+    port = free_port()
+    config = directory / CONFIG_FILE
+    pid_file = files.password_file.parent / PID_FILE
+    config.write_text(broker_config(files, port, run_as=getpass.getuser(), pid_file=pid_file))
+    process = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(10)
