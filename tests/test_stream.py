@@ -89,8 +89,8 @@ class FailsOnce(Pipeline):
 
     failed = False
 
-    def process(self, readings):
-        alerts = super().process(readings)
+    def record(self, derived):
+        alerts = super().record(derived)
         if not FailsOnce.failed:
             FailsOnce.failed = True
             raise RuntimeError("injected failure after the derived writes")
@@ -113,10 +113,10 @@ def test_a_failed_batch_is_processed_again_with_nothing_of_the_failed_attempt_ke
 class RefusesOneValue(Pipeline):
     """Fails on every batch that holds the poison value."""
 
-    def process(self, readings):
+    def derive(self, readings):
         if any(r.value == 77.7 for r in readings):
             raise RuntimeError("poison reading")
-        return super().process(readings)
+        return super().derive(readings)
 
 
 def test_a_reading_that_always_fails_is_dead_lettered_and_the_rest_are_processed(ward):

@@ -7,13 +7,24 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from vigil.care import CareEngine, CareOutcome, News2Context
 from vigil.care.predictive import GlucoseForecastAlerts, SepsisRiskAlerts
 from vigil.config import renotify_intervals
-from vigil.domain import Alert, AlertDraft, AlertEventKind, News2Inputs, Reading, Severity, VitalsSnapshot
+from vigil.domain import (
+    Alert,
+    AlertDraft,
+    AlertEventKind,
+    News2Inputs,
+    Reading,
+    RecommendationDraft,
+    Score,
+    Severity,
+    VitalsSnapshot,
+)
 from vigil.glucose.live import GLUCOSE_METRICS, LiveGlucose, TherapySource
 from vigil.glucose.live import WARM_UP_WINDOW as GLUCOSE_WARM_UP_WINDOW
 from vigil.models.live import LiveRiskScorer, patient_demographics
@@ -35,6 +46,19 @@ insulin recommended and not yet given) remember beyond the data is checkpointed 
 batch, so a restarted or new owner raises and advises exactly what the old one would have, no more, no less."""
 RENOTIFY_CHECK_SECONDS = 15.0
 """How often a serving process looks for unacknowledged alerts due to be raised again."""
+
+
+@dataclass(frozen=True)
+class DerivedBatch:
+    """What one batch of readings derived, not yet written: care's outcome per snapshot, the hourly risk scores, the
+    stages' checkpoints, the glucose advice and the alerts the risk and forecast scores raise."""
+
+    evaluated: list[tuple[VitalsSnapshot, CareOutcome]]
+    risk_scores: list[Score]
+    care_states: dict[str, dict]
+    glucose_recommendations: list[RecommendationDraft]
+    glucose_states: dict[str, dict]
+    model_alerts: list[AlertDraft]
 
 
 def time_slices(readings: Sequence[Reading], step: timedelta = SNAPSHOT_STEP) -> list[list[Reading]]:
@@ -109,6 +133,12 @@ class Pipeline:
 
     def process(self, readings: Sequence[Reading]) -> list[Alert]:
         """Run newly stored readings through signal and care; returns the alerts raised."""
+        return self.record(self.derive(readings))
+
+    def derive(self, readings: Sequence[Reading]) -> DerivedBatch:
+        """Every stage's outcome for a batch, advancing the per-patient state, and writing nothing: the stream
+        processor derives before it opens the batch's unit of work, so the heavy part (an hour's risk scoring for
+        every patient, glucose forecasts) never holds the database's write lock (SQLite has one, for everyone)."""
         with self._lock:
             evaluated = [
                 (snapshot, self.care.evaluate(snapshot))
@@ -116,21 +146,30 @@ class Pipeline:
                 for snapshot in self.signal.process(chunk, as_of_batch=True)
             ]
             risk_scores = self.risk.update(readings)
-            for score in risk_scores:
-                self._remember_scores(score.patient_id, [score])
-            self.store.add_scores(risk_scores)
             patients = sorted({reading.patient_id for reading in readings})
-            self.store.save_stage_states(CARE_STAGE, {pid: self.care.state_of(pid) for pid in patients})
+            care_states = {pid: self.care.state_of(pid) for pid in patients}
             glucose = self.glucose.update(readings)
-            self.store.save_stage_states(GLUCOSE_STAGE, self.glucose.checkpoints(patients))
-            for draft in glucose.recommendations:
+            return DerivedBatch(
+                evaluated,
+                risk_scores,
+                care_states,
+                glucose.recommendations,
+                self.glucose.checkpoints(patients),
+                self.risk_alerts.update(risk_scores) + self.forecast_alerts.update(glucose.checks),
+            )
+
+    def record(self, derived: DerivedBatch) -> list[Alert]:
+        """Write what a batch derived (in the processor's unit of work); returns the alerts raised."""
+        with self._lock:
+            for score in derived.risk_scores:
+                self._remember_scores(score.patient_id, [score])
+            self.store.add_scores(derived.risk_scores)
+            self.store.save_stage_states(CARE_STAGE, derived.care_states)
+            self.store.save_stage_states(GLUCOSE_STAGE, derived.glucose_states)
+            for draft in derived.glucose_recommendations:
                 self.store.add_recommendation(draft)
             self.store.expire_recommendations()  # stale advice is closed as time passes, not only when read
-            return (
-                self._record(evaluated)
-                + self._raise(self.risk_alerts.update(risk_scores))
-                + self._raise(self.forecast_alerts.update(glucose.checks))
-            )
+            return self._record(derived.evaluated) + self._raise(derived.model_alerts)
 
     def record_news2_inputs(self, inputs: News2Inputs) -> list[Alert]:
         """Store a clinician's NEWS2 inputs, use them from now on, and re-score the patient's latest vitals with them

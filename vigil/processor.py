@@ -138,9 +138,10 @@ class Processor:
         if batch is None:
             return 0
         try:
+            derived = [self.pipeline.derive(part) for part in batch.parts]  # before the write lock is taken
             with self.stream.committing(batch, self.owner):
-                for part in batch.parts:
-                    self.pipeline.process(part)
+                for part in derived:
+                    self.pipeline.record(part)
         except LeaseLost:
             log.warning("processor %s lost partition %d; its batch is left to the new owner", self.owner, partition)
             self._owned.discard(partition)
