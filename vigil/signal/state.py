@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -36,11 +37,12 @@ def utc_datetime(seconds: float) -> datetime:
 
 
 class MetricBuffer:
-    """One metric's plausible samples, sorted by time, at most one sample per time."""
+    """One metric's plausible samples, sorted by time, at most one sample per time; held as packed doubles (16 bytes
+    a sample, against 64 as lists of Python floats): a day of a wearable's vitals for 10,000 patients is gigabytes."""
 
     def __init__(self) -> None:
-        self._times: list[float] = []
-        self._values: list[float] = []
+        self._times = array("d")
+        self._values = array("d")
 
     def __len__(self) -> int:
         return len(self._times)
@@ -63,7 +65,7 @@ class MetricBuffer:
     def between(self, start: float, end: float) -> tuple[FloatArray, FloatArray]:
         """Times and values of the samples with ``start <= time <= end``."""
         first, last = bisect_left(self._times, start), bisect_right(self._times, end)
-        return np.array(self._times[first:last]), np.array(self._values[first:last])
+        return np.array(self._times[first:last], dtype=float), np.array(self._values[first:last], dtype=float)
 
 
 class PatientSignalState:
