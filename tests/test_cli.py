@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import require_service
 from vigil.cli import app
 
 # DESIGN.md's "Command line", as far as it is built: `vigil process`, `report patient`, `notify`, `cohorts`,
@@ -35,7 +37,7 @@ DESIGNED_COMMANDS = {
     "users": ["add"],
     "risk": ["train", "score", "evaluate"],
     "glucose": ["simulate"],
-    "bench": ["ingest"],
+    "bench": ["ingest", "live"],
     "report": ["figures"],
     "audit": ["verify"],
 }
@@ -158,15 +160,26 @@ def test_mqtt_config_writes_broker_files(vigil, tmp_path):
 
 
 def test_bench_ingest_reports_every_phase(vigil):
+    require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
     result = json.loads(
         vigil("bench", "ingest", "--readings", "400", "--batch-size", "50", "--clients", "2", "--json").stdout
     )
     assert result["all_stored"] is True and result["http_end_to_end"]["clients"] == 2
-    for phase in ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end"):
+    for phase in ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end", "mqtt_end_to_end"):
         assert result[phase]["readings"] == 400 and result[phase]["readings_per_second"] > 0
     assert result["http_vs_store_only"] > 0
-    assert 0 < result["http_vs_raw_bulk_load"] < 1
-    assert result["processor"]["readings"] == 800 and result["processor"]["all_processed"] is True
+    assert 0 < result["http_vs_raw_bulk_load"] < 1 and 0 < result["mqtt_vs_raw_bulk_load"] < 1
+    assert result["mqtt_end_to_end"]["messages"] == 8 and result["mqtt_end_to_end"]["ingestor"]["accepted"] == 400
+    assert result["processor"]["readings"] == 1200 and result["processor"]["all_processed"] is True
+
+
+def test_bench_live_alerts_on_every_low_and_samples_both_servers_memory(vigil):
+    result = json.loads(vigil("bench", "live", "--patients", "60", "--minutes", "0.34", "--lows", "6", "--json").stdout)
+    assert result["ingest_to_alert"]["lows"] == 6 and result["ingest_to_alert"]["missed"] == 0
+    assert 0 < result["ingest_to_alert"]["p50_ms"] <= result["ingest_to_alert"]["p99_ms"]
+    assert result["requests"] >= 60 + 6 and result["backlog_at_end"] == 0
+    for server in ("serve", "process"):
+        assert len(result["memory"][server]["samples"]) >= 3 and result["memory"][server]["peak_mb"] > 50
 
 
 def test_bench_alerts_compares_vigil_with_the_instant_baseline(vigil):

@@ -9,10 +9,11 @@ import typer
 from rich.progress import Progress
 
 from vigil.bench import bench_alerts, bench_ingest, bench_score
+from vigil.bench.live import MEMORY_SAMPLE_SECONDS, bench_live
 from vigil.cli.common import DbOption, JsonFlag, emit, err, fail
 
 app = typer.Typer(help="Benchmarks; ratios are against a baseline measured in the same run.", no_args_is_help=True)
-INGEST_PHASES = ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end")
+INGEST_PHASES = ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end", "mqtt_end_to_end")
 
 
 @app.command("ingest")
@@ -30,13 +31,9 @@ def ingest(
     """Readings per second: raw bulk load (the limit), storing, the pipeline, HTTP ingestion (answered on storage)
     and the stream processor working off the backlog."""
     with Progress(console=err) as progress:
-        task = progress.add_task("benchmarking ingestion", total=len(INGEST_PHASES) * -(-readings // batch_size) + 2)
+        task = progress.add_task("benchmarking ingestion", total=len(INGEST_PHASES) * -(-readings // batch_size) + 3)
         result = bench_ingest(readings, batch_size, lambda: progress.advance(task), db, clients)
-    lines = [
-        f"{phase:16s} {result[phase]['readings_per_second']:>10,.0f} readings/s   batch p50 "
-        f"{result[phase]['batch_p50_ms']:.1f} ms  p99 {result[phase]['batch_p99_ms']:.1f} ms"
-        for phase in INGEST_PHASES
-    ]
+    lines = [_phase_line(phase, result[phase]) for phase in INGEST_PHASES]
     lines.append(f"{'processor':16s} {result['processor']['readings_per_second']:>10,.0f} readings/s   (one processor)")
     emit(
         result,
@@ -45,6 +42,48 @@ def ingest(
         + f"\nHTTP / store-only throughput: {result['http_vs_store_only']:.2f}"
         + f"\nHTTP / raw bulk load: {result['http_vs_raw_bulk_load']:.3f}",
     )
+
+
+def _phase_line(phase: str, figures: dict) -> str:
+    if "skipped" in figures:
+        return f"{phase:16s} skipped: {figures['skipped']}"
+    latency = (
+        f"batch p50 {figures['batch_p50_ms']:.1f} ms  p99 {figures['batch_p99_ms']:.1f} ms"
+        if "batch_p50_ms" in figures
+        else f"first publish to last stored, {figures['messages']} messages"
+    )
+    return f"{phase:16s} {figures['readings_per_second']:>10,.0f} readings/s   {latency}"
+
+
+@app.command("live")
+def live(
+    patients: Annotated[int, typer.Option("--patients", min=10, max=100_000)] = 10_000,
+    minutes: Annotated[float, typer.Option("--minutes", min=0.25, help="soak length, in real time")] = 10.0,
+    lows: Annotated[int, typer.Option("--lows", min=1, help="patients whose CGM reads one urgent low")] = 200,
+    clients: Annotated[int, typer.Option("--clients", min=1, max=16, help="client processes sending")] = 2,
+    db: DbOption = None,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ingest-to-alert latency and memory over a soak: `vigil serve` and `vigil process` with PATIENTS sending at
+    their devices' normal rates (vitals each minute, glucose every 5 min) in real time."""
+    if lows > patients:
+        fail(f"--lows: {lows} is more than --patients {patients}")
+    with Progress(console=err) as progress:
+        task = progress.add_task("soaking the live path", total=int(60 * minutes / MEMORY_SAMPLE_SECONDS) + 3)
+        result = bench_live(patients, minutes, lows, clients, db, seed, lambda: progress.advance(task))
+    alert, memory = result["ingest_to_alert"], result["memory"]
+    lines = [
+        f"{result['patients']:,} patients, {result['readings_per_second']:,.0f} readings/s in "
+        f"{result['requests_per_second']:,.0f} requests/s for {minutes:g} min (request p99 {result['request_p99_ms']} ms)",
+        f"ingest to alert: {alert['alerted']} of {alert['lows']} lows alerted, p50 {alert.get('p50_ms')} ms, "
+        f"p99 {alert.get('p99_ms')} ms",
+    ] + [
+        f"{name} memory: {m['first_minute_mb']} MB after warm-up, {m['last_minute_mb']} MB at the end "
+        f"({m['slope_mb_per_minute']:+} MB/min)"
+        for name, m in memory.items()
+    ]
+    emit(result, as_json, "\n".join(lines))
 
 
 @app.command("alerts")

@@ -1,8 +1,10 @@
-"""Benchmarks: ingestion throughput against a store-only baseline; alert burden against an instant-alert baseline."""
+"""Ingestion throughput: raw bulk load (the limit), storing, the pipeline, HTTP and MQTT, the processor."""
 
 from __future__ import annotations
 
 import multiprocessing
+import secrets
+import shutil
 import statistics
 import tempfile
 import threading
@@ -11,22 +13,24 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import uvicorn
 
 from vigil.api.context import AppContext
-from vigil.care import CareEngine
 from vigil.config import load_settings
-from vigil.devices import WardSimulator, mixed_ward
-from vigil.domain import AlertDraft, AlertRule, Device, Reading
+from vigil.domain import Device, Reading
+from vigil.ingest.mosquitto import SERVICE_USER, private_broker, write_broker_files
+from vigil.ingest.mqtt import MqttIngestor
 from vigil.ingest.validation import validate_batch
-from vigil.signal import SignalProcessor
+from vigil.mqtt import READINGS_TOPIC, MqttEndpoint, mqtt_client
 from vigil.timeutil import format_time, utc_now
 from vigil.web.app import create_app
 
+MQTT_IN_FLIGHT = 64  # QoS 1 messages a device has awaiting PUBACK at once
 VITALS = {"heart_rate": 72.0, "spo2": 97.0, "resp_rate": 15.0, "body_temp": 36.8}
 
 
@@ -108,7 +112,7 @@ def _served(ctx: AppContext):
 
 
 @contextmanager
-def _own_schema(db_url: str | None):
+def own_schema(db_url: str | None):
     """On PostgreSQL, a fresh schema for this run (its search_path in the URL), dropped afterwards: runs on one
     database never see each other's readings."""
     if db_url is None or not db_url.startswith(("postgresql://", "postgres://")):
@@ -165,6 +169,72 @@ def _http_from_clients(url: str, tokens: list[str], batches: list[list[dict]], t
     }
 
 
+def _publish_batches(port: int, device_id: str, token: str, batches: list[list[dict]]) -> tuple[float, float]:
+    """One device's client (in its own process): publish each batch with QoS 1, then wait for every PUBACK; the
+    wall-clock start and the time the last PUBACK arrived."""
+    client = mqtt_client(MqttEndpoint("127.0.0.1", port, False, device_id, token), client_id=device_id)
+    client.max_inflight_messages_set(MQTT_IN_FLIGHT)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        topic = READINGS_TOPIC.format(device_id=device_id)
+        started = time.time()
+        sent = [client.publish(topic, orjson.dumps({"readings": batch}), qos=1) for batch in batches]
+        for message in sent:
+            message.wait_for_publish(120)
+            if not message.is_published():
+                raise RuntimeError(f"device {device_id}: message {message.mid} got no PUBACK")
+        return started, time.time()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _until_stored(ctx: AppContext, device_ids: list[str], count: int, timeout: float) -> float:
+    """Wall-clock time at which the store first held ``count`` readings of these devices (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while ctx.store.count_readings(device_ids) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {ctx.store.count_readings(device_ids)} of {count} MQTT readings stored")
+        time.sleep(0.02)
+    return time.time()
+
+
+def _mqtt_from_clients(ctx: AppContext, home: Path, batches: list[list[dict]], clients: int, tick) -> dict:
+    """Devices publish their share of the batches with QoS 1 to a private Mosquitto run on Vigil's own broker files;
+    one MQTT ingestor (as `vigil worker` runs it) validates, stores and appends to the stream, then acknowledges.
+    End to end: readings per second from the first publish to the last reading stored."""
+    if shutil.which("mosquitto") is None:
+        return {"skipped": "no mosquitto binary on this machine"}
+    devices = [_device(ctx, f"mqtt {n}") for n in range(clients)]
+    service_password = secrets.token_urlsafe(24)
+    files = write_broker_files(home / "mosquitto", ctx.store.mqtt_credentials(), service_password)
+    with private_broker(files, home / "mosquitto") as (port, _):
+        ingestor = MqttIngestor(ctx.ingest, MqttEndpoint("127.0.0.1", port, False, SERVICE_USER, service_password))
+        ingestor.start()
+        try:
+            shares = [batches[n::clients] for n in range(clients)]
+            with ProcessPoolExecutor(clients, mp_context=multiprocessing.get_context("spawn")) as pool:
+                ids, tokens = [d.device_id for d, _ in devices], [token for _, token in devices]
+                runs = list(pool.map(_publish_batches, [port] * clients, ids, tokens, shares))
+            count = sum(len(b) for b in batches)
+            stored_at = _until_stored(ctx, ids, count, timeout=600)
+        finally:
+            ingestor.stop()
+    for _ in batches:
+        tick()
+    started = min(start for start, _ in runs)
+    return {
+        "readings": count,
+        "clients": clients,
+        "messages": len(batches),
+        "seconds": round(stored_at - started, 3),
+        "readings_per_second": round(count / (stored_at - started), 1),
+        "all_acknowledged_seconds": round(max(end for _, end in runs) - started, 3),
+        "ingestor": dict(ingestor.stats),
+    }
+
+
 def bench_ingest(
     readings: int = 20_000,
     batch_size: int = 20,
@@ -172,11 +242,11 @@ def bench_ingest(
     db_url: str | None = None,
     clients: int = 1,
 ) -> dict:
-    """Five phases over the same synthetic stream: the raw bulk load (the limit), storing (and appending to the
+    """Six phases over the same synthetic stream: the raw bulk load (the limit), storing (and appending to the
     stream), the pipeline alone, HTTP ingest end to end (answered on storage; from `clients` processes at once, each
-    its own device), and the stream processor working off what storing and HTTP appended; each phase on its own
-    devices so none sees duplicates."""
-    with tempfile.TemporaryDirectory() as home, _own_schema(db_url) as own_url:
+    its own device), MQTT QoS 1 end to end (as many devices publishing at once), and the stream processor working
+    off what storing, HTTP and MQTT appended; each phase on its own devices so none sees duplicates."""
+    with tempfile.TemporaryDirectory() as home, own_schema(db_url) as own_url:
         settings = load_settings(db=own_url or f"sqlite:///{Path(home) / 'bench.db'}", home=home)
         ctx = AppContext.build(settings)
         batches = synthetic_batches(readings, batch_size)
@@ -189,10 +259,12 @@ def bench_ingest(
 
         raw_bulk_load = _timed(batches, lambda b: ctx.store.bulk_load_only(validated(store_device, b)), tick)
         store_only = _timed(batches, lambda b: ctx.store.insert_readings(validated(store_device, b)), tick)
-        drained = [_timed_drain(ctx, tick)]  # so the backlog stays under its bound during the HTTP phase
+        drained = [_timed_drain(ctx, tick)]  # the backlog stays under its bound during HTTP and MQTT
         pipeline_only = _timed([validated(pipeline_device, b) for b in batches], ctx.pipeline.process, tick)
         with _served(ctx) as url:
             http = _http_from_clients(url, [token for _, token in http_devices], batches, tick)
+        drained.append(_timed_drain(ctx, tick))
+        mqtt = _mqtt_from_clients(ctx, Path(home), batches, clients, tick)
         stored = ctx.store.count_readings([store_device.device_id] + [device.device_id for device, _ in http_devices])
         drained.append(_timed_drain(ctx, tick))
         processor = _summed(drained)
@@ -203,115 +275,12 @@ def bench_ingest(
         "store_only": store_only,
         "pipeline_only": pipeline_only,
         "http_end_to_end": http,
+        "mqtt_end_to_end": mqtt,
         "processor": processor,
         "http_vs_store_only": round(http["readings_per_second"] / store_only["readings_per_second"], 3),
         "http_vs_raw_bulk_load": round(http["readings_per_second"] / raw_bulk_load["readings_per_second"], 3),
-        "all_stored": stored == 2 * readings,
-    }
-
-
-# -- alert burden ------------------------------------------------------------------------------
-VITAL_SIGN_RULES = (AlertRule.NEWS2_URGENT, AlertRule.NEWS2_SINGLE_RED, AlertRule.HEART_RATE_RISE)
-
-
-def _care_engines() -> dict[str, CareEngine]:
-    """Vigil's engine and the baseline that alerts on every snapshot, active or not."""
-    return {
-        "vigil": CareEngine(),
-        "baseline_instant": CareEngine(confirmation=timedelta(0), activity_aware=False),
-    }
-
-
-def _first_alert_minutes(alerts: list[AlertDraft], patient: str, rule: AlertRule, onset: datetime) -> float | None:
-    times = [a.time for a in alerts if a.patient_id == patient and a.rule == rule]
-    return round((min(times) - onset).total_seconds() / 60, 1) if times else None
-
-
-def alert_burden_for_seed(seed: int, patients: int, hours: float, tick: Callable[[], None]) -> dict:
-    """Replay one simulated ward through signal and both care engines; count who was alerted for what."""
-    profiles = mixed_ward(patients, seed)
-    start = utc_now() - timedelta(hours=hours)
-    simulator, signal = WardSimulator(profiles, start, seed), SignalProcessor()
-    engines = _care_engines()
-    raised: dict[str, list[AlertDraft]] = {name: [] for name in engines}
-    for step in range(int(hours * 12)):
-        batches = simulator.advance(start + timedelta(minutes=5 * (step + 1)))
-        readings = [
-            r
-            for b in batches
-            for r in validate_batch(b.readings, Device(str(b.key), b.key.patient, b.key.kind), utc_now())[0]
-        ]
-        for snapshot in signal.process(readings):
-            for name, engine in engines.items():
-                raised[name] += engine.evaluate(snapshot).alerts
-        tick()
-    unwell = {p.key: simulator.start + p.deterioration.onset for p in profiles if p.deterioration}
-    return {name: _summarise_alerts(alerts, profiles, unwell, hours) for name, alerts in raised.items()}
-
-
-def _summarise_alerts(alerts: list[AlertDraft], profiles, unwell: dict[str, datetime], hours: float) -> dict:
-    well = [p.key for p in profiles if p.key not in unwell]
-    false_alarms = [a for a in alerts if a.patient_id in well and a.rule in VITAL_SIGN_RULES]
-    return {
-        "vital_sign_alerts_on_well_patients": len(false_alarms),
-        "per_well_patient_day": round(len(false_alarms) / max(len(well), 1) / (hours / 24), 3),
-        "by_rule": {rule.value: sum(a.rule == rule for a in false_alarms) for rule in VITAL_SIGN_RULES},
-        "glucose_alerts": sum(a.rule.startswith("glucose") for a in alerts),
-        "deteriorating_first_news2_alert_minutes_after_onset": {
-            key: _first_alert_minutes(alerts, key, AlertRule.NEWS2_URGENT, onset) for key, onset in unwell.items()
-        },
-    }
-
-
-def bench_alerts(
-    seeds: list[int], patients: int = 12, hours: float = 24, tick: Callable[[], None] = lambda: None
-) -> dict:
-    """Alert burden of Vigil's care rules against the instant baseline, over simulated wards."""
-    runs = {str(seed): alert_burden_for_seed(seed, patients, hours, tick) for seed in seeds}
-    totals = {
-        name: sum(run[name]["vital_sign_alerts_on_well_patients"] for run in runs.values()) for name in _care_engines()
-    }
-    return {
-        "patients": patients,
-        "hours": hours,
-        "seeds": runs,
-        "false_alarms_total": totals,
-        "false_alarm_ratio_vigil_vs_baseline": round(totals["vigil"] / totals["baseline_instant"], 3)
-        if totals["baseline_instant"]
+        "mqtt_vs_raw_bulk_load": round(mqtt["readings_per_second"] / raw_bulk_load["readings_per_second"], 3)
+        if "readings_per_second" in mqtt
         else None,
-    }
-
-
-# -- risk scoring ------------------------------------------------------------------------------
-def bench_score(data: Path, stays: int, tick: Callable[[], None] = lambda: None) -> dict:
-    """`vigil risk score` on ``stays`` Challenge files, against a baseline that only reads and writes them."""
-    from vigil.datasets.physionet import read_files
-    from vigil.models.risk import default_model
-    from vigil.models.scoring import score_directory
-
-    with tempfile.TemporaryDirectory() as scratch:
-        in_dir, copy_dir, out_dir = (Path(scratch) / name for name in ("in", "copy", "out"))
-        in_dir.mkdir()
-        copy_dir.mkdir()
-        for psv in read_files(data, limit=stays):
-            (in_dir / Path(psv.name).name).write_bytes(psv.data)
-        hours = sum(len(p.read_bytes().splitlines()) - 1 for p in in_dir.iterdir())
-        tick()
-        started = time.perf_counter()
-        for psv in read_files(in_dir):
-            (copy_dir / Path(psv.name).name).write_bytes(psv.data)
-        io_seconds = time.perf_counter() - started
-        tick()
-        model = default_model()
-        started = time.perf_counter()
-        scored = score_directory(in_dir, out_dir, model)
-        score_seconds = time.perf_counter() - started
-        tick()
-    return {
-        "stays": scored,
-        "hours": hours,
-        "score_seconds": round(score_seconds, 2),
-        "hours_per_second": round(hours / score_seconds),
-        "read_write_only_seconds": round(io_seconds, 2),
-        "score_vs_read_write_only": round(score_seconds / io_seconds, 1),
+        "all_stored": stored == 2 * readings,
     }
