@@ -9,7 +9,7 @@ import pytest
 
 from vigil.care.predictive import CONFIRMING_HOURS, SepsisRiskAlerts
 from vigil.domain import Patient, Reading, ScoreKind
-from vigil.models.live import LiveRiskScorer, patient_demographics
+from vigil.models.live import COLUMNS, MAX_HOURS, LiveRiskScorer, patient_demographics
 from vigil.models.risk import default_vitals_model
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -44,6 +44,19 @@ def test_live_hours_match_the_challenge_features_of_the_same_hourly_medians():
     expected = model.probability_from_features(model.features(frame))
     assert [s.value for s in scores] == pytest.approx(list(expected))
     assert frame.loc[0, "HR"] == 72 and frame.loc[0, "Age"] == 60 and "ICULOS" not in frame.columns
+
+
+def test_a_patients_hours_are_bounded_whatever_the_stay_length():
+    scorer = LiveRiskScorer(default_vitals_model(), lambda patient: (60.0, 1.0))
+    for hour in range(MAX_HOURS + 48):
+        scores = scorer.update(readings(1, start=START + timedelta(hours=hour)))
+        assert [s.time for s in scores] == ([START + timedelta(hours=hour)] if hour else [])
+    hours = scorer._patients["p1"]
+    assert len(hours.settled) == MAX_HOURS * len(COLUMNS) and list(hours.open_hours) == [START + timedelta(hours=hour)]
+    assert hours.first_hour == START + timedelta(hours=hour - MAX_HOURS)
+    late = replace(readings(1)[0], time=START + timedelta(hours=hour - 2), value=200.0)
+    scorer.update([late])  # an already scored hour is settled: its row, and every later score, stay as they were
+    assert scorer._patients["p1"].frame(START + timedelta(hours=hour - 1)).loc[MAX_HOURS - 2, "HR"] == 72
 
 
 def test_alert_needs_consecutive_hours_above_the_threshold():

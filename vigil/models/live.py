@@ -8,6 +8,7 @@ builds the hourly frame from those columns alone: no ICU field is made up.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,37 +33,75 @@ def hour_of(time: datetime) -> datetime:
     return time.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+COLUMNS = tuple(dict.fromkeys(COLUMN_OF_METRIC.values()))
+"""The Challenge columns a monitored patient's hours are binned into, in the order of a settled row."""
+
+
 @dataclass
 class PatientHours:
-    """One patient's readings binned by clock hour: per Challenge column, the values seen in each hour."""
+    """One patient's monitored vitals by clock hour: the values of each hour not yet scored, and of each scored hour
+    only its row of medians, packed, so a patient's memory is bounded by MAX_HOURS rows and not by their readings."""
 
     age: float | None
     gender: float | None
-    bins: dict[datetime, dict[str, list[float]]] = field(default_factory=dict)
+    open_hours: dict[datetime, dict[str, list[float]]] = field(default_factory=dict)
+    first_hour: datetime | None = None
+    settled: array = field(default_factory=lambda: array("d"))  # rows of COLUMNS medians from first_hour (NaN: none)
     scored_through: datetime | None = None
 
     def add(self, reading: Reading) -> None:
         column = COLUMN_OF_METRIC.get(reading.metric)
-        if column is not None and reading.quality == Quality.OK:
-            self.bins.setdefault(hour_of(reading.time), {}).setdefault(column, []).append(reading.value)
-        if not self.bins:  # nothing the model uses yet (only carbs or insulin, say)
+        if column is None or reading.quality != Quality.OK:
             return
-        cutoff = max(self.bins) - timedelta(hours=MAX_HOURS)
-        for old in [h for h in self.bins if h < cutoff]:
-            del self.bins[old]
+        hour = hour_of(reading.time)
+        if self.scored_through is not None and hour <= self.scored_through:
+            return  # that hour is scored and its row settled: a reading this late changes no score
+        self.open_hours.setdefault(hour, {}).setdefault(column, []).append(reading.value)
+        if self.first_hour is None or hour < self.first_hour:
+            self.first_hour = hour
+
+    def settle(self, through: datetime) -> None:
+        """Reduce every hour up to ``through`` to its row of medians; keep at most MAX_HOURS rows."""
+        hour = self.scored_through + timedelta(hours=1) if self.scored_through else self.first_hour
+        while hour is not None and hour <= through:
+            values = self.open_hours.pop(hour, {})
+            self.settled.extend(float(np.median(values[c])) if c in values else np.nan for c in COLUMNS)
+            hour += timedelta(hours=1)
+        self.scored_through = through
+        excess = len(self.settled) // len(COLUMNS) - MAX_HOURS
+        if excess > 0 and self.first_hour is not None:
+            del self.settled[: excess * len(COLUMNS)]
+            self.first_hour += timedelta(hours=excess)
+
+    def rows(self, through: datetime) -> np.ndarray:
+        """Hourly rows of COLUMNS medians from the first hour to ``through`` (NaN: nothing that hour)."""
+        assert self.first_hour is not None, "no hour to frame"
+        count = int((through - self.first_hour) / timedelta(hours=1)) + 1
+        settled = np.frombuffer(self.settled, dtype=float).reshape(-1, len(COLUMNS))[:count]
+        open_rows = [
+            [float(np.median(values[c])) if c in values else np.nan for c in COLUMNS]
+            for values in (
+                self.open_hours.get(self.first_hour + timedelta(hours=n), {}) for n in range(len(settled), count)
+            )
+        ]
+        return np.vstack([settled, np.array(open_rows).reshape(-1, len(COLUMNS))])
 
     def frame(self, through: datetime) -> pd.DataFrame:
-        """Hourly rows from the first binned hour to ``through`` (empty hours stay missing): MONITORED_INPUTS only."""
-        first = min(self.bins)
-        hours = pd.date_range(first, through, freq="h")
-        rows = [{column: float(np.median(values)) for column, values in self.bins.get(h, {}).items()} for h in hours]
-        frame = pd.DataFrame(rows, index=range(len(hours)))
-        if {"SBP", "DBP"} <= set(frame.columns):
-            frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
-        frame["Age"], frame["Gender"] = self.age, self.gender
-        frame = frame.reindex(columns=list(MONITORED_INPUTS))
-        frame[STAY_ID], frame[HOUR] = "live", range(len(hours))
-        return frame
+        """Hourly rows from the first hour to ``through`` (empty hours stay missing): MONITORED_INPUTS only."""
+        return hours_frame([(self, self.rows(through))])
+
+
+def hours_frame(parts: Sequence[tuple[PatientHours, np.ndarray]]) -> pd.DataFrame:
+    """Several patients' hourly rows as one long frame of MONITORED_INPUTS, one stay (0, 1, ...) per patient."""
+    lengths = [len(rows) for _, rows in parts]
+    frame = pd.DataFrame(np.vstack([rows for _, rows in parts]), columns=COLUMNS)
+    frame["MAP"] = (frame["SBP"] + 2 * frame["DBP"]) / 3
+    frame["Age"] = np.repeat([np.nan if h.age is None else h.age for h, _ in parts], lengths)
+    frame["Gender"] = np.repeat([np.nan if h.gender is None else h.gender for h, _ in parts], lengths)
+    frame = frame.reindex(columns=list(MONITORED_INPUTS))
+    frame[STAY_ID] = np.repeat(np.arange(len(parts)), lengths)
+    frame[HOUR] = np.concatenate([np.arange(n) for n in lengths])
+    return frame
 
 
 def patient_demographics(patient: Patient | None, today: date) -> tuple[float | None, float | None]:
@@ -97,54 +136,85 @@ class LiveRiskScorer:
         self._lock = threading.Lock()
 
     def update(self, readings: Sequence[Reading]) -> list[Score]:
-        """The scores of the hours these readings closed, each patient's in hour order."""
-        scores: list[Score] = []
+        """The scores of the hours these readings closed, each patient's in hour order; every patient's hours are
+        framed together and scored in one pass of the model (a clock hour closes for a whole ward at once)."""
         with self._lock:
+            due: list[_ClosedHours] = []
             for patient_id, batch in _by_patient(readings).items():
                 hours = self._hours(patient_id)
                 for reading in batch:
                     hours.add(reading)
-                scores += self._score_closed_hours(patient_id, hours)
-        return scores
+                closed = _closed_hours(patient_id, hours)
+                if closed is not None:
+                    due.append(closed)
+            return self._score(due) if due else []
 
     def _hours(self, patient_id: str) -> PatientHours:
         if patient_id not in self._patients:
             self._patients[patient_id] = PatientHours(*self.demographics(patient_id))
         return self._patients[patient_id]
 
-    def _score_closed_hours(self, patient_id: str, hours: PatientHours) -> list[Score]:
-        """Scores for every hour that closed since the last call (the latest bin's hour is still open)."""
-        if not hours.bins:
-            return []
-        closed_through = max(hours.bins) - timedelta(hours=1)
-        start = hours.scored_through + timedelta(hours=1) if hours.scored_through else min(hours.bins)
-        if closed_through < start:
-            return []
-        frame = hours.frame(closed_through)
-        features = self.model.features(frame)
-        new = np.arange(len(frame))[-(int((closed_through - start) / timedelta(hours=1)) + 1) :]
-        earlier = np.maximum(new - TREND_HOURS, 0)
+    def _score(self, due: list[_ClosedHours]) -> list[Score]:
+        """Score the newly closed hours of every patient in ``due``, then settle those hours."""
+        features = self.model.features(hours_frame([(closed.hours, closed.rows) for closed in due]))
+        offsets = np.cumsum([0] + [len(closed.rows) for closed in due])
+        new = np.concatenate([offset + closed.new_rows for offset, closed in zip(offsets, due, strict=False)])
+        earlier = np.concatenate(
+            [
+                offset + np.maximum(closed.new_rows - TREND_HOURS, 0)
+                for offset, closed in zip(offsets, due, strict=False)
+            ]
+        )
         probability = self.model.probability_from_features(features[new])
         explanations = self.model.reasons(features[new], features[earlier], new - earlier, self.explain_top)
-        hours.scored_through = closed_through
-        first_hour = min(hours.bins)
-        model = {"name": self.model.name, "features": self.model.feature_set, "inputs": self.model.inputs}
-        return [
-            Score(
-                patient_id,
-                ScoreKind.SEPSIS_RISK,
-                first_hour + timedelta(hours=int(i) + 1),
-                float(p),
-                {
-                    "threshold": self.model.threshold,
-                    "alarm": bool(p >= self.model.threshold),
-                    "hour_start": (first_hour + timedelta(hours=int(i))).isoformat(),
-                    "model": model,
-                    "explanation": [vars(reason) for reason in explanation],
-                },
-            )
-            for i, p, explanation in zip(new, probability, explanations)
-        ]
+        scores, n = [], 0
+        for closed in due:
+            for row in closed.new_rows:
+                scores.append(self._score_of(closed, int(row), float(probability[n]), explanations[n]))
+                n += 1
+            closed.hours.settle(closed.through)
+        return scores
+
+    def _score_of(self, closed: _ClosedHours, row: int, probability: float, explanation: list) -> Score:
+        hour_start = closed.first_hour + timedelta(hours=row)
+        return Score(
+            closed.patient_id,
+            ScoreKind.SEPSIS_RISK,
+            hour_start + timedelta(hours=1),
+            probability,
+            {
+                "threshold": self.model.threshold,
+                "alarm": bool(probability >= self.model.threshold),
+                "hour_start": hour_start.isoformat(),
+                "model": {"name": self.model.name, "features": self.model.feature_set, "inputs": self.model.inputs},
+                "explanation": [vars(reason) for reason in explanation],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class _ClosedHours:
+    """A patient's hourly rows for scoring: ``new_rows`` of them closed since the last score."""
+
+    patient_id: str
+    hours: PatientHours
+    rows: np.ndarray
+    first_hour: datetime
+    through: datetime
+    new_rows: np.ndarray
+
+
+def _closed_hours(patient_id: str, hours: PatientHours) -> _ClosedHours | None:
+    """The hours that closed since the last score (the latest hour with a reading is still open), or None."""
+    if not hours.open_hours or hours.first_hour is None:
+        return None
+    through = max(hours.open_hours) - timedelta(hours=1)
+    start = hours.scored_through + timedelta(hours=1) if hours.scored_through else hours.first_hour
+    if through < start:
+        return None
+    rows = hours.rows(through)
+    new_rows = np.arange(len(rows))[-(int((through - start) / timedelta(hours=1)) + 1) :]
+    return _ClosedHours(patient_id, hours, rows, hours.first_hour, through, new_rows)
 
 
 def _by_patient(readings: Iterable[Reading]) -> dict[str, list[Reading]]:
