@@ -9,6 +9,7 @@ import pytest
 from vigil.domain import Reading
 from vigil.metrics import METRICS
 from vigil.signal import METRIC_PROFILES, PatientSignalState, SignalProcessor
+from vigil.signal.state import LATE_BATCH_SECONDS
 
 START = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 UNITS = {name: metric.unit for name, metric in METRICS.items()}
@@ -158,6 +159,22 @@ def test_buffers_keep_only_the_retention_window():
     assert snapshot.features["heart_rate"]["count"] == 1
     state.update([reading("heart_rate", 10, 70.0)])  # far older than retention: dropped at once
     assert state.snapshot().features["heart_rate"]["count"] == 1
+
+
+def test_each_metric_keeps_what_it_looks_back_over_and_a_late_batch_still_finds_it():
+    minutes = 30 * 60
+    vitals = [reading(m, i, v) for i in range(minutes) for m, v in (("heart_rate", 70.0), ("spo2", 97.0))]
+    state = PatientSignalState("p1")
+    state.update(vitals)
+    assert len(state._buffers["heart_rate"]) == 24 * 60 + 1  # the 24-h baseline
+    kept = len(state._buffers["spo2"])
+    assert kept < 10 * 60 and kept >= LATE_BATCH_SECONDS / 60  # its summary's hour or so, and six hours for late batches
+    late_at = minutes - 5 * 60  # a device's batch five hours late is judged as of its own time, on its full context
+    on_time = PatientSignalState("p1")
+    on_time.update([r for r in vitals if r.time <= START + timedelta(minutes=late_at)])
+    late = state.update([reading("spo2", late_at + 0.5, 96.0)], now=START + timedelta(minutes=late_at + 0.5))
+    expected = on_time.update([reading("spo2", late_at + 0.5, 96.0)])
+    assert late.features["spo2"] == expected.features["spo2"] and late.values["spo2"] == expected.values["spo2"]
 
 
 def test_readings_need_timezone_aware_times_and_the_right_patient():

@@ -5,7 +5,7 @@ Decision support only: nothing is dosed."""
 from __future__ import annotations
 
 import threading
-from collections import deque
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -161,7 +161,8 @@ class PatientGlucose:
     personalised_at: float | None = None
     advised_through: float = -np.inf
     forecasts: dict[float, NDArray[np.float64]] = field(default_factory=dict)
-    residuals: list[deque] = field(default_factory=lambda: [deque(maxlen=RESIDUAL_MEMORY) for _ in BAND_HORIZONS])
+    residuals: list[array] = field(default_factory=lambda: [array("d") for _ in BAND_HORIZONS])
+    """The last ``RESIDUAL_MEMORY`` forecast errors at each horizon, packed (a day's are 55 KB a patient)."""
     recommended_boluses: list[tuple[float, float]] = field(default_factory=list)
     """(minute, units) of the boluses recommended in the last ``BOLUS_PENDING_MIN`` minutes."""
 
@@ -197,7 +198,10 @@ class PatientGlucose:
         for made, path in list(self.forecasts.items()):
             index = round((minute - made) / 5.0) - 1
             if 0 <= index < len(BAND_HORIZONS) and abs(minute - made - BAND_HORIZONS[index]) <= 2.5:
-                self.residuals[index].append(value - path[index])
+                errors = self.residuals[index]
+                errors.append(float(value - path[index]))
+                if len(errors) > RESIDUAL_MEMORY:
+                    del errors[0]
             if minute - made > BAND_HORIZONS[-1]:
                 del self.forecasts[made]
         path = EffectsForecaster(self.advisor.profile).trajectory(self.history, minute, BAND_HORIZONS)
@@ -211,7 +215,7 @@ class PatientGlucose:
         sources = ["fallback"] * len(BAND_HORIZONS)
         for i, errors in enumerate(self.residuals):
             if len(errors) >= MIN_RESIDUALS:
-                half_width[i] = BAND_Z * max(float(np.sqrt(np.mean(np.square(errors)))), MIN_BAND_RMSE)
+                half_width[i] = BAND_Z * max(float(np.sqrt(np.mean(np.square(np.asarray(errors))))), MIN_BAND_RMSE)
                 sources[i] = "patient"
         return half_width, sources
 

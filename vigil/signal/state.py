@@ -18,6 +18,9 @@ from vigil.signal.profiles import METRIC_PROFILES, MetricProfile
 from vigil.signal.summary import LatestValue, MetricSummary, context_start, summarise_metric
 
 DEFAULT_RETENTION = timedelta(seconds=BASELINE_WINDOW_SECONDS)
+"""The longest any metric's samples are kept: the heart-rate baseline's 24 h."""
+LATE_BATCH_SECONDS = 6 * 3600.0
+"""A device's batch up to this late still finds, in every metric, all the samples its snapshot looks back over."""
 ACTIVITY_WINDOW_SECONDS = 15 * 60
 ACTIVE_STEPS = 150
 """Steps in the last 15 minutes from which the patient counts as active (a stroll is ~60-100 a minute):
@@ -29,6 +32,15 @@ def epoch_seconds(time: datetime) -> float:
     if time.tzinfo is None:
         raise ValueError(f"time {time.isoformat()} has no timezone; readings carry UTC times")
     return time.timestamp()
+
+
+def metric_retention(metric: str, profile: MetricProfile, longest: float) -> float:
+    """Seconds of a metric's samples to keep before the latest reading: what its summary looks back over (the
+    heart rate's 24-h baseline for heart rate) plus LATE_BATCH_SECONDS, at most ``longest``."""
+    lookback = -context_start(profile, 0.0)
+    if metric == MetricName.HEART_RATE:
+        lookback = max(lookback, BASELINE_WINDOW_SECONDS)
+    return min(longest, lookback + LATE_BATCH_SECONDS)
 
 
 def utc_datetime(seconds: float) -> datetime:
@@ -72,8 +84,9 @@ class PatientSignalState:
     """One patient's recent readings per metric; ``update`` folds in a batch and returns a snapshot.
 
     Readings may arrive in any order; a second reading of a metric at an already held time is
-    ignored, and implausible readings never enter the buffers. Buffers keep ``retention`` of
-    data before the latest reading time. "Now" is the latest reading time seen unless given.
+    ignored, and implausible readings never enter the buffers. Each metric's buffer keeps what its summaries look
+    back over plus six hours for late batches (``metric_retention``, at most ``retention``) before the latest reading
+    time. "Now" is the latest reading time seen unless given.
     """
 
     def __init__(
@@ -84,7 +97,9 @@ class PatientSignalState:
     ) -> None:
         self.patient_id = patient_id
         self._profiles = profiles
-        self._retention_seconds = retention.total_seconds()
+        self._retention_seconds = {
+            metric: metric_retention(metric, profile, retention.total_seconds()) for metric, profile in profiles.items()
+        }
         self._buffers: dict[str, MetricBuffer] = {}
         self._latest_time: float | None = None
         self._implausible_low_glucose: tuple[float, float] | None = None  # (time, value) of the latest one
@@ -202,9 +217,9 @@ class PatientSignalState:
         return self._latest_time
 
     def _drop_expired(self, now: float) -> None:
-        cutoff = max(now, self._latest_time or now) - self._retention_seconds
-        for buffer in self._buffers.values():
-            buffer.drop_before(cutoff)
+        latest = max(now, self._latest_time or now)
+        for metric, buffer in self._buffers.items():
+            buffer.drop_before(latest - self._retention_seconds[metric])
         self._buffers = {metric: buffer for metric, buffer in self._buffers.items() if len(buffer)}
 
 
