@@ -37,7 +37,7 @@ DESIGNED_COMMANDS = {
     "users": ["add"],
     "risk": ["train", "score", "evaluate"],
     "glucose": ["simulate"],
-    "bench": ["ingest", "live"],
+    "bench": ["ingest", "live", "memory"],
     "report": ["figures"],
     "audit": ["verify"],
 }
@@ -180,6 +180,15 @@ def test_bench_live_alerts_on_every_low_and_samples_both_servers_memory(vigil):
     assert result["requests"] >= 60 + 6 and result["backlog_at_end"] == 0
     for server in ("serve", "process"):
         assert len(result["memory"][server]["samples"]) >= 3 and result["memory"][server]["peak_mb"] > 50
+
+
+def test_bench_memory_sizes_each_stages_state_hour_by_hour(vigil):
+    result = json.loads(vigil("bench", "memory", "--patients", "3", "--hours", "2", "--cgm-share", "0.4", "--json").stdout)
+    first, second = result["per_hour"]
+    assert (first["hour"], second["hour"]) == (1, 2)
+    assert set(first["by_stage"]) >= {"signal", "risk", "care", "glucose"}
+    assert 0 < first["by_stage"]["signal"] < second["by_stage"]["signal"]  # the vitals' buffers fill for 24 h
+    assert second["bytes_per_patient"] == pytest.approx(sum(second["by_stage"].values()), abs=len(second["by_stage"]))
 
 
 def test_bench_alerts_compares_vigil_with_the_instant_baseline(vigil):

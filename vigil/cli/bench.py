@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from vigil.bench import bench_alerts, bench_ingest, bench_score
 from vigil.bench.live import MEMORY_SAMPLE_SECONDS, bench_live
+from vigil.bench.memory import bench_memory
 from vigil.cli.common import DbOption, JsonFlag, emit, err, fail
 
 app = typer.Typer(help="Benchmarks; ratios are against a baseline measured in the same run.", no_args_is_help=True)
@@ -82,6 +83,26 @@ def live(
         f"{name} memory: {m['first_minute_mb']} MB after warm-up, {m['last_minute_mb']} MB at the end "
         f"({m['slope_mb_per_minute']:+} MB/min)"
         for name, m in memory.items()
+    ]
+    emit(result, as_json, "\n".join(lines))
+
+
+@app.command("memory")
+def memory(
+    patients: Annotated[int, typer.Option("--patients", min=1, max=10_000)] = 200,
+    hours: Annotated[float, typer.Option("--hours", min=1, max=24 * 8, help="simulated hours fed")] = 26.0,
+    cgm_share: Annotated[float, typer.Option("--cgm-share", min=0, max=1, help="share of patients with a CGM")] = 0.2,
+    as_json: JsonFlag = False,
+) -> None:
+    """The processor's state per patient, hour by hour and by stage, fed a wearable's vitals every minute (and a CGM
+    every 5 min for some): it must level off once the longest retention (24 h) is full."""
+    with Progress(console=err) as progress:
+        task = progress.add_task("feeding the stages", total=int(hours))
+        result = bench_memory(patients, hours, cgm_share, tick=lambda: progress.advance(task))
+    lines = [
+        f"hour {row['hour']:>3}: {row['bytes_per_patient'] / 1024:8.1f} KiB a patient  "
+        + "  ".join(f"{stage} {size / 1024:.1f}" for stage, size in row["by_stage"].items())
+        for row in result["per_hour"]
     ]
     emit(result, as_json, "\n".join(lines))
 
