@@ -129,7 +129,7 @@ def test_a_restarted_worker_gets_no_dead_lettered_message_back(registry, broker,
     store, (device_a, _), _ = registry
     for seq in range(5):
         devices[0].publish(topic(device_a), _one_reading(seq, OUT_OF_RANGE))
-    assert wait_for(lambda: len(store.list_dead_letters()) == 5)
+    assert wait_for(lambda: len(store.list_dead_letters()) == 5 and ingestor.stats["acknowledged"] == 5)
     ingestor.stop()
     again = MqttIngestor(IngestService(store), MqttEndpoint("127.0.0.1", broker, False, SERVICE_USER, SERVICE_PASSWORD))
     again.start()

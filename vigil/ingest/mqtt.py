@@ -86,9 +86,13 @@ class MqttIngestor:
             self.stats["errors"] += 1
             log.exception("MQTT message on %s neither stored nor dead-lettered; left unacknowledged", message.topic)
             if not self._retry_later(error):
-                client.ack(message.mid, message.qos)  # never let one message hold the in-flight window
+                self._ack(client, message)  # never let one message hold the in-flight window
             return
+        self._ack(client, message)
+
+    def _ack(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
         client.ack(message.mid, message.qos)
+        self.stats["acknowledged"] += 1
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
         try:
