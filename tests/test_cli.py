@@ -183,7 +183,9 @@ def test_bench_live_alerts_on_every_low_and_samples_both_servers_memory(vigil):
 
 
 def test_bench_memory_sizes_each_stages_state_hour_by_hour(vigil):
-    result = json.loads(vigil("bench", "memory", "--patients", "3", "--hours", "2", "--cgm-share", "0.4", "--json").stdout)
+    result = json.loads(
+        vigil("bench", "memory", "--patients", "3", "--hours", "2", "--cgm-share", "0.4", "--json").stdout
+    )
     first, second = result["per_hour"]
     assert (first["hour"], second["hour"]) == (1, 2)
     assert set(first["by_stage"]) >= {"signal", "risk", "care", "glucose"}

@@ -168,7 +168,9 @@ def test_each_metric_keeps_what_it_looks_back_over_and_a_late_batch_still_finds_
     state.update(vitals)
     assert len(state._buffers["heart_rate"]) == 24 * 60 + 1  # the 24-h baseline
     kept = len(state._buffers["spo2"])
-    assert kept < 10 * 60 and kept >= LATE_BATCH_SECONDS / 60  # its summary's hour or so, and six hours for late batches
+    assert (
+        kept < 10 * 60 and kept >= LATE_BATCH_SECONDS / 60
+    )  # its summary's hour or so, and six hours for late batches
     late_at = minutes - 5 * 60  # a device's batch five hours late is judged as of its own time, on its full context
     on_time = PatientSignalState("p1")
     on_time.update([r for r in vitals if r.time <= START + timedelta(minutes=late_at)])
