@@ -157,6 +157,14 @@ def _until_processed(ctx: AppContext, deadline: float) -> None:
     assert ctx.store.pending_count() == 0, "the stream was not worked off"
 
 
+def _ward_to_crash(tmp_path):
+    """The ward's batches, the alerts of its undisturbed run, and a fresh home and database registered for it."""
+    batches = ward_batches()
+    expected = undisturbed(tmp_path, batches)
+    home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'crash.db'}"
+    return batches, expected, home, db, registered(load_settings(db=db, home=str(home)))
+
+
 def _nats_server(port: int, store_dir) -> subprocess.Popen:
     server = subprocess.Popen(
         ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)],
@@ -169,10 +177,7 @@ def _nats_server(port: int, store_dir) -> subprocess.Popen:
 
 def test_kill_9_of_the_nats_server_under_load_loses_and_repeats_nothing(tmp_path):
     require_service(shutil.which("nats-server") is not None, "the nats-server binary")
-    batches = ward_batches()
-    expected = undisturbed(tmp_path, batches)
-    home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'crash.db'}"
-    ctx, tokens, patients = registered(load_settings(db=db, home=str(home)))
+    batches, expected, home, db, (ctx, tokens, patients) = _ward_to_crash(tmp_path)
     nats_port, port = free_port(), free_port()
     env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DB": db, "VIGIL_STREAM": f"nats://127.0.0.1:{nats_port}"}
     nats = _nats_server(nats_port, tmp_path / "jetstream")
@@ -205,10 +210,7 @@ def _mqtt_device(port: int, device_id: str, token: str) -> mqtt.Client:
 
 def test_kill_9_of_an_mqtt_worker_under_load_loses_and_repeats_nothing(tmp_path):
     require_service(shutil.which("mosquitto") is not None, "the mosquitto binary")
-    batches = ward_batches()
-    expected = undisturbed(tmp_path, batches)
-    home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'crash.db'}"
-    ctx, tokens, patients = registered(load_settings(db=db, home=str(home)))
+    batches, expected, home, db, (ctx, tokens, patients) = _ward_to_crash(tmp_path)
     files = write_broker_files(
         home / "mosquitto", ctx.store.mqtt_credentials(), ctx.settings.secret(SERVICE_PASSWORD_SECRET)
     )

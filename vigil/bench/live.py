@@ -151,10 +151,13 @@ class _Watcher:
         self.seen: dict[str, float] = {}
         self.memory: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
 
-    def watch(self, until: float, started: float, tick: Callable[[], None]) -> None:
-        next_sample = 0.0
+    def watch(self, sending: Callable[[], bool], started: float, tick: Callable[[], None], grace: float = 10.0) -> None:
+        """Until the clients are done sending (they may fall behind their schedule) and ``grace`` seconds more."""
+        next_sample, until = 0.0, float("inf")
         while time.time() < until:
             now = time.time()
+            if until == float("inf") and not sending():
+                until = now + grace
             if now >= next_sample:
                 for name, pid in self.pids.items():
                     self.memory[name].append((now - started, _rss_mb(pid)))
@@ -173,6 +176,18 @@ class _Watcher:
 
 def _vigil(env: dict, log, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vigil", *args], env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _stopped(server: subprocess.Popen, grace: float = 60.0) -> bool:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds; whether it stopped on its own."""
+    server.terminate()
+    try:
+        server.wait(grace)
+        return True
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        return False
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -225,9 +240,8 @@ def bench_live(
                 )
                 result["backlog_at_end"] = ctx.store.pending_count()
             finally:
-                for server in servers.values():
-                    server.terminate()
-                    server.wait(30)
+                stops = {name: _stopped(server) for name, server in servers.items()}
+            result["stopped_cleanly"] = stops
     return {
         "db": "sqlite" if db_url is None else db_url.split(":", 1)[0],
         "patients": patients,
@@ -247,7 +261,7 @@ def _run_clients(ctx, registered, low_ids, servers, url, clients, seconds, seed,
             pool.submit(run_live_client, url, [registered[i] for i in share], start_at, seconds, seed + n)
             for n, share in enumerate(shares)
         ]
-        watcher.watch(end_at + 10, start_at, tick)  # 10 s more for the last lows' alerts
+        watcher.watch(lambda: not all(f.done() for f in futures), start_at, tick)  # and 10 s for the last lows
         runs = [future.result() for future in futures]
     acknowledged = {
         low_ids[share[n]]: at

@@ -14,6 +14,7 @@ from vigil.bench.memory import bench_memory
 from vigil.cli.common import DbOption, JsonFlag, emit, err, fail
 
 app = typer.Typer(help="Benchmarks; ratios are against a baseline measured in the same run.", no_args_is_help=True)
+BEHIND_SCHEDULE_WARNING_S = 10.0
 INGEST_PHASES = ("raw_bulk_load", "store_only", "pipeline_only", "http_end_to_end", "mqtt_end_to_end")
 
 
@@ -84,6 +85,11 @@ def live(
         f"({m['slope_mb_per_minute']:+} MB/min)"
         for name, m in memory.items()
     ]
+    if result["max_behind_schedule_s"] > BEHIND_SCHEDULE_WARNING_S:
+        err.print(
+            f"warning: the clients fell {result['max_behind_schedule_s']:.0f} s behind their schedule, so the load was "
+            "lower than the patients' rates; rerun with more --clients"
+        )
     emit(result, as_json, "\n".join(lines))
 
 
