@@ -65,7 +65,7 @@ class PatientHours:
         hour = self.scored_through + timedelta(hours=1) if self.scored_through else self.first_hour
         while hour is not None and hour <= through:
             values = self.open_hours.pop(hour, {})
-            self.settled.extend(float(np.median(values[c])) if c in values else np.nan for c in COLUMNS)
+            self.settled.extend(_median_row(values))
             hour += timedelta(hours=1)
         self.scored_through = through
         excess = len(self.settled) // len(COLUMNS) - MAX_HOURS
@@ -79,7 +79,7 @@ class PatientHours:
         count = int((through - self.first_hour) / timedelta(hours=1)) + 1
         settled = np.frombuffer(self.settled, dtype=float).reshape(-1, len(COLUMNS))[:count]
         open_rows = [
-            [float(np.median(values[c])) if c in values else np.nan for c in COLUMNS]
+            _median_row(values)
             for values in (
                 self.open_hours.get(self.first_hour + timedelta(hours=n), {}) for n in range(len(settled), count)
             )
@@ -89,6 +89,11 @@ class PatientHours:
     def frame(self, through: datetime) -> pd.DataFrame:
         """Hourly rows from the first hour to ``through`` (empty hours stay missing): MONITORED_INPUTS only."""
         return hours_frame([(self, self.rows(through))])
+
+
+def _median_row(values: dict[str, list[float]]) -> list[float]:
+    """One hour's median of each of COLUMNS (NaN where nothing was measured)."""
+    return [float(np.median(values[c])) if c in values else np.nan for c in COLUMNS]
 
 
 def hours_frame(parts: Sequence[tuple[PatientHours, np.ndarray]]) -> pd.DataFrame:
